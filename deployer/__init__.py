@@ -1,0 +1,3 @@
+"""deployer: continuous delivery for Python services on systemd hosts."""
+
+__version__ = "0.1.0"

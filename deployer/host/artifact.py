@@ -1,0 +1,185 @@
+"""The release artifact as the host sees it: manifest, hashes, safe members (stdlib only).
+
+An artifact is an uncompressed tar (wheels are already compressed)::
+
+    manifest.json          first member: app, version, release id, target, files
+    engine.pyz             this engine, as a zipapp: the artifact installs itself
+    requirements.lock      every wheel pinned by the sha256 of its bytes
+    wheels/*.whl           the app wheel and every dependency, for the target only
+    tools/uv-*.whl         optional: uv for fast offline installs
+    app.pex                optional (format "pex"): the service as a --venv pex
+
+Nothing here trusts the tar: every member must be a regular file listed in the
+manifest with a safe relative name, and its bytes must match the listed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tarfile
+from typing import IO, Dict, Iterator, List, Optional, Tuple
+
+from deployer.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+ENGINE = "engine.pyz"
+LOCK = "requirements.lock"
+MANIFEST_SCHEMA = 1
+_CHUNK = 1 << 20
+_HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$")
+_REQUIRED_KEYS = ("schema", "app", "version", "release_id", "format", "target", "files",
+                  "lock", "engine", "app_wheel")
+
+
+def check_member_name(name: str) -> None:
+    """Refuse absolute paths, ``..``, empty parts and odd characters in a member name."""
+    parts = name.split("/")
+    if (name.startswith("/") or ".." in parts or "." in parts or "" in parts
+            or not _SAFE_NAME.match(name)):
+        raise ArtifactError(f"unsafe member name in artifact: {name!r}")
+
+
+def check_member(member: tarfile.TarInfo) -> None:
+    """Only plain files with safe names: no links, devices, fifos or directories."""
+    check_member_name(member.name)
+    if not member.isreg():
+        kind = "link" if (member.issym() or member.islnk()) else "non-regular member"
+        raise ArtifactError(f"refusing {kind} in artifact: {member.name!r}")
+
+
+def _open(path: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, mode="r:")
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such artifact") from None
+    except (tarfile.TarError, OSError) as e:
+        raise ArtifactError(f"{path}: not a readable artifact tar ({e})") from None
+
+
+def read_manifest(path: str) -> dict:
+    """The manifest of an artifact (its first member), checked for shape only."""
+    with _open(path) as tar:
+        try:
+            first = tar.next()
+        except tarfile.TarError as e:
+            raise ArtifactError(f"{path}: damaged tar ({e})") from None
+        if first is None or first.name != MANIFEST:
+            raise ArtifactError(f"{path}: first member is not {MANIFEST}")
+        check_member(first)
+        f = tar.extractfile(first)
+        try:
+            manifest = json.loads(f.read().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, tarfile.TarError, OSError) as e:
+            raise ArtifactError(f"{path}: {MANIFEST} is not valid JSON ({e})") from None
+    return validate_manifest_shape(manifest, path)
+
+
+def validate_manifest_shape(manifest: object, where: str) -> dict:
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{where}: {MANIFEST} is not an object")
+    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise ArtifactError(f"{where}: {MANIFEST} lacks {', '.join(missing)}")
+    if manifest["schema"] != MANIFEST_SCHEMA:
+        raise ArtifactError(f"{where}: manifest schema {manifest['schema']} is not supported "
+                            f"(this engine reads {MANIFEST_SCHEMA})")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{where}: {MANIFEST} has no files")
+    for name, meta in files.items():
+        check_member_name(name)
+        if not (isinstance(meta, dict) and isinstance(meta.get("size"), int)
+                and re.fullmatch(r"[0-9a-f]{64}", str(meta.get("sha256", "")))):
+            raise ArtifactError(f"{where}: {MANIFEST} entry {name!r} needs size and sha256")
+    for key in ("lock", "engine", "app_wheel"):
+        if manifest[key] not in files:
+            raise ArtifactError(f"{where}: {MANIFEST} names {key} {manifest[key]!r}, "
+                                "which is not among its files")
+    return manifest
+
+
+def iter_verified(path: str) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
+    """Walk the artifact, yielding (member, reader, manifest) for each listed file.
+
+    The reader is positioned at the member's data; callers may copy it out. Its hash
+    is checked after the caller is done, so a tampered member is refused before the
+    walk ends - callers must not *use* what they copied until the walk finishes.
+    """
+    manifest = read_manifest(path)
+    expected: Dict[str, dict] = manifest["files"]
+    seen = set()
+    with _open(path) as tar:
+        try:
+            for member in tar:
+                check_member(member)
+                if member.name == MANIFEST:
+                    if seen:
+                        raise ArtifactError(f"{path}: {MANIFEST} appears twice")
+                    seen.add(MANIFEST)
+                    continue
+                meta = expected.get(member.name)
+                if meta is None:
+                    raise ArtifactError(f"{path}: member {member.name!r} is not in the manifest")
+                if member.name in seen:
+                    raise ArtifactError(f"{path}: member {member.name!r} appears twice")
+                seen.add(member.name)
+                if member.size != meta["size"]:
+                    raise ArtifactError(f"{path}: {member.name}: size {member.size}, "
+                                        f"manifest says {meta['size']}")
+                reader = _HashingReader(tar.extractfile(member))
+                yield member, reader, manifest
+                reader.drain()
+                if reader.hexdigest() != meta["sha256"]:
+                    raise ArtifactError(f"{path}: {member.name}: sha256 does not match the "
+                                        "manifest (tampered or damaged)")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise ArtifactError(f"{path}: truncated or damaged ({e})") from None
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise ArtifactError(f"{path}: truncated: missing {', '.join(missing[:3])}"
+                            + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+
+
+class _HashingReader:
+    def __init__(self, f: Optional[IO[bytes]]):
+        self._f = f
+        self._h = hashlib.sha256()
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._h.update(data)
+        self.read_bytes += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def lock_hashes(lock_text: str) -> List[str]:
+    return _HASH_RE.findall(lock_text)
+
+
+def verify_artifact(path: str) -> dict:
+    """Check the manifest, every member's hash, and that the lock pins exactly the wheels.
+
+    Returns the manifest. Raises ArtifactError with one clear line otherwise.
+    """
+    lock_text = None
+    for member, reader, manifest in iter_verified(path):
+        if member.name == manifest["lock"]:
+            lock_text = reader.read().decode("utf-8", errors="replace")
+    wheel_hashes = {meta["sha256"] for name, meta in manifest["files"].items()
+                    if name.startswith("wheels/")}
+    locked = set(lock_hashes(lock_text or ""))
+    if locked != wheel_hashes:
+        raise ArtifactError(f"{path}: {manifest['lock']} does not pin exactly the shipped wheels "
+                            f"({len(locked)} hashes, {len(wheel_hashes)} wheels)")
+    return manifest
