@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
+import tomllib
 from pydantic import (
     BaseModel,
     ConfigDict,

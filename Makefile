@@ -1,0 +1,35 @@
+# deployer: every workflow and test calls these targets.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DIST ?= dist
+
+.DEFAULT_GOAL := help
+.PHONY: help setup release verify test test-fast lint bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv with deployer and its dev tools (pinned)
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+release: setup ## build ONE offline artifact of the example into dist/ and verify it
+	@artifact=$$($(BIN)/deployer build -o $(DIST)) && $(BIN)/deployer verify "$$artifact" && echo "$$artifact"
+
+test: setup ## the whole suite: unit, host engine, build, end-to-end on the staging host
+	$(BIN)/python -m pytest
+
+test-fast: setup ## unit and host-engine tests only (seconds)
+	$(BIN)/python -m pytest tests/unit tests/host -q
+
+lint: setup ## ruff
+	$(BIN)/ruff check .
+
+clean: ## remove build outputs (not caches)
+	rm -rf $(DIST) build .pytest_cache
+
+-include mk/*.mk

@@ -1,0 +1,67 @@
+"""Byte-reproducible containers: the release tar and the engine zipapp."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+from deployer.host.artifact import MANIFEST
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _tarinfo(name: str, size: int, mode: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, mode, mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_release_tar(dest: Path, manifest: dict, files: dict[str, Path], mtime: int) -> Path:
+    """manifest.json first, then every file in name order; fixed owners, modes and mtimes.
+
+    Written to ``dest.partial`` and renamed into place, so ``dest`` is always complete.
+    """
+    partial = dest.with_name(dest.name + ".partial")
+    data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+    with open(partial, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_tarinfo(MANIFEST, len(data), 0o644, mtime), io.BytesIO(data))
+        for name in sorted(files):
+            path = files[name]
+            mode = 0o755 if os.access(path, os.X_OK) and name.endswith(".pyz") else 0o644
+            with open(path, "rb") as f:
+                tar.addfile(_tarinfo(name, path.stat().st_size, mode, mtime), f)
+    os.replace(partial, dest)
+    return dest
+
+
+def write_zipapp(dest: Path, package_root: Path, packages: list[str], main: str) -> Path:
+    """A zipapp of ``packages`` (dirs or .py files under ``package_root``), deterministic.
+
+    ``main`` is the text of ``__main__.py``. Timestamps are fixed and entries sorted,
+    so the same source gives the same bytes.
+    """
+    entries: dict[str, bytes] = {"__main__.py": main.encode()}
+    for pkg in packages:
+        src = package_root / pkg
+        paths = [src] if src.is_file() else sorted(src.rglob("*.py"))
+        for p in paths:
+            if "__pycache__" not in p.parts:
+                entries[p.relative_to(package_root).as_posix()] = p.read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, entries[name])
+    partial = dest.with_name(dest.name + ".partial")
+    partial.write_bytes(b"#!/usr/bin/env python3\n" + buf.getvalue())
+    partial.chmod(0o755)
+    os.replace(partial, dest)
+    return dest

@@ -1,0 +1,103 @@
+"""The artifact's manifest, hash lock and release id: pure builders over file facts."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+from deployer.build.target import abi_tag, glibc_str, platform_tags, wheel_glibc, wheel_tags
+from deployer.build.wheelhouse import normalize
+from deployer.config import Config
+from deployer.host.artifact import ENGINE, LOCK, MANIFEST_SCHEMA
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_lock(wheels: dict[str, str]) -> str:
+    """Requirements text pinning every shipped wheel by the sha256 of its bytes.
+
+    ``wheels`` maps wheel file name -> sha256. Installable with
+    ``--no-index --require-hashes``; hashes are of what is shipped, not of the index.
+    """
+    lines = []
+    for filename in sorted(wheels, key=lambda f: normalize(wheel_tags(f)[0])):
+        name, version = wheel_tags(filename)[:2]
+        lines.append(f"{normalize(name)}=={version} \\\n    --hash=sha256:{wheels[filename]}\n")
+    return "".join(lines)
+
+
+def release_id(commit_epoch: int, lock_text: str, wheels: dict[str, str]) -> str:
+    """Commit time (UTC) + short hash of the lock and the wheels: fixed at build time."""
+    h = hashlib.sha256(lock_text.encode())
+    for name in sorted(wheels):
+        h.update(f"{name}\0{wheels[name]}\n".encode())
+    stamp = datetime.fromtimestamp(commit_epoch, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{h.hexdigest()[:7]}"
+
+
+def host_config(config: Config) -> dict:
+    """The part of deploy.toml the host engine needs (no secrets, no SSH details)."""
+    app = config.app
+    return {
+        "app": app.name,
+        "module": app.module_name,
+        "unit": app.unit_name,
+        "user": app.user,
+        "base_path": app.base,
+        "keep_releases": app.keep_releases,
+        "shared_dirs": list(app.shared_dirs),
+        "interpreter": config.target.interpreter,
+        "smoke": {"command": config.smoke_command(), "timeout": config.smoke.timeout},
+        "health": config.health.model_dump(),
+        "env_required": list(config.env.required),
+        "audit_retention_days": config.audit.retention_days,
+    }
+
+
+def build_manifest(*, config: Config, version: str, rid: str, commit, files: dict[str, dict],
+                   app_wheel: str, uv_wheel: str | None, pex: str | None,
+                   build_glibc: tuple[int, int] | None) -> dict:
+    """manifest.json: what the artifact is, for whom, and every file's size and sha256."""
+    target = config.target
+    wheel_files = [f for f in files if f.startswith("wheels/")]
+    needs = [g for g in (wheel_glibc(Path(f).name, build_glibc) for f in wheel_files) if g]
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "app": config.app.name,
+        "module": config.app.module_name,
+        "version": version,
+        "release_id": rid,
+        "format": config.artifact.format,
+        "git": {
+            "sha": commit.sha,
+            "ref": commit.ref,
+            "tag": commit.tag,
+            "dirty": commit.dirty,
+            "commit_time": datetime.fromtimestamp(commit.epoch, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "target": {
+            "python_version": target.python_version,
+            "implementation": "cp",
+            "abi": abi_tag(target),
+            "platform": target.platform,
+            "platform_tags": platform_tags(target),
+            "glibc": target.glibc,
+            "interpreter": target.interpreter,
+        },
+        "glibc_required": glibc_str(max(needs)) if needs else None,
+        "engine": ENGINE,
+        "lock": LOCK,
+        "app_wheel": app_wheel,
+        "uv_wheel": uv_wheel,
+        "pex": pex,
+        "config": None,  # filled by the caller with host_config(); kept last for readability
+        "files": dict(sorted(files.items())),
+    }

@@ -1,0 +1,145 @@
+"""``deployer build``: source + lock + wheels + engine -> dist/<app>-<release-id>.tar."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import deployer
+from deployer.build import archive, manifest, source, wheelhouse
+from deployer.build.target import glibc_str, wheel_glibc
+from deployer.config import Config, resolve
+from deployer.errors import BuildError
+from deployer.host.artifact import ENGINE, LOCK
+
+Step = Callable[[str, str], None]
+ENGINE_MAIN = "from deployer.host.cli import main\n\nmain()\n"
+ENGINE_PACKAGES = ["deployer/__init__.py", "deployer/errors.py", "deployer/host"]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    manifest: dict
+    sha256: str
+    seconds: float
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DEPLOYER_CACHE") or Path.home() / ".cache" / "deployer")
+
+
+def build_engine(dest: Path) -> Path:
+    """The host engine as a zipapp, built from this very package."""
+    root = Path(deployer.__file__).resolve().parent.parent
+    return archive.write_zipapp(dest, root, ENGINE_PACKAGES, ENGINE_MAIN)
+
+
+def requirements_of(config: Config, config_path: Path, src: Path, pyproject: dict) -> list[str]:
+    """The service's dependencies: its requirements file plus its pyproject dependencies."""
+    reqs = list(pyproject.get("project", {}).get("dependencies", []))
+    if config.app.requirements:
+        path = src / config.app.requirements
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                line = line.split(" #", 1)[0].strip()
+                if line and not line.startswith("#"):
+                    if line.startswith("-"):
+                        raise BuildError(f"{path}: option lines ({line.split()[0]}) are not "
+                                         "supported; list requirements only")
+                    reqs.append(line)
+    return reqs
+
+
+def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
+                  on_step: Optional[Step] = None) -> BuildResult:
+    """Build ONE offline artifact for ``config.target`` from the service's HEAD."""
+    step = on_step or (lambda name, detail: None)
+    started = time.monotonic()
+    src = resolve(config_path, config.app.source)
+    target = config.target
+    commit = source.read_commit(src)
+    pyproject = source.load_pyproject(src)
+    files = source.source_files(src)
+    version = source.release_version(source.base_version(pyproject, src), commit,
+                                     source.tree_hash(src, files))
+    step("source", f"{config.app.name} {version} at {commit.short}"
+         + (" (uncommitted changes)" if commit.dirty else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
+        work = Path(tmp)
+        staged = source.stage_source(src, files, work / "src", version)
+        app_wheel = source.build_app_wheel(staged, work / "app", commit.epoch)
+        step("app wheel", app_wheel.name)
+
+        pins = wheelhouse.resolve_lock(requirements_of(config, Path(config_path), src, pyproject),
+                                       target, work, commit.epoch)
+        app_name = wheelhouse.normalize(config.app.name)
+        if any(p.name == app_name for p in pins):
+            raise BuildError(f"the service {config.app.name} is also listed as its own dependency")
+        step("lock", f"{len(pins)} dependencies for Python {target.python_version} "
+             f"{target.platform} glibc {target.glibc}")
+        wheels_dir = work / "wheels"
+        deps = wheelhouse.fetch_wheels(pins, target, wheels_dir,
+                                       cache_dir() / "built-wheels", config.artifact.build_python)
+        shutil.copyfile(app_wheel, wheels_dir / app_wheel.name)
+        build_glibc = _build_glibc()
+        _check_glibc(deps, target, build_glibc)
+        step("wheels", f"{len(deps) + 1} wheels, no sdists")
+
+        members: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels_dir.glob("*.whl"))}
+        wheel_hashes = {Path(n).name: manifest.sha256_file(p) for n, p in members.items()}
+        lock_text = manifest.hash_lock(wheel_hashes)
+        (work / LOCK).write_text(lock_text, encoding="utf-8")
+        members[LOCK] = work / LOCK
+        members[ENGINE] = build_engine(work / ENGINE)
+        uv_name = None
+        if config.artifact.ship_uv:
+            uv = wheelhouse.fetch_uv_wheel(target, work / "tools")
+            uv_name = f"tools/{uv.name}"
+            members[uv_name] = uv
+        pex_name = None
+        if config.artifact.format == "pex":
+            from deployer.build.pex import build_pex
+
+            members["app.pex"] = build_pex(work, wheels_dir, work / LOCK, target,
+                                           config.app.module_name, commit.epoch)
+            pex_name = "app.pex"
+            step("pex", f"app.pex {members['app.pex'].stat().st_size // 1024} KiB")
+
+        rid = manifest.release_id(commit.epoch, lock_text, wheel_hashes)
+        file_facts = {n: {"size": p.stat().st_size, "sha256": manifest.sha256_file(p)}
+                      for n, p in members.items()}
+        doc = manifest.build_manifest(
+            config=config, version=version, rid=rid, commit=commit, files=file_facts,
+            app_wheel=f"wheels/{app_wheel.name}", uv_wheel=uv_name, pex=pex_name,
+            build_glibc=build_glibc)
+        doc["config"] = manifest.host_config(config)
+        dest = out_dir / f"{config.app.name}-{rid}.tar"
+        archive.write_release_tar(dest, doc, members, commit.epoch)
+    digest = manifest.sha256_file(dest)
+    step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
+    return BuildResult(dest, doc, digest, time.monotonic() - started)
+
+
+def _build_glibc() -> tuple[int, int] | None:
+    lib, ver = platform.libc_ver()
+    if lib != "glibc" or not ver:
+        return None
+    major, minor = ver.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _check_glibc(wheels: list[Path], target, build_glibc) -> None:
+    """A wheel built here for linux_* needs this machine's glibc: refuse if the host is older."""
+    for w in wheels:
+        need = wheel_glibc(w.name, build_glibc)
+        if need and need > target.glibc_tuple:
+            raise BuildError(f"{w.name} needs glibc {glibc_str(need)}, the target has "
+                             f"{target.glibc} (build on an older system or raise target.glibc)")

@@ -1,0 +1,150 @@
+"""The service's source: commit facts from git, the release version, the app wheel."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from deployer.errors import BuildError
+
+_VERSION_LINE = re.compile(r'^(\s*version\s*=\s*)(["\'])([^"\']*)\2', re.MULTILINE)
+_TAG_VERSION = re.compile(r"^v?(\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    epoch: int
+    ref: Optional[str]
+    tag: Optional[str]
+    dirty: bool
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60
+        )
+    except FileNotFoundError:
+        raise BuildError("git is not installed; the build needs the service's git repository")
+    if out.returncode != 0:
+        raise BuildError(f"git {' '.join(args)}: {out.stderr.strip() or 'failed'}")
+    return out.stdout.strip()
+
+
+def read_commit(source: Path) -> Commit:
+    """HEAD of the git repository holding ``source`` (tag, branch, dirtiness of ``source``)."""
+    if not source.is_dir():
+        raise BuildError(f"app.source: {source} is not a directory")
+    try:
+        sha = _git(source, "rev-parse", "HEAD")
+    except BuildError as e:
+        raise BuildError(f"{source}: not a git repository with a commit ({e})") from None
+    epoch = int(_git(source, "show", "-s", "--format=%ct", "HEAD"))
+    tags = [t for t in _git(source, "tag", "--points-at", "HEAD").splitlines() if t]
+    tag = next((t for t in sorted(tags) if _TAG_VERSION.match(t)), None)
+    ref = _git(source, "rev-parse", "--abbrev-ref", "HEAD")
+    dirty = bool(_git(source, "status", "--porcelain", "--untracked-files=no", "--", "."))
+    return Commit(sha=sha, epoch=epoch, ref=None if ref == "HEAD" else ref, tag=tag, dirty=dirty)
+
+
+def base_version(pyproject: dict, where: Path) -> str:
+    project = pyproject.get("project", {})
+    version = project.get("version")
+    if not version:
+        raise BuildError(f"{where}: [project] needs a static version = \"X.Y.Z\" line")
+    return str(version)
+
+
+def release_version(base: str, commit: Commit, tree_hash: str) -> str:
+    """Tag builds get the tag's version; others ``<base>.dev<epoch>+g<sha>[.d<tree>]``.
+
+    Every build of a different tree gets a different version: installers silently
+    skip a rebuilt wheel whose version they already have.
+    """
+    if commit.tag and not commit.dirty:
+        return _TAG_VERSION.match(commit.tag).group(1)
+    public = base.split("+", 1)[0]
+    public = re.sub(r"\.dev\d+$", "", public)
+    local = f"g{commit.short}" + (f".d{tree_hash[:8]}" if commit.dirty else "")
+    return f"{public}.dev{commit.epoch}+{local}"
+
+
+def source_files(source: Path) -> list[str]:
+    """Files of the service as git sees them (tracked and new, never ignored)."""
+    out = _git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+    return sorted(f for f in out.split("\0") if f and (source / f).is_file())
+
+
+def tree_hash(source: Path, files: list[str]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.encode() + b"\0" + hashlib.sha256((source / f).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def stage_source(source: Path, files: list[str], dest: Path, version: str) -> Path:
+    """Copy the service into ``dest`` with its [project] version set to ``version``."""
+    for f in files:
+        target = dest / f
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / f, target)
+    pyproject = dest / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    project_at = text.find("[project]")
+    head, tail = text[:project_at], text[project_at:]
+    tail, n = _VERSION_LINE.subn(lambda m: f"{m.group(1)}{m.group(2)}{version}{m.group(2)}", tail, 1)
+    if project_at < 0 or n != 1:
+        raise BuildError(f"{source / 'pyproject.toml'}: no version line in [project] to set")
+    pyproject.write_text(head + tail, encoding="utf-8")
+    return dest
+
+
+def load_pyproject(source: Path) -> dict:
+    path = source / "pyproject.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BuildError(f"{path}: not found; the service must be a pyproject.toml project") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BuildError(f"{path}: not valid TOML: {e}") from None
+
+
+def build_app_wheel(staged: Path, out_dir: Path, epoch: int) -> Path:
+    """Build the service's wheel with pypa/build; isolated only when the backend is missing."""
+    import os
+
+    from build import BuildBackendException, BuildException, ProjectBuilder
+    from build.env import DefaultIsolatedEnv
+
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+
+    def runner(cmd, cwd=None, extra_environ=None):
+        subprocess.run(cmd, cwd=cwd, env={**env, **(extra_environ or {})}, check=True,
+                       capture_output=True)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        builder = ProjectBuilder(staged, runner=runner)
+        if not builder.check_dependencies("wheel"):
+            return Path(builder.build("wheel", out_dir))
+        with DefaultIsolatedEnv() as venv:
+            builder = ProjectBuilder.from_isolated_env(venv, staged, runner=runner)
+            venv.install(builder.build_system_requires)
+            venv.install(builder.get_requires_for_build("wheel"))
+            return Path(builder.build("wheel", out_dir))
+    except (BuildException, BuildBackendException, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", None) or getattr(getattr(e, "exception", None), "stderr", b"")
+        tail = (detail or b"").decode(errors="replace").strip().splitlines()[-5:]
+        raise BuildError(f"building the app wheel failed: {e}" + (
+            ": " + " | ".join(tail) if tail else "")) from None

@@ -1,0 +1,75 @@
+"""Wheel tags and glibc levels for the configured target (pure)."""
+
+from __future__ import annotations
+
+import re
+
+from deployer.config import Target
+
+# legacy manylinux aliases -> the glibc they stand for (PEP 600)
+_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_MANYLINUX_RE = re.compile(r"^(manylinux1|manylinux2010|manylinux2014|manylinux_(\d+)_(\d+))_")
+OLDEST_GLIBC = (2, 17)
+
+
+def abi_tag(target: Target) -> str:
+    return "cp" + target.python_version.replace(".", "")
+
+
+def platform_tags(target: Target) -> list[str]:
+    """Every platform tag a wheel for the target may carry, most specific first."""
+    arch = target.arch
+    major, minor = target.glibc_tuple
+    tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, OLDEST_GLIBC[1] - 1, -1)]
+    tags.append(f"manylinux2014_{arch}")
+    if arch == "x86_64":
+        tags += [f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    return tags
+
+
+def pip_target_args(target: Target) -> list[str]:
+    """`pip download` arguments that select wheels for the target, not the build machine."""
+    args = ["--only-binary", ":all:", "--implementation", "cp"]
+    args += ["--python-version", target.python_version]
+    for abi in (abi_tag(target), "abi3", "none"):
+        args += ["--abi", abi]
+    for tag in platform_tags(target):
+        args += ["--platform", tag]
+    return args
+
+
+def uv_platform(target: Target) -> str:
+    """uv's --python-platform name for the target (e.g. x86_64-manylinux_2_36)."""
+    major, minor = target.glibc_tuple
+    return f"{target.arch}-manylinux_{major}_{minor}"
+
+
+def wheel_tags(filename: str) -> tuple[str, str, str, str, str]:
+    """(name, version, python tag, abi tag, platform tag) of a wheel file name."""
+    stem = filename[: -len(".whl")] if filename.endswith(".whl") else filename
+    parts = stem.split("-")
+    if len(parts) not in (5, 6):
+        raise ValueError(f"not a wheel file name: {filename}")
+    name, version = parts[0], parts[1]
+    py, abi, plat = parts[-3:]
+    return name, version, py, abi, plat
+
+
+def wheel_glibc(filename: str, build_glibc: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The glibc a wheel needs: from its manylinux tag, or the build machine's for linux_*.
+
+    A wheel with several platform tags (``manylinux_2_17_x86_64.manylinux2014_x86_64``)
+    runs where any of them does, so the lowest counts. Pure wheels need none.
+    """
+    needs = []
+    for plat in wheel_tags(filename)[4].split("."):
+        m = _MANYLINUX_RE.match(plat)
+        if m:
+            needs.append(_LEGACY.get(m.group(1)) or (int(m.group(2)), int(m.group(3))))
+        elif plat.startswith("linux_"):
+            needs.append(build_glibc or OLDEST_GLIBC)
+    return min(needs) if needs else None
+
+
+def glibc_str(v: tuple[int, int] | None) -> str | None:
+    return f"{v[0]}.{v[1]}" if v else None

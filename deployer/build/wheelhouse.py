@@ -1,0 +1,176 @@
+"""A wheel-only wheelhouse for the target: resolve with uv, fetch with pip, build sdists.
+
+The lock is resolved for the *target* (its Python and manylinux level), not for the
+machine that builds; wheels are fetched with ``--only-binary :all:`` and target tags;
+a dependency published only as an sdist is built into a wheel with an interpreter of
+the target's Python version and cached, so the next build reuses the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from deployer.build.target import pip_target_args, uv_platform, wheel_tags
+from deployer.config import Target
+from deployer.errors import BuildError, WheelUnavailableError
+
+_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
+_MISSING_RE = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+def parse_pins(text: str) -> list[Pin]:
+    pins = []
+    for line in text.splitlines():
+        m = _PIN_RE.match(line.strip())
+        if m:
+            pins.append(Pin(normalize(m.group(1)), m.group(2)))
+    return pins
+
+
+def _run(argv: list[str], what: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    except FileNotFoundError:
+        raise BuildError(f"{what}: {argv[0]} not found") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{what}: timed out after {timeout:.0f}s") from None
+
+
+def _tail(text: str, n: int = 6) -> str:
+    lines = [ln for ln in text.strip().splitlines() if not ln.startswith("WARNING: Location")]
+    return " | ".join(lines[-n:])
+
+
+def uv_bin() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise BuildError("uv is not installed (pip install uv)") from None
+        return found
+
+
+def resolve_lock(requirements: list[str], target: Target, work: Path, as_of: int) -> list[Pin]:
+    """Pin every dependency for the target, as the index was at the commit time."""
+    req_in = work / "requirements.in"
+    req_in.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
+    if not requirements:
+        return []
+    out = work / "requirements.pins"
+    exclude_newer = datetime.fromtimestamp(as_of + 1, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    proc = _run(
+        [uv_bin(), "pip", "compile", str(req_in), "-o", str(out), "--quiet", "--no-header",
+         "--no-annotate", "--python-version", target.python_version,
+         "--python-platform", uv_platform(target), "--exclude-newer", exclude_newer],
+        "resolving the lock",
+    )
+    if proc.returncode != 0:
+        raise BuildError(f"resolving the lock for Python {target.python_version} "
+                         f"{uv_platform(target)} failed: {_tail(proc.stderr)}")
+    return parse_pins(out.read_text(encoding="utf-8"))
+
+
+def fetch_wheels(pins: list[Pin], target: Target, dest: Path, built_cache: Path,
+                 build_python: str | None) -> list[Path]:
+    """Wheels for every pin, for the target; sdist-only pins are built (and cached)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    remaining = list(pins)
+    built: list[Path] = []
+    while remaining:
+        reqs = dest.parent / "pins.txt"
+        reqs.write_text("".join(p.spec + "\n" for p in remaining), encoding="utf-8")
+        proc = _run([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
+                     "-d", str(dest), *pip_target_args(target), "-r", str(reqs)],
+                    "downloading wheels")
+        if proc.returncode == 0:
+            break
+        missing = _MISSING_RE.search(proc.stderr)
+        if not missing:
+            raise BuildError(f"downloading wheels failed: {_tail(proc.stderr)}")
+        pin = Pin(normalize(missing.group(1)), missing.group(2))
+        built.append(build_sdist_wheel(pin, target, built_cache, build_python))
+        remaining = [p for p in remaining if p != pin]
+    for wheel in built:
+        shutil.copyfile(wheel, dest / wheel.name)
+    return sorted(dest.glob("*.whl"))
+
+
+def find_build_python(target: Target, configured: str | None) -> str:
+    """An interpreter of the target's Python version, to build sdist-only dependencies."""
+    candidates = [configured] if configured else [f"python{target.python_version}"]
+    for c in candidates:
+        path = shutil.which(c) if c else None
+        if path:
+            proc = _run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                        "checking the build interpreter", timeout=30)
+            if proc.stdout.strip() == target.python_version:
+                return path
+            raise BuildError(f"artifact.build_python: {c} is Python {proc.stdout.strip()}, "
+                             f"the target needs {target.python_version}")
+    raise BuildError(f"no python{target.python_version} to build sdist-only dependencies with "
+                     "(install it or set artifact.build_python)")
+
+
+def build_sdist_wheel(pin: Pin, target: Target, cache: Path, build_python: str | None) -> Path:
+    """Build (once) a wheel for a dependency that is published only as an sdist."""
+    key_dir = cache / f"cp{target.python_version.replace('.', '')}-{target.platform}"
+    for wheel in sorted(key_dir.glob("*.whl")) if key_dir.is_dir() else []:
+        name, version = wheel_tags(wheel.name)[:2]
+        if normalize(name) == pin.name and version == pin.version:
+            return wheel
+    python = find_build_python(target, build_python)
+    work = key_dir / ".work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    proc = _run([python, "-m", "pip", "wheel", "--no-deps", "--no-binary", pin.name,
+                 "--progress-bar", "off", "-w", str(work), pin.spec], f"building {pin.spec}")
+    wheels = list(work.glob("*.whl"))
+    if proc.returncode != 0 or len(wheels) != 1:
+        shutil.rmtree(work, ignore_errors=True)
+        raise WheelUnavailableError(
+            f"{pin.spec}: no wheel for Python {target.python_version} {target.platform} "
+            f"(glibc {target.glibc}) and building one from source failed: {_tail(proc.stderr)}")
+    final = key_dir / wheels[0].name
+    os.replace(wheels[0], final)
+    shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def fetch_uv_wheel(target: Target, dest: Path) -> Path:
+    """The uv wheel for the target, so the host can install fast without an index."""
+    from importlib.metadata import version
+
+    dest.mkdir(parents=True, exist_ok=True)
+    spec = f"uv=={version('uv')}"
+    proc = _run([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
+                 "-d", str(dest), *pip_target_args(target), spec], "downloading uv")
+    wheels = sorted(dest.glob("uv-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise WheelUnavailableError(f"{spec}: no wheel for {target.platform}: {_tail(proc.stderr)}")
+    return wheels[0]

@@ -1,0 +1,118 @@
+"""Fixtures shared by the suites: the example service built into a real artifact.
+
+The build runs once per session from a scratch git repository holding a copy of the
+example service, committed at a fixed time, so builds are repeatable and the
+developer's working tree (and its uncommitted edits) never leaks in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from deployer.build import build_release
+from deployer.config import load_config
+from deployer.host.artifact import iter_verified
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "tg_video_streamer"
+COMMIT_DATE = "2026-11-26T10:15:00Z"
+ISOLATED_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def git(repo: Path, *args: str, date: str = COMMIT_DATE) -> str:
+    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date,
+           "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid",
+           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.invalid"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout.strip()
+
+
+def make_service_repo(dest: Path) -> Path:
+    """A fresh git repo with deploy.toml and the example service, one commit."""
+    shutil.copytree(EXAMPLE, dest / "examples" / "tg_video_streamer",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist"))
+    shutil.copyfile(ROOT / "deploy.toml", dest / "deploy.toml")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "example service")
+    return dest
+
+
+def extract(artifact: Path, dest: Path) -> Path:
+    """Extract a verified artifact (test helper; the engine has its own safe unpack)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for member, reader, _ in iter_verified(str(artifact)):
+        target = dest / member.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            shutil.copyfileobj(reader, out)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def service_repo(tmp_path_factory) -> Path:
+    return make_service_repo(tmp_path_factory.mktemp("service-repo"))
+
+
+@pytest.fixture(scope="session")
+def example_build(service_repo, tmp_path_factory):
+    """The example service built once into dist/<app>-<release>.tar."""
+    config = load_config(service_repo / "deploy.toml", environ={})
+    return build_release(config, service_repo / "deploy.toml", tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def example_artifact(example_build) -> Path:
+    return example_build.path
+
+
+def find_python(version: str) -> str | None:
+    """The real executable of python<version>, or None (pyenv shims resolved)."""
+    try:
+        out = subprocess.run([f"python{version}", "-c", "import sys; print(sys.executable)"],
+                             capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "PYENV_VERSION": version})
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def target_python() -> str:
+    found = find_python("3.11")
+    if not found:
+        pytest.skip("python3.11 (the example's target interpreter) is not installed")
+    return found
+
+
+@pytest.fixture(scope="session")
+def example_venv(example_artifact, tmp_path_factory) -> Path:
+    """A fresh venv with the artifact's lock installed OFFLINE (no network namespace)."""
+    work = tmp_path_factory.mktemp("offline")
+    tree = extract(example_artifact, work / "artifact")
+    venv = work / "venv"
+    offline = ["unshare", "--net"] if os.geteuid() == 0 and shutil.which("unshare") else []
+    env = {**os.environ, **ISOLATED_PIP}
+    subprocess.run([*offline, target_python(), "-m", "venv", str(venv)], check=True, env=env)
+    subprocess.run(
+        [*offline, str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+         "--require-hashes", "--no-deps", "--find-links", str(tree / "wheels"),
+         "-r", str(tree / "requirements.lock")],
+        check=True, env=env)
+    return venv
+
+
+@pytest.fixture(scope="session")
+def example_python(example_venv) -> str:
+    """The example service's python, from the offline-installed artifact."""
+    return str(example_venv / "bin" / "python")
+
+
+def members(artifact: Path) -> list[str]:
+    with tarfile.open(artifact) as t:
+        return t.getnames()
