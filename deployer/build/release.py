@@ -108,8 +108,8 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         if config.artifact.format == "pex":
             from deployer.build.pex import build_pex
 
-            members["app.pex"] = build_pex(work, wheels_dir, work / LOCK, target,
-                                           config.app.module_name, commit.epoch)
+            members["app.pex"] = build_pex(work, wheels_dir, work / LOCK, target, commit.epoch,
+                                           config.artifact.build_python)
             pex_name = "app.pex"
             step("pex", f"app.pex {members['app.pex'].stat().st_size // 1024} KiB")
 

@@ -127,12 +127,14 @@ def find_build_python(target: Target, configured: str | None) -> str:
     for c in candidates:
         path = shutil.which(c) if c else None
         if path:
-            proc = _run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                        "checking the build interpreter", timeout=30)
-            if proc.stdout.strip() == target.python_version:
-                return path
-            raise BuildError(f"artifact.build_python: {c} is Python {proc.stdout.strip()}, "
-                             f"the target needs {target.python_version}")
+            # print the real executable: a version-manager shim is not an interpreter
+            proc = _run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); "
+                         "print(sys.executable)"], "checking the build interpreter", timeout=30)
+            found = proc.stdout.split()
+            if proc.returncode == 0 and len(found) == 2 and found[0] == target.python_version:
+                return found[1]
+            raise BuildError(f"artifact.build_python: {c} is not a working Python "
+                             f"{target.python_version} ({_tail(proc.stderr or proc.stdout, 1)})")
     raise BuildError(f"no python{target.python_version} to build sdist-only dependencies with "
                      "(install it or set artifact.build_python)")
 

@@ -71,6 +71,8 @@ def _setup_logging(level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if level > logging.DEBUG:  # pyrogram narrates every (re)connect at INFO
+        logging.getLogger("pyrogram").setLevel(max(level, logging.WARNING))
 
 
 if __name__ == "__main__":

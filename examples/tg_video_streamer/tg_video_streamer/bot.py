@@ -54,8 +54,12 @@ class Bot:
         """Disconnect from Telegram; safe to call when not started."""
         client, self._client, self._calls = self._client, None, None
         if client is not None and client.is_connected:
-            await client.stop()
-            log.info("telegram: disconnected")
+            try:
+                await client.stop()
+            except Exception as exc:  # half-started (stopped while connecting)
+                log.warning("telegram: disconnect failed: %s", type(exc).__name__)
+            else:
+                log.info("telegram: disconnected")
 
     async def _on_start(self, client: Any, message: Any) -> None:
         await message.reply_text(f"tg_video_streamer {self._version} is running.")

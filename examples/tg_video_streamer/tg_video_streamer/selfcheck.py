@@ -40,9 +40,7 @@ OWN_MODULES = (
 )
 
 
-def selfcheck(
-    modules: Sequence[str] = DEPENDENCIES + OWN_MODULES, out: TextIO = sys.stdout
-) -> int:
+def selfcheck(modules: Sequence[str] = DEPENDENCIES + OWN_MODULES, out: TextIO = sys.stdout) -> int:
     """Import ``modules``; print one line saying how it went; return the exit code."""
     for name in modules:
         try:

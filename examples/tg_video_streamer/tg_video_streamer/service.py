@@ -57,10 +57,18 @@ async def serve(settings: Settings, version: str) -> int:
             from .bot import Bot
 
             bot = Bot(settings, version)
-            try:
-                await bot.start()
-            except Exception as exc:  # any failure to reach Telegram ends the service
-                log.error("telegram: cannot start: %s", _masked(exc, settings.secrets()))
+            started = asyncio.ensure_future(bot.start())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not started.done():  # a signal while connecting: give up quietly
+                started.cancel()
+                await asyncio.gather(started, return_exceptions=True)
+                log.info("stopped while connecting to Telegram")
+                return 0
+            if started.exception() is not None:  # Telegram unreachable, bad token, ...
+                reason = _masked(started.exception(), settings.secrets())
+                log.error("telegram: cannot start: %s", reason)
                 return 1
         else:
             log.info("telegram: no credentials configured, bot disabled")

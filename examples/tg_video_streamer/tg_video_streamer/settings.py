@@ -7,10 +7,24 @@ import os
 from pathlib import Path
 from typing import Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-__all__ = ["ENV_VARS", "TELEGRAM_VARS", "ConfigError", "Settings", "load_settings"]
+__all__ = [
+    "ENV_VARS",
+    "TELEGRAM_VARS",
+    "ConfigError",
+    "Settings",
+    "ensure_state_dir",
+    "load_settings",
+]
 
 #: Telegram credentials: all three or none.
 TELEGRAM_VARS = ("TG_API_ID", "TG_API_HASH", "TG_BOT_TOKEN")
@@ -51,16 +65,15 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _telegram_all_or_none(self) -> Settings:
-        given = {
-            "TG_API_ID": self.tg_api_id is not None,
-            "TG_API_HASH": self.tg_api_hash is not None,
-            "TG_BOT_TOKEN": self.tg_bot_token is not None,
-        }
-        if any(given.values()) and not all(given.values()):
-            missing = ", ".join(name for name, ok in given.items() if not ok)
-            raise ValueError(
-                f"{', '.join(TELEGRAM_VARS)} must be set together (missing: {missing})"
-            )
+        problem = _telegram_problem(
+            {
+                "TG_API_ID": self.tg_api_id is not None,
+                "TG_API_HASH": self.tg_api_hash is not None,
+                "TG_BOT_TOKEN": self.tg_bot_token is not None,
+            }
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
@@ -93,7 +106,12 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        message = _describe(exc)
+        # The all-or-none check runs only once every field is valid: report it anyway.
+        problem = _telegram_problem({name: name in raw for name in TELEGRAM_VARS})
+        if problem and problem not in message:
+            message = f"{message}; {problem}"
+        raise ConfigError(message) from None
 
 
 def ensure_state_dir(settings: Settings) -> Path:
@@ -111,14 +129,22 @@ def ensure_state_dir(settings: Settings) -> Path:
     return path
 
 
+def _telegram_problem(given: Mapping[str, bool]) -> str:
+    """The all-or-none rule for the Telegram credentials; empty when it holds."""
+    if any(given.values()) and not all(given.values()):
+        missing = ", ".join(name for name in TELEGRAM_VARS if not given[name])
+        return f"{', '.join(TELEGRAM_VARS)} must be set together (missing: {missing})"
+    return ""
+
+
 def _describe(exc: ValidationError) -> str:
     """One line for all errors of ``exc``; input values are never included."""
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        message = error["msg"]
-        if error["type"] == "value_error":
-            message = str(error.get("ctx", {}).get("error", message))
-        message = message[:1].lower() + message[1:]
+        if error["type"] == "value_error":  # raised here: keep the message as written
+            message = str(error.get("ctx", {}).get("error", error["msg"]))
+        else:  # pydantic's "Field required" -> "field required"
+            message = error["msg"][:1].lower() + error["msg"][1:]
         where = ".".join(str(item) for item in error["loc"])
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
