@@ -14,7 +14,8 @@ with ``raise ... from``::
     │   ├── PreflightError          the host cannot take the release (python, glibc, disk)
     │   ├── LockHeldError           another deploy holds the host's lock
     │   ├── InstallError            venv / dependency install / smoke test failed
-    │   └── HealthError             the service did not come back healthy (reverted)
+    │   ├── HealthError             the service did not come back healthy (reverted)
+    │   └── AbortedError            the controller went away before the switch
     └── RemoteError                 SSH: connect, auth, host key, transfer, lost link
         └── HostKeyError            exit 2: unknown or mismatching host key
 """
@@ -65,6 +66,10 @@ class InstallError(HostError):
 
 
 class HealthError(HostError):
+    pass
+
+
+class AbortedError(HostError):
     pass
 
 

@@ -116,3 +116,48 @@ def example_python(example_venv) -> str:
 def members(artifact: Path) -> list[str]:
     with tarfile.open(artifact) as t:
         return t.getnames()
+
+
+# Variants of the example, each a new commit in a clone of the service repo, built once.
+PKG = Path("examples/tg_video_streamer/tg_video_streamer")
+VARIANTS = {
+    # a code-only change: one line, a new commit, so a new version
+    "v2": (PKG / "health.py", '"status": "ok"', '"status": "ok", "build": "v2"'),
+    # starts, then dies before it is ready: a Traceback in the journal
+    "crash": (PKG / "__main__.py", "    _setup_logging(settings.log_level_number)\n",
+              "    _setup_logging(settings.log_level_number)\n"
+              "    raise RuntimeError('crash at start')\n"),
+    # ready and running, but /health fails
+    "unhealthy": (PKG / "health.py", "return web.Response(body=health_body, content_type=",
+                  "return web.Response(status=503, body=health_body, content_type="),
+}
+VARIANT_DATES = {"v2": "2026-11-26T11:00:00Z", "crash": "2026-11-26T12:00:00Z",
+                 "unhealthy": "2026-11-26T13:00:00Z"}
+
+
+def build_variant(service_repo: Path, name: str, work: Path):
+    """Clone the service repo, apply one edit as a new commit, build it."""
+    path, old, new = VARIANTS[name]
+    repo = work / f"repo-{name}"
+    subprocess.run(["git", "clone", "-q", str(service_repo), str(repo)], check=True)
+    target = repo / path
+    text = target.read_text()
+    assert old in text, f"variant {name}: {old!r} not in {path}"
+    target.write_text(text.replace(old, new, 1))
+    git(repo, "commit", "-qam", f"variant {name}", date=VARIANT_DATES[name])
+    config = load_config(repo / "deploy.toml", environ={})
+    return build_release(config, repo / "deploy.toml", work / f"dist-{name}")
+
+
+@pytest.fixture(scope="session")
+def variant_builds(service_repo, example_build, tmp_path_factory):
+    """name -> BuildResult, built on first use ("v1" is the example itself)."""
+    cache = {"v1": example_build}
+    work = tmp_path_factory.mktemp("variants")
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = build_variant(service_repo, name, work)
+        return cache[name]
+
+    return get

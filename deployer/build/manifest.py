@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +19,15 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_facts(path: Path) -> dict:
+    """size and sha256 of an artifact member; for wheels also what they unpack to."""
+    facts = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    if path.suffix in (".whl", ".pex"):
+        with zipfile.ZipFile(path) as z:
+            facts["unpacked"] = sum(i.file_size for i in z.infolist())
+    return facts
 
 
 def hash_lock(wheels: dict[str, str]) -> str:

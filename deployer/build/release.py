@@ -114,8 +114,7 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
             step("pex", f"app.pex {members['app.pex'].stat().st_size // 1024} KiB")
 
         rid = manifest.release_id(commit.epoch, lock_text, wheel_hashes)
-        file_facts = {n: {"size": p.stat().st_size, "sha256": manifest.sha256_file(p)}
-                      for n, p in members.items()}
+        file_facts = {n: manifest.file_facts(p) for n, p in members.items()}
         doc = manifest.build_manifest(
             config=config, version=version, rid=rid, commit=commit, files=file_facts,
             app_wheel=f"wheels/{app_wheel.name}", uv_wheel=uv_name, pex=pex_name,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import tarfile
-from typing import IO, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from deployer.errors import ArtifactError
 
@@ -101,12 +101,15 @@ def validate_manifest_shape(manifest: object, where: str) -> dict:
     return manifest
 
 
-def iter_verified(path: str) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
+def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = None
+                  ) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
     """Walk the artifact, yielding (member, reader, manifest) for each listed file.
 
     The reader is positioned at the member's data; callers may copy it out. Its hash
     is checked after the caller is done, so a tampered member is refused before the
     walk ends - callers must not *use* what they copied until the walk finishes.
+    ``may_lack(name, meta)`` says which listed files a thin upload may leave out
+    (because the host already holds them, verified, in its cache).
     """
     manifest = read_manifest(path)
     expected: Dict[str, dict] = manifest["files"]
@@ -137,7 +140,8 @@ def iter_verified(path: str) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]
                                         "manifest (tampered or damaged)")
         except (tarfile.TarError, EOFError, OSError) as e:
             raise ArtifactError(f"{path}: truncated or damaged ({e})") from None
-    missing = sorted(set(expected) - seen)
+    missing = sorted(n for n in set(expected) - seen
+                     if may_lack is None or not may_lack(n, expected[n]))
     if missing:
         raise ArtifactError(f"{path}: truncated: missing {', '.join(missing[:3])}"
                             + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))

@@ -1,35 +1,159 @@
-"""The host engine's command line: ``python3 engine.pyz COMMAND``."""
+"""The host engine's command line: ``python3 engine.pyz [--base B] COMMAND``.
+
+Every step prints one JSON event line (time, step, status, detail, duration). The host
+config (unit, health, shared dirs, ...) comes from ``--config FILE`` (what the
+controller sends), else from the artifact being installed, else from the copy the last
+run kept at ``<base>/deploy.json``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import List, Optional
+from pathlib import Path
+from typing import Callable, List, Optional
 
 from deployer import __version__
-from deployer.errors import DeployerError
-from deployer.host.artifact import verify_artifact
+from deployer.errors import DeployerError, HostError, UsageError
+from deployer.host.activate import EnvChange
+from deployer.host.artifact import read_manifest, verify_artifact
+from deployer.host.engine import Engine
 from deployer.host.events import Events
+from deployer.host.lock import DeployLock, describe
+from deployer.host.serve import Serve
+from deployer.host.service import Service, Systemd
+from deployer.host.state import write_atomic
+
+SAVED_CONFIG = "deploy.json"
+ServiceFactory = Callable[[dict], Service]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine.pyz", description="deployer host engine")
     p.add_argument("--version", action="version", version=f"deployer-engine {__version__}")
+    p.add_argument("--base", help="the app's base path (default: from the config)")
+    p.add_argument("--config", help="host config JSON file (default: artifact's, then saved)")
+    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another deploy's lock instead of failing")
     sub = p.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="check an artifact's manifest and every hash")
-    v.add_argument("artifact")
+    sub.add_parser("verify", help="check an artifact's manifest and every hash").add_argument("artifact")
+    sub.add_parser("preflight", help="can this host take the release? writes nothing") \
+        .add_argument("artifact")
+    sub.add_parser("stage", help="unpack, venv, install offline, smoke test").add_argument("artifact")
+    a = sub.add_parser("activate", help="switch to a staged release, restart, health gate")
+    a.add_argument("release")
+    a.add_argument("--env-file", help="the new .env (default: keep the current one)")
+    r = sub.add_parser("rollback", help="back to the last good activation before current")
+    r.add_argument("--to", metavar="ID")
+    sub.add_parser("releases", help="id, version, state, activated at, current")
+    sub.add_parser("prune", help="apply retention: releases, cached wheels, .env backups, logs")
+    sub.add_parser("lock", help="who holds the deploy lock")
+    i = sub.add_parser("install", help="the whole chain from a local artifact (air-gapped hosts)")
+    i.add_argument("artifact")
+    i.add_argument("--env-file", help="the new .env (default: keep the current one)")
+    i.add_argument("--dry-run", action="store_true", help="preflight, stage and smoke only")
+    sub.add_parser("serve", help="one process per deploy, driven over stdin (controller use)")
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def load_config(args: argparse.Namespace) -> dict:
+    if args.config:
+        try:
+            config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--config {args.config}: {e}") from None
+    elif getattr(args, "artifact", None) and args.command != "verify":
+        config = dict(read_manifest(args.artifact).get("config") or {})
+    else:
+        if not args.base:
+            raise UsageError("--base is needed (no config given)")
+        saved = Path(args.base) / SAVED_CONFIG
+        try:
+            config = json.loads(saved.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UsageError(f"{saved}: no saved config; pass --config") from None
+    if args.base:
+        config["base_path"] = args.base
+    missing = [k for k in ("base_path", "unit", "interpreter", "smoke") if k not in config]
+    if missing:
+        raise UsageError(f"host config lacks {', '.join(missing)}")
+    return config
+
+
+def _read_env_file(path: Optional[str]) -> Optional[str]:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--env-file {path}: {e.strerror}") from None
+
+
+def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactory) -> int:
+    if args.command == "verify":
+        with events.step("verify", args.artifact) as r:
+            m = verify_artifact(args.artifact)
+            r["detail"] = f"{m['app']} {m['version']} release {m['release_id']}"
+        return 0
+    config = load_config(args)
+    base = Path(config["base_path"])
+    if args.command == "lock":
+        status = DeployLock(base / ".lock", base / ".lock.holder").status()
+        events.emit("lock", "info", describe(status["holder"]) if status["held"] else "free",
+                    **status)
+        return 0
+    engine = Engine(config, service_factory(config), events)
+    if args.command == "releases":
+        for row in engine.releases():
+            events.emit("release", "info", row["id"], **row)
+        return 0
+    if args.command == "serve":
+        return Serve(engine).run(lock_wait=args.lock_wait)
+    if args.command == "preflight":
+        engine.preflight(read_manifest(args.artifact))
+        return 0
+    engine.acquire(wait=args.lock_wait)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        write_atomic(base / SAVED_CONFIG, json.dumps(config, indent=2) + "\n")
+        if args.command == "stage":
+            engine.stage(args.artifact)
+        elif args.command == "activate":
+            engine.activate(args.release, EnvChange(text=_read_env_file(args.env_file)))
+        elif args.command == "rollback":
+            engine.rollback(args.to)
+        elif args.command == "prune":
+            engine.prune()
+        elif args.command == "install":
+            env = _read_env_file(args.env_file)
+            engine.preflight(read_manifest(args.artifact))
+            rid = engine.stage(args.artifact)
+            if args.dry_run:
+                engine.history.append({**engine.record, "action": "dry-run", "to": rid,
+                                       "result": "staged"})
+                events.emit("dry-run", "ok", f"{rid} staged and smoke-tested; nothing switched")
+                return 0
+            engine.activate(rid, EnvChange(text=env), action="install")
+            engine.prune()
+    finally:
+        engine.release_lock()
+    return 0
+
+
+def main(argv: Optional[List[str]] = None,
+         service_factory: ServiceFactory = lambda config: Systemd(config["unit"])) -> None:
     args = _parser().parse_args(argv)
     events = Events()
     try:
-        if args.command == "verify":
-            with events.step("verify", args.artifact) as r:
-                m = verify_artifact(args.artifact)
-                r["detail"] = f"{m['app']} {m['version']} release {m['release_id']}"
+        code = run(args, events, service_factory)
     except DeployerError as e:
-        sys.exit(e.exit_code)
+        events.emit("error", "fail", str(e), error=type(e).__name__)
+        code = e.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    except OSError as e:  # a host problem (permissions, disk) is reported, not a traceback
+        events.emit("error", "fail", f"{e.strerror}: {e.filename}" if e.filename else str(e),
+                    error=HostError.__name__)
+        code = 1
+    sys.exit(code)

@@ -4,21 +4,49 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Iterator, Optional, Set
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
+MASK = "***"
+
+
+def redact(text: str, secrets: Set[str]) -> str:
+    """Replace every secret value (longest first) in ``text``."""
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
+
+
 class Events:
-    """Writes events as JSON lines to ``out`` (stdout by default), flushed at once."""
+    """Writes events as JSON lines to ``out`` (stdout by default), flushed at once.
+
+    Thread-safe; every line is masked: values registered with ``add_secrets`` (the
+    .env's values) never leave the engine.
+    """
 
     def __init__(self, out: Optional[IO[str]] = None):
         self.out = out or sys.stdout
+        self.secrets: set = set()
+        self._lock = threading.Lock()
+        self.last: Optional[dict] = None
+
+    def add_secrets(self, values) -> None:
+        # very short values would mask unrelated text; they are not secrets anyway
+        for v in values:
+            if len(v) >= 4:
+                self.secrets.add(v)
+                self.secrets.add(json.dumps(v)[1:-1])  # as it appears inside a JSON line
+
+    def mask(self, text: str) -> str:
+        return redact(text, self.secrets) if self.secrets else text
 
     def emit(self, step: str, status: str, detail: Any = "", duration: Optional[float] = None,
              **extra: Any) -> dict:
@@ -26,11 +54,14 @@ class Events:
         if duration is not None:
             event["duration"] = round(duration, 3)
         event.update(extra)
-        try:
-            self.out.write(json.dumps(event, sort_keys=False) + "\n")
-            self.out.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the controller went away; the audit log still records the outcome
+        line = self.mask(json.dumps(event, sort_keys=False))
+        with self._lock:
+            try:
+                self.out.write(line + "\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass  # the controller went away; the audit log still records the outcome
+        self.last = event
         return event
 
     @contextmanager

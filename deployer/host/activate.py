@@ -1,0 +1,156 @@
+"""Activation: .env, atomic switch of `current`, restart, health gate, revert on failure."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from deployer.errors import HealthError, HostError
+from deployer.host import envfile
+from deployer.host.events import Events, redact
+from deployer.host.health import HealthCheck
+from deployer.host.layout import Layout
+from deployer.host.service import Service
+from deployer.host.state import History, fsync_dir, get_state, read_manifest, set_state, write_atomic
+
+
+def switch_current(layout: Layout, rid: Optional[str]) -> None:
+    """Point `current` at ``releases/<rid>`` atomically (None removes it).
+
+    A temporary symlink is renamed over `current` (``os.replace`` is atomic), then the
+    directory is fsynced: at every instant `current` points at a complete release.
+    """
+    if rid is None:
+        with contextlib.suppress(FileNotFoundError):
+            layout.current.unlink()
+        fsync_dir(layout.base)
+        return
+    tmp = layout.base / f"current.{rid}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(f"releases/{rid}", tmp)
+    os.replace(tmp, layout.current)
+    fsync_dir(layout.base)
+
+
+class EnvChange:
+    """What activation does to shared/.env: replace it, restore a recorded one, or keep it."""
+
+    def __init__(self, text: Optional[str] = None, restore_sha: Optional[str] = None):
+        self.text, self.restore_sha = text, restore_sha
+
+    def apply(self, layout: Layout, required: list) -> str:
+        if self.text is not None:
+            envfile.check_required(self.text, required)
+            backup = envfile.install_env(layout, self.text)
+            return f"replaced (0600), backup {backup.name}" if backup else "unchanged"
+        if self.restore_sha is not None:
+            if not envfile.restore_env(layout, self.restore_sha):
+                raise HostError("the .env this release ran with is no longer on the host")
+            return "restored the .env this release ran with"
+        current = envfile.current_env(layout)
+        if current is None and required:
+            raise HostError(f"no .env on the host and none given (required: {', '.join(required)})")
+        if current is not None:
+            envfile.check_required(current, required)
+        return "kept"
+
+
+class Activation:
+    """One switch to a release with its health gate; reverts by itself on failure.
+
+    After ``switch_current`` the outcome no longer depends on the controller: the gate
+    is finished and recorded in the history even when nobody is listening.
+    """
+
+    def __init__(self, layout: Layout, config: dict, service: Service, events: Events,
+                 history: History, record: dict, on_switched: Callable[[], None] = lambda: None):
+        self.layout, self.config, self.service = layout, config, service
+        self.events, self.history, self.record = events, history, record
+        self.on_switched = on_switched
+
+    def run(self, rid: str, env: EnvChange, action: str = "deploy") -> dict:
+        layout, ev = self.layout, self.events
+        rel = layout.release(rid)
+        if get_state(rel) not in ("staged", "good", "live"):
+            raise HostError(f"release {rid} is {get_state(rel) or 'not staged'}; cannot activate it")
+        previous = layout.current_id()
+        prev_env = envfile.current_env(layout)
+        prev_env_sha = envfile.sha256_text(prev_env) if prev_env is not None else None
+        if prev_env is not None:
+            envfile.backup_env(layout, prev_env)  # the revert needs it whatever happens next
+        base = {**self.record, "action": action, "from": previous, "to": rid,
+                "version": read_manifest(rel).get("version")}
+        with ev.step("env") as r:
+            r["detail"] = env.apply(layout, self.config.get("env_required", []))
+            ev.add_secrets(envfile.env_values(envfile.current_env(layout) or ""))
+        envfile.record_env(rel, layout)
+        with ev.step("switch", f"current -> {rid}"):
+            switch_current(layout, rid)
+            set_state(rel, "live")
+        self.on_switched()
+        self.history.append({**base, "result": "live"})
+        started = {}
+        try:
+            with ev.step("restart", self.service.name):
+                self.service.restart()
+                started = self.service.show()
+            check = HealthCheck(self.service, self.config.get("health", {}), base["version"])
+            with ev.step("healthy") as r:
+                healthy = check.wait_healthy(started)
+                r["detail"] = f"healthy in {healthy:.2f}s"
+            watch = float(self.config.get("health", {}).get("watch", 60))
+            with ev.step("gate", f"watching {watch:.0f}s") as r:
+                gate = check.watch(started, watch)
+                r["detail"] = f"gate closed after {healthy + gate:.2f}s"
+        except HostError as e:
+            self._save_journal(rid, started)
+            reason = str(e)
+            restored = self._revert(rid, previous, prev_env_sha, reason)
+            self.history.append({**base, "result": "reverted" if restored else "revert-failed",
+                                 "reason": ev.mask(reason)})
+            raise HealthError(f"{reason}; {restored or 'switch back FAILED'}") from None
+        set_state(rel, "good")
+        self._save_journal(rid, started)
+        return self.history.append({**base, "result": "success", "healthy_s": round(healthy, 3),
+                                    "gate_s": round(healthy + gate, 3)})
+
+    def _revert(self, rid: str, previous: Optional[str], prev_env_sha: Optional[str],
+                reason: str) -> Optional[str]:
+        """Back to the previous activation with its .env; None if that is not healthy either."""
+        ev = self.events
+        set_state(self.layout.release(rid), "bad")
+        with ev.step("revert", f"{rid} -> {previous or 'nothing'}") as r:
+            if previous is None:
+                switch_current(self.layout, None)
+                self.service.stop()
+                r["detail"] = "no previous release: service stopped"
+                return "service stopped (no previous release)"
+            switch_current(self.layout, previous)
+            envfile.restore_env(self.layout, prev_env_sha)
+            try:
+                self.service.restart()
+                started = self.service.show()
+                prev_version = read_manifest(self.layout.release(previous)).get("version")
+                HealthCheck(self.service, self.config.get("health", {}), prev_version) \
+                    .wait_healthy(started)
+            except HostError as e:
+                r["detail"] = f"previous release {previous} is not healthy either: {e}"
+                return None
+            r["detail"] = f"switched back to {previous}, healthy"
+            return f"switched back to {previous}"
+
+    def _save_journal(self, rid: str, started: dict) -> Optional[Path]:
+        inv = started.get("InvocationID", "")
+        if not inv:
+            return None
+        try:
+            lines = self.service.journal(inv)
+        except HostError:
+            return None
+        path = self.layout.release_log(rid) / f"journal-{inv[:12]}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, redact("\n".join(lines) + "\n", self.events.secrets), 0o640)
+        return path

@@ -1,0 +1,184 @@
+"""The engine: every step that touches the host, as methods over one base path.
+
+``Engine`` is used by the plain subcommands, by ``serve`` (one process per deploy,
+driven by the controller) and by ``install`` (the air-gapped path); all three run the
+very same steps.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+from deployer.errors import AbortedError, HostError, InstallError
+from deployer.host import install, retention
+from deployer.host.activate import Activation, EnvChange, switch_current
+from deployer.host.artifact import read_manifest as read_artifact_manifest
+from deployer.host.events import Events
+from deployer.host.layout import RELEASE_ID_RE, Layout
+from deployer.host.lock import DeployLock
+from deployer.host.preflight import preflight
+from deployer.host.service import Service
+from deployer.host.state import History, get_state, read_manifest, rollback_target, set_state
+from deployer.host.unpack import missing_members, unpack
+
+RELEASE_LINKS = (".env",)
+
+
+class Engine:
+    def __init__(self, config: dict, service: Service, events: Optional[Events] = None,
+                 abort: Optional[threading.Event] = None, actor: Optional[str] = None,
+                 run_url: Optional[str] = None):
+        self.config = config
+        self.layout = Layout(config["base_path"])
+        self.service = service
+        self.events = events or Events()
+        self.abort = abort or threading.Event()
+        self.history = History(self.layout)
+        self.lock = DeployLock(self.layout.lock, self.layout.lock_holder)
+        self.switched = threading.Event()  # past the point of no return
+        self.record = {"actor": actor or os.environ.get("DEPLOYER_ACTOR") or _user(),
+                       "run_url": run_url or os.environ.get("DEPLOYER_RUN_URL")}
+
+    # ------------------------------------------------------------------ lock
+    def acquire(self, release: Optional[str] = None, wait: float = 0.0) -> None:
+        with self.events.step("lock") as r:
+            self.lock.acquire({"who": self.record["actor"], "run_url": self.record["run_url"],
+                               "release": release}, wait=wait)
+            r["detail"] = f"held by pid {os.getpid()}"
+
+    def release_lock(self) -> None:
+        self.lock.release()
+
+    # ------------------------------------------------------------------ steps
+    def preflight(self, manifest: dict, incoming: int = 0) -> dict:
+        with self.events.step("preflight") as r:
+            result = preflight(self.layout, manifest, self.config["interpreter"], incoming,
+                               self.service.problems())
+            result["missing"] = missing_members(self.layout, manifest)
+            r["detail"] = (f"python {result['python']}, glibc {result['glibc']}, disk "
+                           f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB")
+        return result
+
+    def stage(self, artifact: str) -> str:
+        """Unpack, build the venv, check, smoke-test; the release ends ``staged``."""
+        self._check_abort()
+        manifest = read_artifact_manifest(artifact)
+        rid = manifest["release_id"]
+        if not RELEASE_ID_RE.match(rid):
+            raise HostError(f"artifact has a malformed release id {rid!r}")
+        rel = self.layout.release(rid)
+        if self._reusable(rel, manifest):
+            self.events.emit("stage", "ok", f"{rid} already on the host: re-checked, not rebuilt")
+            return rid
+        if rid == self.layout.current_id():
+            raise HostError(f"release {rid} is current but damaged; deploy another release first")
+        retention.prune_partials(self.layout)
+        partial = self.layout.partial(rid)
+        with self.events.step("unpack", rid) as r:
+            unpack(artifact, partial, self.layout)
+            self._link_shared(partial)
+            if rel.exists():
+                shutil.rmtree(rel)
+            os.replace(partial, rel)
+            set_state(rel, "staging")
+            r["detail"] = f"{len(manifest['files'])} files verified"
+        log = self.layout.release_log(rid) / "install.log"
+        try:
+            with self.events.step("venv") as r:
+                installer = install.build_venv(self.layout, rel, manifest,
+                                               self.config["interpreter"], log, self.abort)
+                r["detail"] = f"installed offline with {installer}"
+            with self.events.step("check"):
+                install.check_venv(self.layout, rel, manifest, installer, log, self.abort)
+            self._check_abort()
+            with self.events.step("smoke", " ".join(self.config["smoke"]["command"])):
+                install.smoke(rel, self.config["smoke"]["command"],
+                              float(self.config["smoke"].get("timeout", 60)), log, self.abort)
+        except AbortedError:
+            shutil.rmtree(rel, ignore_errors=True)
+            raise
+        except InstallError:
+            set_state(rel, "bad")
+            self.history.append({**self.record, "action": "stage", "to": rid, "result": "failed",
+                                 "version": manifest["version"], "reason": "install or smoke test"})
+            raise
+        set_state(rel, "staged")
+        return rid
+
+    def activate(self, rid: str, env: Optional[EnvChange] = None, action: str = "deploy") -> dict:
+        self._check_abort()
+        activation = Activation(self.layout, self.config, self.service, self.events, self.history,
+                                self.record, on_switched=self.switched.set)
+        return activation.run(rid, env or EnvChange(), action)
+
+    def rollback(self, to: Optional[str] = None) -> dict:
+        """Back to the last good activation before `current` (or ``to``), with its .env."""
+        target = to or rollback_target(self.layout, self.history)
+        if target is None:
+            raise HostError("no earlier good release to roll back to")
+        state = get_state(self.layout.release(target))
+        if state is None:
+            raise HostError(f"release {target} is not on this host")
+        if state == "bad":
+            raise HostError(f"release {target} is marked bad; refusing to roll back to it")
+        if target == self.layout.current_id():
+            raise HostError(f"release {target} is already current")
+        from deployer.host.envfile import release_env_sha
+
+        return self.activate(target, EnvChange(restore_sha=release_env_sha(self.layout.release(target))),
+                             action="rollback")
+
+    def prune(self, staging: Optional[str] = None) -> dict:
+        with self.events.step("prune") as r:
+            removed = retention.prune(self.layout, int(self.config.get("keep_releases", 5)),
+                                      staging, int(self.config.get("audit_retention_days", 30)))
+            r["detail"] = ", ".join(f"{len(v)} {k}" for k, v in removed.items() if v) or "nothing"
+        return removed
+
+    def releases(self) -> List[dict]:
+        from deployer.host.state import list_releases
+
+        return list_releases(self.layout, self.history)
+
+    def forget_current(self) -> None:
+        switch_current(self.layout, None)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_abort(self) -> None:
+        if self.abort.is_set() and not self.switched.is_set():
+            raise AbortedError("the controller went away before the switch")
+
+    def _reusable(self, rel: Path, manifest: dict) -> bool:
+        """An id the host already has is re-checked and re-activated, not rebuilt."""
+        if get_state(rel) not in ("staged", "good", "live"):
+            return False
+        if read_manifest(rel).get("files") != manifest["files"]:
+            return False
+        return install.venv_python(rel).exists()
+
+    def _link_shared(self, release_dir: Path) -> None:
+        """``.env`` and the shared dirs, linked into the release by relative links.
+
+        Relative to ``releases/<id>/``, so they stay right when the partial dir is renamed.
+        """
+        any_release = self.layout.releases / "ID"
+        for d in self.config.get("shared_dirs", []):
+            target = self.layout.shared / d
+            target.mkdir(parents=True, exist_ok=True)
+            link = release_dir / d
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(target, (any_release / d).parent), link)
+        for name in RELEASE_LINKS:
+            os.symlink(os.path.relpath(self.layout.shared / name, any_release), release_dir / name)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

@@ -1,0 +1,129 @@
+"""The release's venv: created at its final path, installed offline, checked, smoke-tested.
+
+uv when the artifact carries it (its cache under the base path so hardlinks work),
+pip otherwise; a pex artifact becomes the same ``venv/`` through ``PEX_TOOLS``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from deployer.errors import InstallError
+from deployer.host.layout import Layout
+from deployer.host.proc import run_logged
+from deployer.host.unpack import link_wheelhouse
+
+VENV = "venv"
+
+
+def venv_python(release_dir: Path) -> Path:
+    return release_dir / VENV / "bin" / "python"
+
+
+def base_env(layout: Layout) -> Dict[str, str]:
+    """A minimal, predictable environment for installers: no user config, no index."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(layout.base)),
+        "LANG": "C.UTF-8",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "UV_CACHE_DIR": str(layout.uv_cache),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+        "UV_OFFLINE": "1",
+        "UV_LINK_MODE": "hardlink",
+        "UV_NO_CONFIG": "1",
+        "PEX_ROOT": str(layout.pex_root),
+    }
+
+
+def uv_binary(layout: Layout, manifest: dict) -> Optional[Path]:
+    """Extract uv from its wheel in the cache (once per version); None if not shipped."""
+    name = manifest.get("uv_wheel")
+    if not name:
+        return None
+    meta = manifest["files"][name]
+    wheel = layout.cached_wheel(meta["sha256"], Path(name).name)
+    dest_dir = layout.tools / meta["sha256"][:16]
+    uv = dest_dir / "uv"
+    if uv.is_file() and os.access(uv, os.X_OK):
+        return uv
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as z:
+        member = next((n for n in z.namelist() if n.endswith(".data/scripts/uv")), None)
+        if member is None:
+            return None
+        tmp = dest_dir / ".uv.tmp"
+        with z.open(member) as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.chmod(tmp, 0o755)  # zipfile does not restore the exec bit
+        os.replace(tmp, uv)
+    return uv
+
+
+def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: str, log: Path,
+               abort: Optional[threading.Event] = None) -> str:
+    """Create ``venv/`` and install the release into it; returns the installer used."""
+    venv = release_dir / VENV
+    if venv.exists():
+        shutil.rmtree(venv)
+    env = base_env(layout)
+    lock = str(release_dir / manifest["lock"])
+    run = _runner(log, env, release_dir, abort)
+    if manifest.get("format") == "pex" and manifest.get("pex"):
+        run([interpreter, str(release_dir / manifest["pex"]), "venv", "--compile", str(venv)],
+            "turning app.pex into the venv", {"PEX_TOOLS": "1"})
+        return "pex"
+    house = str(link_wheelhouse(layout, manifest))
+    uv = uv_binary(layout, manifest)
+    if uv is not None:
+        run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
+        run([str(uv), "pip", "install", "--python", str(venv_python(release_dir)), "--offline",
+             "--no-index", "--find-links", house, "--require-hashes", "--no-deps",
+             "--compile-bytecode", "-r", lock], "installing dependencies")
+        return "uv"
+    run([interpreter, "-m", "venv", str(venv)], "creating the venv")
+    run([str(venv_python(release_dir)), "-m", "pip", "install", "--quiet", "--no-index",
+         "--find-links", house, "--require-hashes", "--no-deps", "-r", lock],
+        "installing dependencies")
+    return "pip"
+
+
+def check_venv(layout: Layout, release_dir: Path, manifest: dict, installer: str, log: Path,
+               abort: Optional[threading.Event] = None) -> None:
+    """``pip check``: every installed distribution has what it requires."""
+    env = base_env(layout)
+    run = _runner(log, env, release_dir, abort)
+    python = str(venv_python(release_dir))
+    uv = uv_binary(layout, manifest) if installer == "uv" else None
+    if uv is not None:
+        run([str(uv), "pip", "check", "--python", python], "pip check")
+    elif _has_pip(release_dir):
+        run([python, "-m", "pip", "check"], "pip check")
+
+
+def _has_pip(release_dir: Path) -> bool:
+    return any((release_dir / VENV / "lib").glob("python3*/site-packages/pip"))
+
+
+def smoke(release_dir: Path, command: List[str], timeout: float, log: Path,
+          abort: Optional[threading.Event] = None) -> None:
+    """The smoke command with an EMPTY environment: never the production .env."""
+    python = str(venv_python(release_dir))
+    argv = [python if part == "{python}" else part.replace("{python}", python) for part in command]
+    run_logged(argv, log, what="smoke test", env={}, cwd=release_dir, timeout=timeout,
+               abort=abort, error=InstallError)
+
+
+def _runner(log: Path, env: Dict[str, str], cwd: Path, abort):
+    def run(argv: List[str], what: str, extra: Optional[Dict[str, str]] = None) -> None:
+        run_logged(argv, log, what=what, env={**env, **(extra or {})}, cwd=cwd, abort=abort,
+                   error=InstallError)
+    return run

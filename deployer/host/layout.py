@@ -1,0 +1,114 @@
+"""Where everything lives under the base path (pure)::
+
+    current -> releases/<id>          the one thing the unit runs
+    releases/<id>/                    manifest.json venv/ .state env.sha256 + shared links
+    releases/.<id>.partial/           being unpacked; never seen by `current`
+    shared/.env  shared/.env.bak.*    0600
+    shared/<dir>/                     state that survives deploys and pruning
+    cache/wheels/<sha256>/<name>      content-addressed wheels
+    cache/wheelhouse/<name>           hardlinks: one stable find-links dir (uv's cache keys on it)
+    cache/uv/  cache/tools/  cache/pex/
+    log/deploys.jsonl  log/<id>/      activation history + audit; journal excerpts, installer logs
+    incoming/                         uploads in flight
+    .lock  .lock.holder               flock held by the live engine; who holds it
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+RELEASE_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
+
+
+class Layout:
+    def __init__(self, base: str | Path):
+        self.base = Path(base)
+
+    @property
+    def current(self) -> Path:
+        return self.base / "current"
+
+    @property
+    def releases(self) -> Path:
+        return self.base / "releases"
+
+    def release(self, rid: str) -> Path:
+        return self.releases / rid
+
+    def partial(self, rid: str) -> Path:
+        return self.releases / f".{rid}.partial"
+
+    @property
+    def shared(self) -> Path:
+        return self.base / "shared"
+
+    @property
+    def env(self) -> Path:
+        return self.shared / ".env"
+
+    @property
+    def cache(self) -> Path:
+        return self.base / "cache"
+
+    @property
+    def wheels(self) -> Path:
+        return self.cache / "wheels"
+
+    def cached_wheel(self, sha256: str, name: str) -> Path:
+        return self.wheels / sha256 / name
+
+    @property
+    def wheelhouse(self) -> Path:
+        return self.cache / "wheelhouse"
+
+    @property
+    def uv_cache(self) -> Path:
+        return self.cache / "uv"
+
+    @property
+    def tools(self) -> Path:
+        return self.cache / "tools"
+
+    @property
+    def pex_root(self) -> Path:
+        return self.cache / "pex"
+
+    @property
+    def log(self) -> Path:
+        return self.base / "log"
+
+    @property
+    def history(self) -> Path:
+        return self.log / "deploys.jsonl"
+
+    def release_log(self, rid: str) -> Path:
+        return self.log / rid
+
+    @property
+    def incoming(self) -> Path:
+        return self.base / "incoming"
+
+    @property
+    def lock(self) -> Path:
+        return self.base / ".lock"
+
+    @property
+    def lock_holder(self) -> Path:
+        return self.base / ".lock.holder"
+
+    def current_id(self) -> str | None:
+        """The release `current` points at, or None."""
+        try:
+            name = Path(os.readlink(self.current)).name
+        except OSError:
+            return None
+        return name if RELEASE_ID_RE.match(name) else None
+
+    def release_ids(self) -> list[str]:
+        """Complete release dirs (not .partial), oldest id first."""
+        if not self.releases.is_dir():
+            return []
+        return sorted(p.name for p in self.releases.iterdir()
+                      if p.is_dir() and RELEASE_ID_RE.match(p.name))

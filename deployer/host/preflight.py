@@ -1,0 +1,133 @@
+"""Preflight: can this host take the release? Writes nothing.
+
+Target interpreter and its version, platform and glibc against every wheel's tags, free
+disk against what the release needs (upload + unpacked + venv + cache growth, with a
+margin) BEFORE anything is written, the base path writable, and the service manager's
+rights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from deployer.errors import PreflightError
+from deployer.host.layout import Layout
+from deployer.host.unpack import cached_names, is_cached_member
+
+MIB = 1 << 20
+MARGIN_BYTES = 32 * MIB
+MARGIN_RATIO = 1.10
+PYC_RATIO = 0.3  # byte-compiled files written into the venv itself
+_PROBE = ("import json, platform, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+          "'libc': platform.libc_ver(), 'machine': platform.machine()}))")
+_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)$|manylinux(1|2010|2014)_(\w+)$")
+_LEGACY = {"1": (2, 5), "2010": (2, 12), "2014": (2, 17)}
+
+
+def probe_interpreter(interpreter: str) -> dict:
+    try:
+        proc = subprocess.run([interpreter, "-c", _PROBE], capture_output=True, text=True,
+                              timeout=30, env={"PATH": "/usr/bin:/bin"})
+    except FileNotFoundError:
+        raise PreflightError(f"target interpreter {interpreter} is not installed on this host") from None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PreflightError(f"target interpreter {interpreter} does not run: {e}") from None
+    if proc.returncode != 0:
+        raise PreflightError(f"target interpreter {interpreter} does not run: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def _tuple(v: str) -> tuple:
+    return tuple(int(x) for x in v.split(".")[:2])
+
+
+def wheel_problems(manifest: dict, machine: str, glibc: Optional[str]) -> List[str]:
+    """Wheels this host cannot run: wrong architecture or a newer glibc than it has."""
+    problems = []
+    host_glibc = _tuple(glibc) if glibc else None
+    for name in manifest["files"]:
+        if not name.startswith("wheels/"):
+            continue
+        plats = Path(name).name[:-4].split("-")[-1].split(".")
+        if plats == ["any"]:
+            continue
+        ok = False
+        for plat in plats:
+            m = _MANYLINUX.match(plat)
+            if m:
+                need = (int(m.group(1)), int(m.group(2))) if m.group(1) else _LEGACY[m.group(4)]
+                arch = m.group(3) or m.group(5)
+                ok = ok or (arch == machine and host_glibc is not None and need <= host_glibc)
+            elif plat.startswith("linux_"):
+                ok = ok or plat[len("linux_"):] == machine
+        if not ok:
+            problems.append(Path(name).name)
+    return problems
+
+
+def disk_needed(layout: Layout, manifest: dict, incoming: int, uv: bool) -> int:
+    """Bytes this release needs on the base path's filesystem, margin included."""
+    cached = cached_names(layout, manifest)
+    files = manifest["files"]
+    new_members = sum(m["size"] for n, m in files.items() if n not in cached)
+    unpacked_all = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
+                       if n.startswith("wheels/") or n.endswith(".pex"))
+    unpacked_new = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
+                       if is_cached_member(n) and n not in cached)
+    # uv hardlinks the venv from its cache: only new wheels take space there (+ their .pyc);
+    # pip and pex write every file into the venv
+    venv = unpacked_new + unpacked_all * PYC_RATIO if uv else unpacked_all * (1 + PYC_RATIO)
+    return int((incoming + new_members + venv) * MARGIN_RATIO) + MARGIN_BYTES
+
+
+def free_bytes(path: Path) -> int:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def writable(path: Path) -> Optional[str]:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user"
+    return None
+
+
+def preflight(layout: Layout, manifest: dict, interpreter: str, incoming: int = 0,
+              service_problems: Optional[List[str]] = None) -> Dict[str, object]:
+    """All checks; PreflightError with one line for the first that fails."""
+    target = manifest["target"]
+    info = probe_interpreter(interpreter)
+    if info["version"] != target["python_version"]:
+        raise PreflightError(f"{interpreter} is Python {info['version']}, the release is built "
+                             f"for {target['python_version']}")
+    lib, glibc = info["libc"]
+    required = manifest.get("glibc_required")
+    if required and (lib != "glibc" or _tuple(glibc) < _tuple(required)):
+        raise PreflightError(f"the release needs glibc {required}, this host has "
+                             f"{glibc if lib == 'glibc' else lib or 'no glibc'}")
+    bad = wheel_problems(manifest, info["machine"], glibc if lib == "glibc" else None)
+    if bad:
+        raise PreflightError(f"{len(bad)} wheel(s) cannot run on this {info['machine']} host "
+                             f"(glibc {glibc}): {', '.join(bad[:3])}")
+    problem = writable(layout.base)
+    if problem:
+        raise PreflightError(problem)
+    uv = bool(manifest.get("uv_wheel")) and manifest.get("format") != "pex"
+    need, free = disk_needed(layout, manifest, incoming, uv), free_bytes(layout.base)
+    if free < need:
+        raise PreflightError(f"not enough disk on {layout.base}: needs {need / MIB:.0f} MiB, "
+                             f"{free / MIB:.0f} MiB free")
+    if service_problems:
+        raise PreflightError(service_problems[0])
+    return {"python": info["version"], "glibc": glibc, "machine": info["machine"],
+            "disk_needed": need, "disk_free": free}

@@ -1,0 +1,114 @@
+"""Which releases, cached wheels and .env backups to keep (pure choice + thin apply)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Set
+
+from deployer.host.envfile import backups, release_env_sha, sha256_text
+from deployer.host.layout import Layout
+from deployer.host.state import History, get_state, read_manifest, rollback_target
+
+
+def choose_releases_to_prune(ids: List[str], states: Dict[str, Optional[str]], keep: int,
+                             protected: Set[str]) -> List[str]:
+    """Keep the newest ``keep`` releases (good/live/staged before bad) plus ``protected``.
+
+    ``protected`` holds `current`, the last good activation before it and anything
+    being staged: those are never deleted, whatever ``keep`` says. Bad releases never
+    take a kept slot from a good one, and ``staged`` leftovers of dry runs go first.
+    """
+    rank = {"live": 0, "good": 0, "staged": 1, "staging": 1, "bad": 2, None: 2}
+    candidates = [i for i in ids if i not in protected]
+    ordered = sorted(candidates, key=lambda i: (rank.get(states.get(i), 2), _neg(i)))
+    slots = max(0, keep - len(protected))
+    kept = set(ordered[:slots])
+    return [i for i in ids if i not in protected and i not in kept]
+
+
+def _neg(rid: str) -> tuple:
+    return tuple(-ord(c) for c in rid)  # newest id first within a rank
+
+
+def prune(layout: Layout, keep: int, staging: Optional[str] = None,
+          retention_days: int = 30) -> Dict[str, List[str]]:
+    """Delete what retention does not keep; returns what was removed."""
+    history = History(layout)
+    ids = layout.release_ids()
+    states = {i: get_state(layout.release(i)) for i in ids}
+    protected = {i for i in (layout.current_id(), rollback_target(layout, history), staging) if i}
+    # a dry run's staged release is only ever kept while it is being staged
+    drop_staged = [i for i in ids if states[i] in ("staged", "staging") and i not in protected]
+    doomed = sorted(set(choose_releases_to_prune(ids, states, keep, protected)) | set(drop_staged))
+    for rid in doomed:
+        shutil.rmtree(layout.release(rid), ignore_errors=True)
+    kept = [i for i in ids if i not in doomed]
+    removed = {"releases": doomed,
+               "partials": prune_partials(layout, staging),
+               "wheels": _prune_wheels(layout, kept),
+               "env_backups": _prune_env_backups(layout, kept),
+               "logs": _prune_logs(layout, kept, retention_days)}
+    return removed
+
+
+def prune_partials(layout: Layout, staging: Optional[str] = None) -> List[str]:
+    """``.partial`` dirs left by an interrupted deploy (only ever called under the lock)."""
+    if not layout.releases.is_dir():
+        return []
+    gone = []
+    for p in layout.releases.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".partial") and p.name != f".{staging}.partial":
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p.name)
+    return sorted(gone)
+
+
+def _prune_wheels(layout: Layout, kept: List[str]) -> List[str]:
+    used: Set[str] = set()
+    for rid in kept:
+        for name, meta in read_manifest(layout.release(rid)).get("files", {}).items():
+            if name.startswith(("wheels/", "tools/")):
+                used.add(meta["sha256"])
+    gone = []
+    if layout.wheels.is_dir():
+        for d in layout.wheels.iterdir():
+            if d.name not in used:
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d.name)
+    if layout.wheelhouse.is_dir():
+        for w in layout.wheelhouse.iterdir():
+            if os.stat(w).st_nlink <= 1:  # its cache entry is gone
+                w.unlink()
+    return sorted(gone)
+
+
+def _prune_env_backups(layout: Layout, kept: List[str]) -> List[str]:
+    wanted = {release_env_sha(layout.release(r)) for r in kept}
+    gone = []
+    for b in backups(layout):
+        if sha256_text(b.read_text(encoding="utf-8")) not in wanted:
+            b.unlink()
+            gone.append(b.name)
+    return gone
+
+
+def _prune_logs(layout: Layout, kept: List[str], days: int) -> List[str]:
+    """Per-release logs of pruned releases, once older than the audit retention."""
+    cutoff = time.time() - days * 86400
+    gone = []
+    if layout.log.is_dir():
+        for d in layout.log.iterdir():
+            if d.is_dir() and d.name not in kept and _mtime(d) < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d.name)
+    return sorted(gone)
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0

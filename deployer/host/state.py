@@ -1,0 +1,130 @@
+"""Release states and the activation history (``log/deploys.jsonl``).
+
+A release is ``staging`` while its venv is built, then ``staged``; ``live`` while it is
+current and its health gate is open; ``good`` once a gate closed on it; ``bad`` when its
+install, smoke test or health gate failed. "Previous release" always means the previous
+*activation* in the history, never the previous id in sort order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+from deployer.host.events import utc_now
+from deployer.host.layout import Layout
+
+STATES = ("staging", "staged", "live", "good", "bad")
+STATE_FILE = ".state"
+
+
+def write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def get_state(release_dir: Path) -> Optional[str]:
+    try:
+        state = (release_dir / STATE_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return state if state in STATES else None
+
+
+def set_state(release_dir: Path, state: str) -> None:
+    assert state in STATES, state
+    write_atomic(release_dir / STATE_FILE, state + "\n")
+
+
+def read_manifest(release_dir: Path) -> dict:
+    try:
+        return json.loads((release_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+class History:
+    """Append-only JSON lines: one per deploy, rollback or install attempt."""
+
+    def __init__(self, layout: Layout):
+        self.path = layout.history
+
+    def append(self, record: dict) -> dict:
+        record = {"time": utc_now(), **record}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=False) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return record
+
+    def records(self) -> Iterator[dict]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        yield json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line from a crash: skip it
+        except FileNotFoundError:
+            return
+
+    def activations(self) -> List[dict]:
+        """Records that left their release live: the order releases were current in."""
+        return [r for r in self.records()
+                if r.get("to") and r.get("result") in ("success", "live")]
+
+    def last_activation(self, rid: str) -> Optional[dict]:
+        found = None
+        for r in self.activations():
+            if r["to"] == rid:
+                found = r
+        return found
+
+
+def rollback_target(layout: Layout, history: History) -> Optional[str]:
+    """The last good activation before `current`: never `current`, never a bad release."""
+    current = layout.current_id()
+    for record in reversed(history.activations()):
+        rid = record["to"]
+        if rid == current:
+            continue
+        rel = layout.release(rid)
+        if rel.is_dir() and get_state(rel) == "good":
+            return rid
+    return None
+
+
+def list_releases(layout: Layout, history: History) -> List[dict]:
+    current = layout.current_id()
+    rows = []
+    for rid in layout.release_ids():
+        rel = layout.release(rid)
+        last = history.last_activation(rid)
+        rows.append({
+            "id": rid,
+            "version": read_manifest(rel).get("version"),
+            "state": get_state(rel),
+            "activated_at": last["time"] if last else None,
+            "current": rid == current,
+        })
+    return rows

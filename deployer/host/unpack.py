@@ -1,0 +1,120 @@
+"""Safe unpack: artifact members into ``releases/.<id>.partial`` and the wheel cache.
+
+Every member is checked (regular file, safe relative name, listed in the manifest,
+sha256 matches) before anything it wrote is used. Wheels and tools go to the
+content-addressed cache ``cache/wheels/<sha256>/<name>``; a thin upload may leave out
+the ones the cache already has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, List
+
+from deployer.host.artifact import iter_verified
+from deployer.host.layout import Layout
+
+CACHED_PREFIXES = ("wheels/", "tools/")
+_CHUNK = 1 << 20
+
+
+def is_cached_member(name: str) -> bool:
+    return name.startswith(CACHED_PREFIXES)
+
+
+def cached_names(layout: Layout, manifest: dict) -> Dict[str, Path]:
+    """Listed wheels/tools the cache already holds: member name -> cache path."""
+    found = {}
+    for name, meta in manifest["files"].items():
+        if is_cached_member(name):
+            path = layout.cached_wheel(meta["sha256"], Path(name).name)
+            if path.is_file() and path.stat().st_size == meta["size"]:
+                found[name] = path
+    return found
+
+
+def missing_members(layout: Layout, manifest: dict) -> List[str]:
+    """What a thin upload must carry: every file the host cannot rebuild from its cache."""
+    have = cached_names(layout, manifest)
+    return sorted(n for n in manifest["files"] if n not in have)
+
+
+def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
+    """Unpack into ``partial`` (created fresh) and the cache; return the manifest."""
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    pending: List[tuple] = []  # (tmp, final) renamed only after the whole walk verified
+    manifest = None
+    try:
+        for member, reader, manifest in iter_verified(
+                artifact, may_lack=lambda n, m: is_cached_member(n) and
+                layout.cached_wheel(m["sha256"], Path(n).name).is_file()):
+            if is_cached_member(member.name):
+                final = layout.cached_wheel(manifest["files"][member.name]["sha256"],
+                                            Path(member.name).name)
+                if final.is_file():
+                    continue  # the iterator still hashes the bytes it skips
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = final.with_name(f".{final.name}.tmp")
+            else:
+                final = partial / member.name
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = final.with_name(f".{final.name}.tmp")
+            _unlink(tmp)  # left by an interrupted deploy
+            _copy(reader, tmp, 0o755 if member.name.endswith(".pyz") else 0o644)
+            pending.append((tmp, final))
+    except BaseException:
+        for tmp, _ in pending:
+            _unlink(tmp)
+        raise
+    for tmp, final in pending:
+        os.replace(tmp, final)
+    assert manifest is not None
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _copy(reader, dest: Path, mode: int) -> None:
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_CLOEXEC
+                 | getattr(os, "O_NOFOLLOW", 0), mode)
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            chunk = reader.read(_CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def link_wheelhouse(layout: Layout, manifest: dict) -> Path:
+    """Hardlink this release's wheels into ``cache/wheelhouse``: one stable find-links dir.
+
+    uv's cache only hits when the find-links path is the same every time.
+    """
+    house = layout.wheelhouse
+    house.mkdir(parents=True, exist_ok=True)
+    for name, meta in manifest["files"].items():
+        if not name.startswith("wheels/"):
+            continue
+        src = layout.cached_wheel(meta["sha256"], Path(name).name)
+        dest = house / src.name
+        try:
+            if os.path.samefile(src, dest):
+                continue
+            dest.unlink()
+        except FileNotFoundError:
+            pass
+        try:
+            os.link(src, dest)
+        except OSError:
+            shutil.copyfile(src, dest)
+    return house

@@ -1,0 +1,48 @@
+"""Damaged artifacts for failure tests: consistent hashes, broken content."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployer.build.archive import write_release_tar
+from deployer.build.manifest import file_facts, hash_lock, release_id
+from deployer.host.artifact import read_manifest
+from tests.conftest import extract
+
+
+@dataclass
+class Artifact:
+    path: Path
+    manifest: dict
+
+
+def rebuild(src: Path, dest: Path, mutate) -> Artifact:
+    """Extract ``src``, let ``mutate(tree)`` change files, re-hash, re-lock, re-id, re-pack."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = extract(src, Path(tmp) / "tree")
+        manifest = read_manifest(str(src))
+        mutate(tree)
+        members = {p.relative_to(tree).as_posix(): p for p in tree.rglob("*")
+                   if p.is_file() and p.name != "manifest.json"}
+        wheels = {Path(n).name: file_facts(p)["sha256"] for n, p in members.items()
+                  if n.startswith("wheels/")}
+        lock = hash_lock(wheels)
+        (tree / manifest["lock"]).write_text(lock)
+        manifest["release_id"] = release_id(1764159300, lock, wheels)
+        manifest["files"] = {n: file_facts(p) for n, p in sorted(members.items())}
+        path = write_release_tar(dest, manifest, members, 1764159300)
+    return Artifact(path, manifest)
+
+
+def corrupt_wheel(src: Path, dest: Path, package: str) -> Artifact:
+    """The named dependency's wheel replaced by a zip that is not a valid wheel."""
+
+    def mutate(tree: Path) -> None:
+        wheel = next((tree / "wheels").glob(f"{package}-*.whl"))
+        with zipfile.ZipFile(wheel, "w") as z:
+            z.writestr("junk.txt", "no metadata here")
+
+    return rebuild(src, dest, mutate)

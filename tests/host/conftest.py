@@ -1,0 +1,74 @@
+"""Host-engine fixtures: a temporary base path, a real service manager, real artifacts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployer.host.engine import Engine
+from deployer.host.events import Events
+from tests.conftest import target_python
+from tests.host.supervisor import ProcessService
+
+RUN_ENGINE = Path(__file__).with_name("run_engine.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Host:
+    """A temporary 'host': base path, .env text, engine config and a service manager."""
+
+    def __init__(self, base: Path, manifest_config: dict, port: int):
+        self.base = base
+        self.port = port
+        self.config = json.loads(json.dumps(manifest_config))
+        self.config.update(base_path=str(base), interpreter=target_python(), keep_releases=3)
+        self.config["health"].update(http_url=f"http://127.0.0.1:{port}/health", watch=1.0,
+                                     timeout=20)
+        self.service = ProcessService(base, self.config["module"])
+        self.lines: list[str] = []
+
+    def env_text(self, secret: str = "s3cr3t-token-value") -> str:
+        return (f"HTTP_PORT={self.port}\nHTTP_HOST=127.0.0.1\n"
+                f"STATE_DIR={self.base}/shared/sessions\nAPI_SECRET={secret}\n")
+
+    def engine(self) -> Engine:
+        out = _Lines(self.lines)
+        return Engine(self.config, self.service, Events(out), actor="tester")
+
+    def config_file(self) -> Path:
+        path = self.base.parent / "host-config.json"
+        path.write_text(json.dumps(self.config))
+        return path
+
+    def cli(self, *args: str) -> list[str]:
+        return [sys.executable, str(RUN_ENGINE), "--config", str(self.config_file()), *args]
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+class _Lines:
+    def __init__(self, sink: list):
+        self.sink = sink
+
+    def write(self, text: str) -> None:
+        self.sink.extend(t for t in text.splitlines() if t)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture
+def host(tmp_path, example_build):
+    h = Host(tmp_path / "opt" / "tg_video_streamer", example_build.manifest["config"], free_port())
+    yield h
+    h.service.stop()

@@ -1,0 +1,139 @@
+"""The host engine on a temporary base path, with real venvs, real wheels, a real service."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deployer.errors import HealthError, HostError, InstallError
+from deployer.host.activate import EnvChange
+from deployer.host.state import History, get_state, rollback_target
+from tests.host.artifacts import corrupt_wheel
+
+pytestmark = pytest.mark.slow
+SECRET1, SECRET2 = "s3cr3t-token-one", "s3cr3t-token-two"
+
+
+def health(host) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{host.port}/health", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def deploy(host, build, secret=SECRET1, env=True) -> dict:
+    engine = host.engine()
+    engine.acquire(release=build.manifest["release_id"])
+    try:
+        engine.preflight(build.manifest)
+        rid = engine.stage(str(build.path))
+        return engine.activate(rid, EnvChange(text=host.env_text(secret) if env else None))
+    finally:
+        engine.release_lock()
+
+
+def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant_builds):
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    base = host.base
+    r1 = deploy(host, v1, SECRET1)
+    id1 = v1.manifest["release_id"]
+    assert r1["result"] == "success" and r1["healthy_s"] > 0 and r1["gate_s"] >= r1["healthy_s"]
+    assert os.readlink(base / "current") == f"releases/{id1}"
+    rel1 = base / "releases" / id1
+    assert get_state(rel1) == "good" and (rel1 / "venv" / "bin" / "python").exists()
+    assert health(host) == {"status": "ok", "version": v1.manifest["version"]}
+    # wheels live once, content-addressed; shared dirs and .env are links into shared/
+    wheel = next(n for n in v1.manifest["files"] if "ntgcalls" in n)
+    sha = v1.manifest["files"][wheel]["sha256"]
+    assert (base / "cache" / "wheels" / sha / Path(wheel).name).is_file()
+    assert not list((base / "releases").glob(f"{id1}/wheels"))
+    assert os.path.realpath(rel1 / "sessions") == str(base / "shared" / "sessions")
+    assert os.path.realpath(rel1 / ".env") == str(base / "shared" / ".env")
+    assert stat.S_IMODE((base / "shared" / ".env").stat().st_mode) == 0o600
+    (base / "shared" / "sessions" / "bot.session").write_text("session state")
+
+    # a code-only change, with a new .env: the old one is backed up, 0600
+    r2 = deploy(host, v2, SECRET2)
+    id2 = v2.manifest["release_id"]
+    assert r2["from"] == id1 and r2["to"] == id2 and r2["result"] == "success"
+    assert health(host)["version"] == v2.manifest["version"]
+    backups = list((base / "shared").glob(".env.bak.*"))
+    assert len(backups) == 1 and SECRET1 in backups[0].read_text()
+    assert stat.S_IMODE(backups[0].stat().st_mode) == 0o600
+    assert SECRET2 in (base / "shared" / ".env").read_text()
+    assert (base / "releases" / id2 / "sessions" / "bot.session").read_text() == "session state"
+
+    # hotfix: deploy the OLDER artifact again; the host re-checks it instead of rebuilding
+    host.lines.clear()
+    deploy(host, v1, SECRET1)
+    assert "already on the host" in host.output()
+    assert os.readlink(base / "current") == f"releases/{id1}"
+    # rollback returns to the release that was live before (v2), not an id-order neighbour
+    engine = host.engine()
+    assert rollback_target(engine.layout, engine.history) == id2
+    engine.acquire()
+    result = engine.rollback()
+    engine.release_lock()
+    assert result["action"] == "rollback" and result["to"] == id2
+    assert health(host)["version"] == v2.manifest["version"]
+    assert SECRET2 in (base / "shared" / ".env").read_text(), "rollback restores that release's .env"
+    rows = {r["id"]: r for r in engine.releases()}
+    assert rows[id2]["current"] and rows[id1]["state"] == "good" and rows[id2]["activated_at"]
+
+    # secrets never in events, history or saved journal excerpts
+    everything = host.output() + (base / "log" / "deploys.jsonl").read_text()
+    everything += "".join(p.read_text() for p in (base / "log").rglob("*.txt"))
+    assert SECRET1 not in everything and SECRET2 not in everything
+
+
+def test_crash_at_start_switches_back_and_marks_bad(host, variant_builds):
+    v1, crash = variant_builds("v1"), variant_builds("crash")
+    deploy(host, v1, SECRET1)
+    with pytest.raises(HealthError) as e:
+        deploy(host, crash, SECRET2)
+    assert "switched back to " + v1.manifest["release_id"] in str(e.value)
+    base, crash_id = host.base, crash.manifest["release_id"]
+    assert os.readlink(base / "current") == f"releases/{v1.manifest['release_id']}"
+    assert get_state(base / "releases" / crash_id) == "bad"
+    assert health(host)["version"] == v1.manifest["version"]
+    assert SECRET1 in (base / "shared" / ".env").read_text(), ".env restored on revert"
+    excerpt = "".join(p.read_text() for p in (base / "log" / crash_id).glob("journal-*.txt"))
+    assert "crash at start" in excerpt and SECRET2 not in excerpt
+    last = list(History(host.engine().layout).records())[-1]
+    assert last["result"] == "reverted" and last["to"] == crash_id and "reason" in last
+    engine = host.engine()
+    assert rollback_target(engine.layout, engine.history) is None, "never a bad release"
+    with pytest.raises(HostError, match="marked bad"):
+        engine.rollback(to=crash_id)
+
+
+def test_failed_install_keeps_the_old_release_live(host, variant_builds, tmp_path):
+    v1 = variant_builds("v1")
+    deploy(host, v1, SECRET1)
+    broken = corrupt_wheel(v1.path, tmp_path / "broken.tar", "aiohttp")
+    engine = host.engine()
+    engine.acquire()
+    with pytest.raises(InstallError) as e:
+        engine.stage(str(broken.path))
+    engine.release_lock()
+    assert "installing dependencies failed" in str(e.value)
+    bad_id = broken.manifest["release_id"]
+    assert get_state(host.base / "releases" / bad_id) == "bad"
+    assert (host.base / "log" / bad_id / "install.log").read_text().strip()
+    assert os.readlink(host.base / "current") == f"releases/{v1.manifest['release_id']}"
+    assert health(host)["version"] == v1.manifest["version"]
+
+
+def test_missing_required_env_key_refused_before_the_switch(host, variant_builds):
+    v1 = variant_builds("v1")
+    engine = host.engine()
+    engine.acquire()
+    rid = engine.stage(str(v1.path))
+    with pytest.raises(HostError, match="lacks required keys: HTTP_PORT"):
+        engine.activate(rid, EnvChange(text="STATE_DIR=/x\n"))
+    engine.release_lock()
+    assert not (host.base / "current").exists()
+    assert get_state(host.base / "releases" / rid) == "staged"
