@@ -52,6 +52,7 @@ class App(Model):
     unit: Optional[Name] = None
     source: str = "."
     requirements: Optional[str] = "requirements.txt"
+    packaging: str = "packaging"
     user: Name = "tgstream"
     base_path: Optional[str] = None
     keep_releases: Annotated[int, Field(ge=1, le=100)] = 5

@@ -41,6 +41,28 @@ def build_engine(dest: Path) -> Path:
     return archive.write_zipapp(dest, root, ENGINE_PACKAGES, ENGINE_MAIN)
 
 
+def packaging_templates(config: Config, config_path: Path) -> dict[str, Path]:
+    """The unit, launcher and sudoers templates: the repo's packaging/, else the defaults."""
+    from deployer.host.setup import TEMPLATES
+
+    found = {}
+    for directory in (resolve(config_path, config.app.packaging), default_packaging()):
+        for name in TEMPLATES.values():
+            if name not in found and (directory / name).is_file():
+                found[name] = directory / name
+    missing = sorted(set(TEMPLATES.values()) - set(found))
+    if missing:
+        raise BuildError(f"app.packaging: no template {missing[0]} (run `deployer init`)")
+    return found
+
+
+def default_packaging() -> Path:
+    """deployer's own templates: packaged as deployer/templates, or packaging/ in a checkout."""
+    here = Path(deployer.__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "packaging"
+
+
 def requirements_of(config: Config, config_path: Path, src: Path, pyproject: dict) -> list[str]:
     """The service's dependencies: its requirements file plus its pyproject dependencies."""
     reqs = list(pyproject.get("project", {}).get("dependencies", []))
@@ -99,6 +121,8 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         (work / LOCK).write_text(lock_text, encoding="utf-8")
         members[LOCK] = work / LOCK
         members[ENGINE] = build_engine(work / ENGINE)
+        for name, path in packaging_templates(config, Path(config_path)).items():
+            members[f"packaging/{name}"] = path
         uv_name = None
         if config.artifact.ship_uv:
             uv = wheelhouse.fetch_uv_wheel(target, work / "tools")

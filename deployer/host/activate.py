@@ -44,8 +44,7 @@ class EnvChange:
     def apply(self, layout: Layout, required: list) -> str:
         if self.text is not None:
             envfile.check_required(self.text, required)
-            backup = envfile.install_env(layout, self.text)
-            return f"replaced (0600), backup {backup.name}" if backup else "unchanged"
+            return envfile.install_env(layout, self.text)
         if self.restore_sha is not None:
             if not envfile.restore_env(layout, self.restore_sha):
                 raise HostError("the .env this release ran with is no longer on the host")

@@ -17,12 +17,18 @@ from typing import Callable, List, Optional
 from deployer import __version__
 from deployer.errors import DeployerError, HostError, UsageError
 from deployer.host.activate import EnvChange
-from deployer.host.artifact import read_manifest, verify_artifact
+from deployer.host.artifact import (
+    iter_verified,
+    read_manifest,
+    validate_manifest_shape,
+    verify_artifact,
+)
 from deployer.host.engine import Engine
 from deployer.host.events import Events
 from deployer.host.lock import DeployLock, describe
 from deployer.host.serve import Serve
 from deployer.host.service import Service, Systemd
+from deployer.host.setup import TEMPLATES, Setup, drift, load_templates
 from deployer.host.state import write_atomic
 
 SAVED_CONFIG = "deploy.json"
@@ -34,12 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"deployer-engine {__version__}")
     p.add_argument("--base", help="the app's base path (default: from the config)")
     p.add_argument("--config", help="host config JSON file (default: artifact's, then saved)")
+    p.add_argument("--config-json", help="host config as a JSON string (controller use)")
+    p.add_argument("--actor", help="who deploys (audit log); default: the user")
+    p.add_argument("--run-url", help="link to the CI run or log (audit log, lock holder)")
     p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another deploy's lock instead of failing")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("verify", help="check an artifact's manifest and every hash").add_argument("artifact")
     sub.add_parser("preflight", help="can this host take the release? writes nothing") \
-        .add_argument("artifact")
+        .add_argument("artifact", help="the artifact, or - to read its manifest JSON from stdin")
+    sub.add_parser("status", help="unit state, current release, health probe")
+    lg = sub.add_parser("logs", help="the service's journal (masked)")
+    lg.add_argument("--release", metavar="ID", help="the journal excerpts kept for a release")
+    lg.add_argument("-n", "--lines", type=int, default=100)
     sub.add_parser("stage", help="unpack, venv, install offline, smoke test").add_argument("artifact")
     a = sub.add_parser("activate", help="switch to a staged release, restart, health gate")
     a.add_argument("release")
@@ -47,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rollback", help="back to the last good activation before current")
     r.add_argument("--to", metavar="ID")
     sub.add_parser("releases", help="id, version, state, activated at, current")
+    h = sub.add_parser("history", help="the last records of log/deploys.jsonl")
+    h.add_argument("--last", type=int, default=20)
     sub.add_parser("prune", help="apply retention: releases, cached wheels, .env backups, logs")
     sub.add_parser("lock", help="who holds the deploy lock")
     i = sub.add_parser("install", help="the whole chain from a local artifact (air-gapped hosts)")
@@ -54,16 +69,26 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--env-file", help="the new .env (default: keep the current one)")
     i.add_argument("--dry-run", action="store_true", help="preflight, stage and smoke only")
     sub.add_parser("serve", help="one process per deploy, driven over stdin (controller use)")
+    s = sub.add_parser("setup", help="as root, once: deploy user, layout, sudoers, unit")
+    s.add_argument("--artifact", help="take the templates from this artifact")
+    s.add_argument("--templates", help="take the templates from this directory")
+    s.add_argument("--authorized-key", help="public key file to authorize for the deploy user")
+    s.add_argument("--check", action="store_true", help="only report drift; write nothing")
     return p
 
 
 def load_config(args: argparse.Namespace) -> dict:
-    if args.config:
+    if args.config_json:
+        try:
+            config = json.loads(args.config_json)
+        except ValueError as e:
+            raise UsageError(f"--config-json: {e}") from None
+    elif args.config:
         try:
             config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise UsageError(f"--config {args.config}: {e}") from None
-    elif getattr(args, "artifact", None) and args.command != "verify":
+    elif getattr(args, "artifact", None) not in (None, "-") and args.command != "verify":
         config = dict(read_manifest(args.artifact).get("config") or {})
     else:
         if not args.base:
@@ -75,7 +100,8 @@ def load_config(args: argparse.Namespace) -> dict:
             raise UsageError(f"{saved}: no saved config; pass --config") from None
     if args.base:
         config["base_path"] = args.base
-    missing = [k for k in ("base_path", "unit", "interpreter", "smoke") if k not in config]
+    missing = [k for k in ("base_path", "unit", "interpreter", "smoke", "app", "user", "module")
+               if k not in config]
     if missing:
         raise UsageError(f"host config lacks {', '.join(missing)}")
     return config
@@ -98,20 +124,37 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
         return 0
     config = load_config(args)
     base = Path(config["base_path"])
+    if args.command == "setup":
+        return run_setup(args, config, events)
     if args.command == "lock":
         status = DeployLock(base / ".lock", base / ".lock.holder").status()
         events.emit("lock", "info", describe(status["holder"]) if status["held"] else "free",
                     **status)
         return 0
-    engine = Engine(config, service_factory(config), events)
+    engine = Engine(config, service_factory(config), events, actor=args.actor, run_url=args.run_url)
     if args.command == "releases":
         for row in engine.releases():
             events.emit("release", "info", row["id"], **row)
         return 0
+    if args.command == "history":
+        for record in list(engine.history.records())[-args.last:]:
+            events.emit("history", "info", record.get("result", ""), record=record)
+        return 0
     if args.command == "serve":
         return Serve(engine).run(lock_wait=args.lock_wait)
     if args.command == "preflight":
-        engine.preflight(read_manifest(args.artifact))
+        if args.artifact == "-":
+            manifest = validate_manifest_shape(json.loads(sys.stdin.read()), "stdin")
+        else:
+            manifest = read_manifest(args.artifact)
+        engine.preflight(manifest)
+        return 0
+    if args.command == "status":
+        events.emit("status", "info", "", **engine.status())
+        return 0
+    if args.command == "logs":
+        for line in engine.logs(args.release, args.lines):
+            events.emit("log", "info", line)
         return 0
     engine.acquire(wait=args.lock_wait)
     try:
@@ -138,6 +181,42 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
             engine.prune()
     finally:
         engine.release_lock()
+    return 0
+
+
+def setup_templates(args: argparse.Namespace, config: dict) -> dict:
+    if args.templates:
+        return load_templates(Path(args.templates))
+    if args.artifact:
+        texts = {}
+        for member, reader, _ in iter_verified(args.artifact):
+            if member.name.startswith("packaging/"):
+                texts[Path(member.name).name] = reader.read().decode("utf-8")
+        by_key = {k: texts.get(name) for k, name in TEMPLATES.items()}
+        missing = [TEMPLATES[k] for k, v in by_key.items() if v is None]
+        if missing:
+            raise UsageError(f"{args.artifact} carries no template {missing[0]}")
+        return by_key
+    current = Path(config["base_path"]) / "current" / "packaging"
+    if current.is_dir():
+        return load_templates(current)
+    raise UsageError("setup needs --artifact or --templates (no release on this host yet)")
+
+
+def run_setup(args: argparse.Namespace, config: dict, events: Events) -> int:
+    templates = setup_templates(args, config)
+    if args.check:
+        problems = drift(templates, config)
+        for p in problems:
+            events.emit("drift", "fail", p)
+        events.emit("setup check", "ok" if not problems else "fail",
+                    "unit and launcher match the templates" if not problems else
+                    f"{len(problems)} difference(s)")
+        return 1 if problems else 0
+    key = _read_env_file(args.authorized_key) if args.authorized_key else None
+    changed = Setup(config, templates, events, authorized_key=key).run()
+    events.emit("setup", "ok", f"{len(changed)} change(s)" if changed else "nothing to change",
+                changed=changed)
     return 0
 
 

@@ -7,6 +7,7 @@ very same steps.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -16,7 +17,7 @@ from typing import List, Optional
 
 from deployer.errors import AbortedError, HostError, InstallError
 from deployer.host import install, retention
-from deployer.host.activate import Activation, EnvChange, switch_current
+from deployer.host.activate import Activation, EnvChange
 from deployer.host.artifact import read_manifest as read_artifact_manifest
 from deployer.host.events import Events
 from deployer.host.layout import RELEASE_ID_RE, Layout
@@ -55,11 +56,14 @@ class Engine:
         self.lock.release()
 
     # ------------------------------------------------------------------ steps
-    def preflight(self, manifest: dict, incoming: int = 0) -> dict:
+    def preflight(self, manifest: dict, upload: bool = False) -> dict:
+        """Checks before anything is written; ``upload``: the missing files are still to come."""
         with self.events.step("preflight") as r:
+            missing = missing_members(self.layout, manifest)
+            incoming = sum(manifest["files"][n]["size"] for n in missing) if upload else 0
             result = preflight(self.layout, manifest, self.config["interpreter"], incoming,
                                self.service.problems())
-            result["missing"] = missing_members(self.layout, manifest)
+            result["missing"] = missing
             r["detail"] = (f"python {result['python']}, glibc {result['glibc']}, disk "
                            f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB")
         return result
@@ -145,8 +149,38 @@ class Engine:
 
         return list_releases(self.layout, self.history)
 
-    def forget_current(self) -> None:
-        switch_current(self.layout, None)
+    def status(self) -> dict:
+        """Unit state, the current release and its version, and the health probe now."""
+        from deployer.host.health import HealthCheck
+
+        props = self.service.show()
+        current = self.layout.current_id()
+        version = read_manifest(self.layout.release(current)).get("version") if current else None
+        problem = HealthCheck(self.service, self.config.get("health", {}), version).probe() \
+            if current else "no current release"
+        return {"unit": props, "current": current, "version": version,
+                "state": get_state(self.layout.release(current)) if current else None,
+                "health": problem or "ok"}
+
+    def logs(self, release: Optional[str], lines: int) -> List[str]:
+        """The unit's journal now, or the excerpts kept for ``release``; masked."""
+        from deployer.host.envfile import current_env, env_values
+
+        self.events.add_secrets(env_values(current_env(self.layout) or ""))
+        if release:
+            kept = sorted(self.layout.release_log(release).glob("journal-*.txt"))
+            if not kept:
+                raise HostError(f"no journal kept for release {release}")
+            text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in kept)
+            return [self.events.mask(line) for line in text.splitlines()[-lines:]]
+        return [self.events.mask(line) for line in self.service.recent(lines)]
+
+    def discard_upload(self, artifact: str) -> None:
+        """Uploads live in incoming/ only until they are staged (or refused)."""
+        path = Path(artifact).resolve()
+        if self.layout.incoming.resolve() in path.parents:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     # ------------------------------------------------------------------ helpers
     def _check_abort(self) -> None:

@@ -64,21 +64,19 @@ def backups(layout: Layout) -> List[Path]:
     return sorted(layout.shared.glob(".env.bak.*"))
 
 
-def install_env(layout: Layout, text: str) -> Optional[Path]:
+def install_env(layout: Layout, text: str) -> str:
     """Back up shared/.env (if any and different), then replace it atomically, 0600.
 
-    Returns the backup's path, or None when there was nothing to back up.
+    Returns what happened, for the step's event (never the contents).
     """
     layout.shared.mkdir(parents=True, exist_ok=True)
     old = current_env(layout)
-    backup = None
-    if old is not None:
-        if old == text:
-            os.chmod(layout.env, ENV_MODE)
-            return None
-        backup = backup_env(layout, old)
+    if old == text:
+        os.chmod(layout.env, ENV_MODE)
+        return "unchanged"
+    backup = backup_env(layout, old) if old is not None else None
     write_atomic(layout.env, text, ENV_MODE)
-    return backup
+    return f"replaced (0600), backup {backup.name}" if backup else "written (0600)"
 
 
 def backup_env(layout: Layout, text: str) -> Path:

@@ -13,6 +13,7 @@ tell a quiet engine from a dead link, and one ``done`` event per command.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import sys
@@ -20,13 +21,26 @@ import threading
 import time
 from typing import IO, Optional
 
-from deployer.errors import AbortedError, DeployerError
+from deployer.errors import AbortedError, ArtifactError, DeployerError
 from deployer.host.activate import EnvChange
 from deployer.host.engine import Engine
 
 HEARTBEAT_TIMEOUT = 5.0
 TICK = 1.0
 EXIT_ABORTED = 3
+
+
+def check_upload(path: str, expected: str) -> None:
+    """The uploaded file is byte for byte what the controller sent."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise ArtifactError(f"upload {path}: {e.strerror}") from None
+    if h.hexdigest() != expected:
+        raise ArtifactError(f"upload {path}: sha256 differs from what was sent (damaged in transit)")
 
 
 class Serve:
@@ -115,9 +129,14 @@ class Serve:
     def _run_command(self, cmd: str, msg: dict):
         engine = self.engine
         if cmd == "preflight":
-            return engine.preflight(msg["manifest"], int(msg.get("incoming", 0)))
+            return engine.preflight(msg["manifest"], upload=bool(msg.get("upload")))
         if cmd == "stage":
-            return {"release": engine.stage(msg["artifact"])}
+            if msg.get("sha256"):
+                check_upload(msg["artifact"], msg["sha256"])
+            try:
+                return {"release": engine.stage(msg["artifact"])}
+            finally:
+                engine.discard_upload(msg["artifact"])
         if cmd == "activate":
             env = EnvChange(text=msg.get("env"))
             return engine.activate(msg["release"], env, action=msg.get("action", "deploy"))

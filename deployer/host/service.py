@@ -39,6 +39,10 @@ class Service:
         """Why a deploy could not drive this service (missing rights, no unit); [] if none."""
         return []
 
+    def recent(self, lines: int) -> List[str]:
+        """The last ``lines`` of the service's journal."""
+        raise NotImplementedError
+
 
 def _run(argv: List[str], timeout: float) -> subprocess.CompletedProcess:
     try:
@@ -95,6 +99,11 @@ class Systemd(Service):
         if missing:
             return [f"sudo does not allow `{missing[0]}` for this user: run `deployer host setup`"]
         return []
+
+    def recent(self, lines: int) -> List[str]:
+        proc = _run([self.journalctl, "--no-pager", "-o", "short-iso", "-u", self.name,
+                     "-n", str(lines)], 30)
+        return proc.stdout.splitlines()
 
     def journal(self, invocation_id: str) -> List[str]:
         if not invocation_id:

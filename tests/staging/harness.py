@@ -131,6 +131,13 @@ class StagingHost:
         """Run ``argv`` as root inside the guest (nsenter, not ssh)."""
         return self._script("exec", *argv, check=check, input=input, timeout=timeout)
 
+    def push(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write ``data`` to ``path`` inside the guest, as root (base64 through exec)."""
+        import base64
+
+        self.exec(["sh", "-c", f'base64 -d > "$1" && chmod {mode:o} "$1"', "push", path],
+                  input=base64.b64encode(data).decode())
+
     def cut(self, kind: str) -> None:
         """``sessions``, ``reset``, ``link-down``, ``link-up`` or ``heal``."""
         if kind not in ("sessions", "reset", "link-down", "link-up", "heal"):

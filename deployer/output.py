@@ -1,0 +1,87 @@
+"""What the user sees: engine events as rich lines on a terminal, plain lines in CI,
+JSON lines for machines. Everything passes the redactor first."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Optional
+
+from rich.console import Console
+
+from deployer.redact import Redactor
+
+MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "start": "[dim]…[/]", "info": "[blue]·[/]"}
+QUIET_STEPS = {"tick", "done"}
+
+
+class Reporter:
+    def __init__(self, mode: str = "auto", redactor: Optional[Redactor] = None,
+                 stream=None):
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "rich" if self.stream.isatty() else "plain"
+        self.mode = mode
+        self.redactor = redactor or Redactor()
+        self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
+                               force_terminal=mode == "rich" or None)
+        self._lock = threading.Lock()
+
+    def event(self, host: str, event: dict) -> None:
+        """One engine event from ``host``."""
+        if event.get("step") in QUIET_STEPS:
+            return
+        if self.mode == "json":
+            self._write(json.dumps({"host": host, **event}))
+            return
+        status = event.get("status", "")
+        if status == "start" and self.mode == "plain":
+            return
+        duration = f" ({event['duration']:.2f}s)" if "duration" in event else ""
+        detail = event.get("detail") or ""
+        if not isinstance(detail, str):
+            detail = json.dumps(detail)
+        if self.mode == "rich":
+            line = (f"{MARKS.get(status, '·')} [bold]{host}[/] {event.get('step')} "
+                    f"[dim]{_escape(self.redactor(detail))}{duration}[/]")
+            with self._lock:
+                self.console.print(line)
+        else:
+            self._write(f"[{host}] {event.get('step')} {status}: {detail}{duration}")
+
+    @contextmanager
+    def step(self, host: str, step: str, detail: str):
+        """A controller-side step shown like the engine's own (start, ok/fail, duration)."""
+        self.event(host, {"step": step, "status": "start", "detail": detail})
+        t0 = time.monotonic()
+        try:
+            yield
+        except BaseException as e:
+            self.event(host, {"step": step, "status": "fail", "detail": str(e),
+                              "duration": time.monotonic() - t0})
+            raise
+        self.event(host, {"step": step, "status": "ok", "detail": detail,
+                          "duration": time.monotonic() - t0})
+
+    def say(self, text: str) -> None:
+        if self.mode == "json":
+            self._write(json.dumps({"message": self.redactor(text)}))
+        elif self.mode == "rich":
+            with self._lock:
+                self.console.print(_escape(self.redactor(text)))
+        else:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(self.redactor(text) + "\n")
+            self.stream.flush()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

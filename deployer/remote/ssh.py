@@ -1,0 +1,255 @@
+"""One SSH connection per host (paramiko), with pinned host keys and a fast dead-link check.
+
+Host keys come from a known_hosts file or secret: an unknown key is refused, a
+mismatch names the host and both fingerprints; trust-on-first-use only with
+``accept_new``. A dead link must fail in seconds: the socket has TCP keepalive and
+``TCP_USER_TIMEOUT`` (paramiko's own keepalive never waits for a reply), and channels
+get read timeouts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shlex
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import paramiko
+
+from deployer.errors import HostKeyError, RemoteError, UsageError
+
+USER_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom to connect (resolved from config + environment)."""
+
+    label: str
+    address: str
+    port: int
+    user: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    key_file: Optional[str] = None
+    key_text: Optional[str] = None  # a CI secret holding the private key itself
+    passphrase: Optional[str] = None
+    known_hosts_file: Optional[str] = None
+    known_hosts_text: Optional[str] = None
+    accept_new: bool = False
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, key_file=None, known_hosts=None, accept_new=False, connect_timeout=10.0,
+                 environ=None) -> Credentials:
+        env = os.environ if environ is None else environ
+        return cls(key_file=key_file, key_text=env.get("DEPLOYER_SSH_KEY") or None,
+                   passphrase=env.get("DEPLOYER_SSH_KEY_PASSPHRASE") or None,
+                   known_hosts_file=known_hosts,
+                   known_hosts_text=env.get("DEPLOYER_KNOWN_HOSTS") or None,
+                   accept_new=accept_new, connect_timeout=connect_timeout)
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _host_key_name(t: Target) -> str:
+    return t.address if t.port == 22 else f"[{t.address}]:{t.port}"
+
+
+def load_host_keys(creds: Credentials) -> paramiko.HostKeys:
+    keys = paramiko.HostKeys()
+    if creds.known_hosts_file:
+        path = os.path.expanduser(creds.known_hosts_file)
+        try:
+            keys.load(path)
+        except FileNotFoundError:
+            if not creds.accept_new:
+                raise UsageError(f"ssh.known_hosts: {path} does not exist") from None
+        except (OSError, paramiko.SSHException) as e:
+            raise UsageError(f"ssh.known_hosts: cannot read {path}: {e}") from None
+    if creds.known_hosts_text:
+        for line in creds.known_hosts_text.splitlines():
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+            if entry is not None:
+                for name in entry.hostnames:
+                    keys.add(name, entry.key.get_name(), entry.key)
+    return keys
+
+
+def load_private_key(creds: Credentials) -> Optional[paramiko.PKey]:
+    """The deploy key from a CI secret or a file; None means: ask the agent."""
+    text = creds.key_text
+    where = "DEPLOYER_SSH_KEY"
+    if text is None and creds.key_file:
+        where = f"ssh.key_file {creds.key_file}"
+        try:
+            text = Path(os.path.expanduser(creds.key_file)).read_text()
+        except OSError as e:
+            raise UsageError(f"{where}: {e.strerror}") from None
+    if text is None:
+        return None
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text), password=creds.passphrase)
+        except paramiko.PasswordRequiredException:
+            raise UsageError(f"{where}: the key is encrypted; set DEPLOYER_SSH_KEY_PASSPHRASE") from None
+        except paramiko.SSHException:
+            continue
+    raise UsageError(f"{where}: not a private key paramiko can read (ed25519, ecdsa or rsa)")
+
+
+class _Verify(paramiko.MissingHostKeyPolicy):
+    """Refuse unknown keys unless accept_new; record a newly accepted key."""
+
+    def __init__(self, target: Target, accept_new: bool):
+        self.target, self.accept_new = target, accept_new
+        self.accepted: Optional[paramiko.PKey] = None
+
+    def missing_host_key(self, client, hostname, key):
+        if self.accept_new:
+            self.accepted = key
+            return
+        raise HostKeyError(f"{self.target.label} ({hostname}): host key {key.get_name()} "
+                           f"{fingerprint(key)} is not in known_hosts; pin it (ssh-keyscan, "
+                           "then check the fingerprint) or pass --accept-new")
+
+
+def open_socket(t: Target, timeout: float) -> socket.socket:
+    try:
+        s = socket.create_connection((t.address, t.port), timeout=timeout)
+    except socket.timeout:
+        raise RemoteError(f"{t.label}: no answer from {t.address}:{t.port} in {timeout:.0f}s") from None
+    except OSError as e:
+        raise RemoteError(f"{t.label}: cannot reach {t.address}:{t.port}: {e.strerror or e}") from None
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (("TCP_KEEPIDLE", 1), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3),
+                       ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+        if hasattr(socket, opt):
+            s.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+    return s
+
+
+class Connection:
+    """An authenticated SSH connection to one host: run commands, SFTP files."""
+
+    def __init__(self, target: Target, creds: Credentials):
+        self.target = target
+        self.client = paramiko.SSHClient()
+        keys = load_host_keys(creds)
+        name = _host_key_name(target)
+        for keytype, key in (keys.lookup(name) or {}).items():
+            self.client.get_host_keys().add(name, keytype, key)
+        policy = _Verify(target, creds.accept_new)
+        self.client.set_missing_host_key_policy(policy)
+        pkey = load_private_key(creds)
+        sock = open_socket(target, creds.connect_timeout)
+        try:
+            self.client.connect(target.address, target.port, username=target.user, pkey=pkey,
+                                sock=sock, allow_agent=pkey is None, look_for_keys=False,
+                                timeout=creds.connect_timeout, banner_timeout=creds.connect_timeout,
+                                auth_timeout=creds.connect_timeout)
+        except HostKeyError:
+            sock.close()
+            raise
+        except paramiko.BadHostKeyException as e:
+            sock.close()
+            raise HostKeyError(
+                f"{target.label} ({target.address}): HOST KEY MISMATCH - it offers "
+                f"{fingerprint(e.key)}, known_hosts pins {fingerprint(e.expected_key)}; "
+                "refusing to connect (possible man-in-the-middle)") from None
+        except paramiko.AuthenticationException:
+            sock.close()
+            raise RemoteError(f"{target.label}: {target.user}@{target.address} refused our key "
+                              "(wrong user or key)") from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            sock.close()
+            raise RemoteError(f"{target.label}: SSH failed: {e or type(e).__name__}") from None
+        self.accepted_key = policy.accepted
+        self._sftp: Optional[paramiko.SFTPClient] = None
+
+    # ------------------------------------------------------------------ commands
+    def run(self, argv: List[str], timeout: float = 60, stdin: Optional[bytes] = None
+            ) -> tuple[int, str, str]:
+        """Run argv (quoted in ONE place, here) and return (exit code, stdout, stderr)."""
+        try:
+            chan = self.client.get_transport().open_session(timeout=timeout)
+            chan.settimeout(timeout)
+            chan.exec_command(shlex.join(argv))
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = _drain(chan)
+            code = chan.recv_exit_status()
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise RemoteError(f"{self.target.label}: lost the connection running "
+                              f"{argv[0]}: {e or type(e).__name__}") from None
+        if code == -1:
+            raise RemoteError(f"{self.target.label}: connection lost while running {argv[0]}")
+        return code, out, err
+
+    def open_channel(self, argv: List[str], read_timeout: float) -> paramiko.Channel:
+        chan = self.client.get_transport().open_session(timeout=read_timeout)
+        chan.settimeout(read_timeout)
+        chan.exec_command(shlex.join(argv))
+        return chan
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+            self._sftp.get_channel().settimeout(30)
+        return self._sftp
+
+    def upload(self, local: Path, remote: str, callback=None) -> None:
+        tmp = remote + ".part"
+        try:
+            self.sftp.put(str(local), tmp, callback=callback, confirm=True)
+            self.sftp.posix_rename(tmp, remote)
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise RemoteError(f"{self.target.label}: upload of {local.name} failed: "
+                              f"{e or type(e).__name__}") from None
+
+    def read_text(self, remote: str) -> Optional[str]:
+        try:
+            with self.sftp.open(remote, "r") as f:
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        except (OSError, paramiko.SSHException) as e:
+            raise RemoteError(f"{self.target.label}: cannot read {remote}: {e}") from None
+
+    def exists(self, remote: str) -> bool:
+        try:
+            self.sftp.stat(remote)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def close(self) -> None:
+        try:
+            if self._sftp is not None:
+                self._sftp.close()
+        finally:
+            self.client.close()
+
+
+def _drain(chan: paramiko.Channel) -> tuple[str, str]:
+    """All of stdout, then all of stderr (paramiko buffers stderr meanwhile)."""
+    out, err = bytearray(), bytearray()
+    for buf, recv in ((out, chan.recv), (err, chan.recv_stderr)):
+        while True:
+            data = recv(65536)
+            if not data:
+                break
+            buf += data
+    return out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace")
