@@ -177,6 +177,7 @@ class Pipeline:
                 session.call("prune")
             except HealthError as e:
                 h.result, h.detail, stop = "reverted", self.reporter.redactor(str(e)), True
+                session.call("prune")  # a bad release never holds a slot a good one needs
             except RemoteError as e:
                 if not any(ev.get("step") == "switch" and ev.get("status") == "ok"
                            for ev in session.lines):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import os
 import shlex
 import socket
@@ -24,6 +25,8 @@ import paramiko
 from deployer.errors import HostKeyError, RemoteError, UsageError
 
 USER_TIMEOUT_MS = 5000
+# paramiko logs socket errors to stderr through logging's last resort; we report them ourselves
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)

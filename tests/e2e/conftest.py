@@ -108,3 +108,64 @@ def staging_host_factory(_staging_guests):
     down is booted afresh.
     """
     return _staging_guests.get
+
+
+# ---------------------------------------------------------------------- deploy stories
+SECRET_VALUES = ("sup3r-s3cret-api-token-9f1c", "tg-bot-token-123456:AAE-xYz")
+
+
+class Deployer:
+    """Runs the real `deployer` CLI against set-up guests, with a CI-like environment."""
+
+    def __init__(self, repo: Path, guests: list, workdir: Path):
+        from tests.staging.guest import deploy_env
+
+        self.repo, self.guests = repo, guests
+        self.config = workdir / "deploy.toml"
+        text = (repo / "deploy.toml").read_text()
+        text = text.replace("watch = 60", "watch = 2").replace("keep_releases = 5", "keep_releases = 3")
+        text = text.replace('file = "examples/tg_video_streamer/staging.env"', 'file = "prod.env"')
+        self.config.write_text(text.replace('source = "examples', f'source = "{repo}/examples'))
+        self.write_env(SECRET_VALUES[0])
+        hosts = ",".join(f"{g.user}@{g.host}:{g.port}" for g in guests)
+        self.env = {**os.environ, **deploy_env(guests[0]), "DEPLOYER_HOSTS": hosts}
+        # every guest's host key is pinned in one known_hosts, as a CI secret would hold
+        known = workdir / "known_hosts"
+        known.write_text("".join(Path(g.known_hosts_path).read_text() for g in guests))
+        self.env["DEPLOYER_KNOWN_HOSTS_FILE"] = str(known)
+        self.outputs: list[str] = []
+
+    def write_env(self, secret: str) -> None:
+        (self.config.parent / "prod.env").write_text(
+            "HTTP_PORT=8080\nHTTP_HOST=127.0.0.1\nSTATE_DIR=/opt/tg_video_streamer/shared/sessions\n"
+            f"API_TOKEN={secret}\nTG_NOTE='{SECRET_VALUES[1]}'\n")
+
+    def __call__(self, *args: str, check: bool = True, env: dict | None = None):
+        import subprocess
+
+        proc = subprocess.run([sys.executable, "-m", "deployer", "--plain", "-c", str(self.config),
+                               *args], capture_output=True, text=True, env={**self.env, **(env or {})},
+                              timeout=600, cwd=self.config.parent)
+        self.outputs.append(proc.stdout + proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"deployer {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def set_up_guests(staging_host_factory, service_repo):
+    """Guests 2 and 3, each set up once by `host setup` (as root, through the harness)."""
+    from tests.staging.guest import host_setup
+
+    guests = [staging_host_factory(2), staging_host_factory(3)]
+    ci_key = Path(guests[0].key_path + ".pub").read_text()  # one deploy key for every host
+    for g in guests:
+        host_setup(g, service_repo / "deploy.toml", authorized_key=ci_key)
+    return guests
+
+
+@pytest.fixture(scope="session")
+def deployer_cli(set_up_guests, service_repo, tmp_path_factory) -> Deployer:
+    """The CLI configured for guest 2 only."""
+    return Deployer(service_repo, set_up_guests[:1], tmp_path_factory.mktemp("deployer-cli"))

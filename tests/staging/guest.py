@@ -26,8 +26,12 @@ class _Obj:
         return self._config
 
 
-def host_setup(staging, config_path: Path) -> list[dict]:
-    """Run `deployer host setup` inside the guest as root; returns its events."""
+def host_setup(staging, config_path: Path, authorized_key: str | None = None) -> list[dict]:
+    """Run `deployer host setup` inside the guest as root; returns its events.
+
+    ``authorized_key``: a public key to authorize for the deploy user as well (one CI
+    key for several hosts).
+    """
     obj = _Obj(config_path)
     with tempfile.TemporaryDirectory() as tmp:
         root = bundle(obj, Path(tmp))
@@ -35,7 +39,9 @@ def host_setup(staging, config_path: Path) -> list[dict]:
         for f in sorted(root.rglob("*")):
             if f.is_file():
                 staging.push(f"{SETUP_DIR}/{f.relative_to(root).as_posix()}", f.read_bytes())
-    argv = setup_argv("python3", SETUP_DIR, host_config(obj.config()), None)
+    if authorized_key:
+        staging.push(f"{SETUP_DIR}/authorized_key.pub", authorized_key.encode())
+    argv = setup_argv("python3", SETUP_DIR, host_config(obj.config()), authorized_key)
     proc = staging.exec(argv, check=False, timeout=120)
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:

@@ -1,0 +1,133 @@
+"""User stories end to end: real SSH to real systemd guests, state asserted on the host."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from tests.e2e.conftest import SECRET_VALUES, Deployer
+
+BASE = "/opt/tg_video_streamer"
+
+
+def sh(guest, *argv: str) -> str:
+    return guest.exec(list(argv), timeout=60).stdout.strip()
+
+
+def health(guest) -> dict:
+    return json.loads(sh(guest, "curl", "-s", "--max-time", "5", "http://127.0.0.1:8080/health"))
+
+
+def current(guest) -> str:
+    return os.path.basename(sh(guest, "readlink", f"{BASE}/current"))
+
+
+def audit(guest) -> list[dict]:
+    return [json.loads(line) for line in sh(guest, "cat", f"{BASE}/log/deploys.jsonl").splitlines()]
+
+
+def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, variant_builds,
+                                                     set_up_guests):
+    guest = set_up_guests[0]
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
+
+    # first deploy: release dir with its venv, current -> it, unit active, /health answers
+    deployer_cli("deploy", str(v1.path))
+    assert current(guest) == id1
+    guest.exec(["test", "-x", f"{BASE}/releases/{id1}/venv/bin/python"])
+    assert sh(guest, "systemctl", "is-active", "tg_video_streamer") == "active"
+    assert health(guest) == {"status": "ok", "version": v1.manifest["version"]}
+    inv = sh(guest, "systemctl", "show", "-p", "InvocationID", "--value", "tg_video_streamer")
+    journal = sh(guest, "journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={inv}")
+    assert "serving on 127.0.0.1:8080" in journal and "Traceback" not in journal
+    last = audit(guest)[-1]
+    assert last["result"] == "success" and last["to"] == id1 and last["healthy_s"] > 0
+    assert last["gate_s"] >= 2 and last["actor"]
+    env_mode = sh(guest, "stat", "-c", "%a %U", f"{BASE}/shared/.env")
+    assert env_mode == "600 tgstream"
+
+    # a changed version, with a new .env: backed up 0600 beside it
+    guest.exec(["sh", "-c", f"echo state > {BASE}/shared/sessions/bot.session"])
+    deployer_cli.write_env("another-s3cret-value-2b")
+    deployer_cli("deploy", str(v2.path))
+    assert current(guest) == id2 and health(guest)["version"] == v2.manifest["version"]
+    backups = sh(guest, "sh", "-c", f"stat -c '%a %n' {BASE}/shared/.env.bak.*").splitlines()
+    assert backups and all(b.startswith("600 ") for b in backups)
+    assert sh(guest, "cat", f"{BASE}/current/sessions/bot.session") == "state"
+    listing = deployer_cli("releases").stdout
+    assert f"* {id2}" in listing and id1 in listing and "good" in listing
+
+    # rollback: back to the previous good release and its version (and its .env)
+    deployer_cli("rollback")
+    assert current(guest) == id1 and health(guest)["version"] == v1.manifest["version"]
+    assert SECRET_VALUES[0] in sh(guest, "cat", f"{BASE}/shared/.env")
+
+    # hotfix: deploy a chosen earlier artifact, then roll back: the release live before it
+    deployer_cli("deploy", str(v2.path))
+    deployer_cli("deploy", str(v1.path))
+    deployer_cli("rollback")
+    assert current(guest) == id2, "rollback follows activations, not id order"
+
+    # dry run: staged and smoke-tested; current and the service untouched
+    crash = variant_builds("unhealthy")
+    before = sh(guest, "systemctl", "show", "-p", "InvocationID", "--value", "tg_video_streamer")
+    out = deployer_cli("deploy", "--dry-run", str(crash.path)).stdout
+    assert "dry-run ok" in out
+    assert current(guest) == id2
+    assert sh(guest, "cat", f"{BASE}/releases/{crash.manifest['release_id']}/.state") == "staged"
+    assert sh(guest, "systemctl", "show", "-p", "InvocationID", "--value",
+              "tg_video_streamer") == before
+
+    # status and logs
+    assert "active (running)" in deployer_cli("status").stdout
+    assert "serving on" in deployer_cli("logs", "-n", "20").stdout
+
+    # keep_releases = 3 honoured; shared state survived everything
+    deployer_cli("deploy", str(variant_builds("crash").path), check=False)
+    releases = sh(guest, "ls", f"{BASE}/releases").split()
+    assert len([r for r in releases if not r.startswith(".")]) <= 3
+    assert current(guest) == id2 and health(guest)["version"] == v2.manifest["version"]
+    assert sh(guest, "cat", f"{BASE}/shared/sessions/bot.session") == "state"
+
+    # no secret value in any output, audit line or kept journal excerpt
+    seen = "\n".join(deployer_cli.outputs)
+    seen += sh(guest, "sh", "-c", f"cat {BASE}/log/deploys.jsonl {BASE}/log/*/*.txt 2>/dev/null")
+    for secret in (*SECRET_VALUES, "another-s3cret-value-2b"):
+        assert secret not in seen
+
+
+def test_two_guests_in_one_command(set_up_guests, service_repo, variant_builds, tmp_path):
+    both = Deployer(service_repo, set_up_guests, tmp_path)
+    v2 = variant_builds("v2")
+    out = both("deploy", str(v2.path)).stdout
+    for g in set_up_guests:
+        assert current(g) == v2.manifest["release_id"]
+        assert health(g)["version"] == v2.manifest["version"]
+        assert f"{g.host}: success {v2.manifest['release_id']}" in out
+
+
+def test_check_reports_rights_and_refuses_unpinned_hosts(deployer_cli: Deployer, set_up_guests,
+                                                         example_artifact):
+    guest = set_up_guests[0]
+    out = deployer_cli("check", str(example_artifact))
+    text = out.stdout + out.stderr
+    assert "sudo ok: allowed: /usr/bin/systemctl restart tg_video_streamer" in text
+    assert "unit ok: matches the template" in text and "check passed" in text
+    with tempfile.NamedTemporaryFile("w", suffix="known_hosts") as empty:
+        refused = deployer_cli("check", check=False, env={"DEPLOYER_KNOWN_HOSTS_FILE": empty.name})
+    assert refused.returncode == 1
+    assert "is not in known_hosts" in refused.stderr and "SHA256:" in refused.stderr
+    # least privilege, as the deploy user over real SSH
+    import subprocess
+
+    def as_deploy_user(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(guest.ssh_argv(*cmd), capture_output=True, text=True, timeout=30)
+
+    assert as_deploy_user("sudo", "-n", "journalctl", "--vacuum-time=1s").returncode != 0
+    assert as_deploy_user("sudo", "-n", "systemctl", "restart", "ssh").returncode != 0
+    assert as_deploy_user("sh", "-c", "echo x >> /etc/systemd/system/tg_video_streamer.service"
+                          ).returncode != 0
+    assert as_deploy_user("journalctl", "-u", "tg_video_streamer", "-n", "1", "--no-pager"
+                          ).returncode == 0, "the journal is readable through systemd-journal"
