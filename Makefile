@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release verify test test-fast lint bench clean
+.PHONY: help setup release demo verify test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 release: setup ## build ONE offline artifact of the example into dist/ and verify it
 	@artifact=$$($(BIN)/deployer build -o $(DIST)) && $(BIN)/deployer verify "$$artifact" && echo "$$artifact"
+
+demo: setup ## boot a staging host, set it up, build the example, deploy it, show releases + health
+	$(BIN)/python tests/staging/demo.py
 
 test: setup ## the whole suite: unit, host engine, build, end-to-end on the staging host
 	$(BIN)/python -m pytest

@@ -117,15 +117,21 @@ def verify(obj: Context, artifact: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Preflight, stage and smoke-test only: no switch.")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="The .env to install.")
 @click.option("--accept-new", is_flag=True, help="Trust unknown host keys (first contact only).")
+@click.option("--watch", type=click.FloatRange(0, 3600), metavar="SECONDS",
+              help="Override health.watch: how long the new release is watched after healthy.")
 @lock_wait_option
 @pass_ctx
-def deploy(obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, lock_wait) -> None:
+def deploy(obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, watch,
+           lock_wait) -> None:
     """Ship an artifact (default: build HEAD) to the hosts, switch, health-gate."""
     from deployer.pipeline import env_text
 
     if artifact and ref:
         raise UsageError("give ARTIFACT or --ref, not both")
     config = obj.config()
+    if watch is not None:
+        config = obj._config = config.model_copy(
+            update={"health": config.health.model_copy(update={"watch": watch})})
     env = env_text(config, obj.config_path, env_file)
     targets = obj.hosts(hosts)
     with tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp:

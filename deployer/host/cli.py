@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("artifact")
     i.add_argument("--env-file", help="the new .env (default: keep the current one)")
     i.add_argument("--dry-run", action="store_true", help="preflight, stage and smoke only")
+    for sp in (a, i):
+        sp.add_argument("--watch", type=float, metavar="SECONDS",
+                        help="override health.watch (seconds watched after healthy)")
     sub.add_parser("serve", help="one process per deploy, driven over stdin (controller use)")
     s = sub.add_parser("setup", help="as root, once: deploy user, layout, sudoers, unit")
     s.add_argument("--artifact", help="take the templates from this artifact")
@@ -123,6 +126,8 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
             r["detail"] = f"{m['app']} {m['version']} release {m['release_id']}"
         return 0
     config = load_config(args)
+    if getattr(args, "watch", None) is not None:
+        config.setdefault("health", {})["watch"] = args.watch
     base = Path(config["base_path"])
     if args.command == "setup":
         return run_setup(args, config, events)

@@ -160,15 +160,23 @@ class Setup:
         layout = Layout(self.config["base_path"])
         dirs = [layout.base, layout.releases, layout.shared, layout.cache, layout.log,
                 layout.incoming] + [layout.shared / d for d in self.config.get("shared_dirs", [])]
+        created, chowned = [], []
         for d in dirs:
             if not d.is_dir():
                 d.mkdir(parents=True, mode=0o750)
-                self.changed.append(f"created {d}")
+                created.append(d)
             st = d.stat()
             if (st.st_uid, st.st_gid) != (uid, gid):
                 os.chown(d, uid, gid)
-                self.changed.append(f"chown {d}")
+                chowned.append(d)
         os.chmod(layout.shared, 0o750)
+        if set(chowned) - set(created):
+            self.changed.append(f"gave {len(set(chowned) - set(created))} dirs back to "
+                                f"{self.config['user']}")
+        if created:
+            self.changed.append(f"created {layout.base} and {len(created) - 1} dirs below it, "
+                                f"owned by {self.config['user']}" if layout.base in created
+                                else f"created {', '.join(str(d) for d in created)}")
 
     def _sudoers(self) -> None:
         path = sudoers_path(self.config["app"])
