@@ -14,6 +14,7 @@ from typing import Optional
 import click
 
 from deployer import __version__
+from deployer.audit import Recorder, log_dir_option
 from deployer.config import DEFAULT_CONFIG, load_config
 from deployer.errors import DeployerError, UsageError
 from deployer.output import Reporter
@@ -120,9 +121,10 @@ def verify(obj: Context, artifact: str) -> None:
 @click.option("--watch", type=click.FloatRange(0, 3600), metavar="SECONDS",
               help="Override health.watch: how long the new release is watched after healthy.")
 @lock_wait_option
+@log_dir_option
 @pass_ctx
 def deploy(obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, watch,
-           lock_wait) -> None:
+           lock_wait, log_dir) -> None:
     """Ship an artifact (default: build HEAD) to the hosts, switch, health-gate."""
     from deployer.pipeline import env_text
 
@@ -134,12 +136,15 @@ def deploy(obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, wa
             update={"health": config.health.model_copy(update={"watch": watch})})
     env = env_text(config, obj.config_path, env_file)
     targets = obj.hosts(hosts)
-    with tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp:
+    with Recorder(obj, "dry-run" if dry_run else "deploy", log_dir) as rec, \
+            tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp:
         if ref:
             artifact = _build_ref(obj, ref, Path(tmp)).path
         elif artifact is None:
             artifact = _build(obj, Path("dist")).path
-        summary = obj.pipeline(accept_new).deploy(Path(artifact), env, targets, dry_run, lock_wait)
+        pipeline = obj.pipeline(accept_new)
+        summary = pipeline.deploy(Path(artifact), env, targets, dry_run, lock_wait)
+        rec.finish(summary, pipeline, [] if dry_run else targets, Path(artifact))
     _finish(obj, summary)
 
 
@@ -167,11 +172,14 @@ def _build_ref(obj: Context, ref: str, tmp: Path):
 @click.option("--to", "to", metavar="ID", help="This release (default: the previous good one).")
 @host_option
 @lock_wait_option
+@log_dir_option
 @pass_ctx
-def rollback(obj: Context, to, hosts, lock_wait) -> None:
+def rollback(obj: Context, to, hosts, lock_wait, log_dir) -> None:
     """Point `current` at the previous good release, restart, health-gate."""
-    with _local_engine() as engine:
-        summary = obj.pipeline().rollback(to, obj.hosts(hosts), lock_wait, engine)
+    with Recorder(obj, "rollback", log_dir) as rec, _local_engine() as engine:
+        pipeline, targets = obj.pipeline(), obj.hosts(hosts)
+        summary = pipeline.rollback(to, targets, lock_wait, engine)
+        rec.finish(summary, pipeline, targets, engine=engine)
     _finish(obj, summary)
 
 
@@ -306,6 +314,26 @@ def install(artifact, env_file, dry_run, base, lock_wait) -> None:
     args = ["--lock-wait", str(lock_wait)] + (["--base", base] if base else [])
     args += ["install", artifact] + (["--env-file", env_file] if env_file else [])
     engine_main(args + (["--dry-run"] if dry_run else []))
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, exists=True))
+@click.option("--owner", help="GitHub owner of the deployer repository (default: its origin's).")
+@click.option("--ref", "ref", default="main", show_default=True,
+              help="Tag or commit of deployer the workflows use (pin one).")
+@click.option("--source", default=".", show_default=True,
+              help="The service project (pyproject.toml) inside DIRECTORY.")
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+def init(directory, owner, ref, source, force) -> None:
+    """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows."""
+    from deployer.init import detect_owner, init_repo
+
+    owner = owner or detect_owner(Path(__file__).resolve().parent.parent)
+    if not owner:
+        raise UsageError("--owner: give the GitHub owner of the deployer repository")
+    root = Path(directory)
+    for path in init_repo(root, owner, ref, force, source):
+        click.echo(f"wrote {path.relative_to(root)}")
 
 
 # ---------------------------------------------------------------------- helpers

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Optional
+from typing import Callable, Optional
 
 from rich.console import Console
 
@@ -29,11 +29,15 @@ class Reporter:
         self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
                                force_terminal=mode == "rich" or None)
         self._lock = threading.Lock()
+        # every event and message shown is also handed here (the run's log bundle)
+        self.sink: Optional[Callable[[str, dict], None]] = None
 
     def event(self, host: str, event: dict) -> None:
         """One engine event from ``host``."""
         if event.get("step") in QUIET_STEPS:
             return
+        if self.sink:
+            self.sink(host, event)
         if self.mode == "json":
             self._write(json.dumps({"host": host, **event}))
             return
@@ -67,6 +71,8 @@ class Reporter:
                           "duration": time.monotonic() - t0})
 
     def say(self, text: str) -> None:
+        if self.sink:
+            self.sink("", {"message": text})
         if self.mode == "json":
             self._write(json.dumps({"message": self.redactor(text)}))
         elif self.mode == "rich":

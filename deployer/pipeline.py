@@ -201,8 +201,11 @@ class Pipeline:
                     events = self.remote(conn, engine).command("history", "--last", "10")
                 finally:
                     conn.close()
-                for ev in reversed(events):
-                    rec = ev.get("record", {})
+                records = [ev.get("record", {}) for ev in events]
+                # the outcome of THIS activation: recorded after its last "live" record
+                lives = [i for i, r in enumerate(records)
+                         if r.get("to") == h.release and r.get("result") == "live"]
+                for rec in records[lives[-1] + 1:] if lives else []:
                     if rec.get("to") == h.release and rec.get("result") in OUTCOMES:
                         h.result = rec["result"]
                         h.healthy_s, h.gate_s = rec.get("healthy_s"), rec.get("gate_s")

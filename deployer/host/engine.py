@@ -82,6 +82,7 @@ class Engine:
         if rid == self.layout.current_id():
             raise HostError(f"release {rid} is current but damaged; deploy another release first")
         retention.prune_partials(self.layout)
+        retention.prune_incoming(self.layout, keep=str(Path(artifact)))
         partial = self.layout.partial(rid)
         with self.events.step("unpack", rid) as r:
             unpack(artifact, partial, self.layout)

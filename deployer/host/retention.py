@@ -66,6 +66,19 @@ def prune_partials(layout: Layout, staging: Optional[str] = None) -> List[str]:
     return sorted(gone)
 
 
+def prune_incoming(layout: Layout, keep: Optional[str] = None) -> List[str]:
+    """Uploads left by an interrupted deploy (``*.part``, unstaged tars); engines stay."""
+    if not layout.incoming.is_dir():
+        return []
+    gone = []
+    kept = Path(keep).resolve() if keep else None
+    for p in layout.incoming.iterdir():
+        if p.is_file() and not p.name.startswith("engine-") and p.resolve() != kept:
+            p.unlink()
+            gone.append(p.name)
+    return sorted(gone)
+
+
 def _prune_wheels(layout: Layout, kept: List[str]) -> List[str]:
     used: Set[str] = set()
     for rid in kept:

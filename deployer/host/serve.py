@@ -48,7 +48,11 @@ class Serve:
                  heartbeat_timeout: float = HEARTBEAT_TIMEOUT):
         self.engine = engine
         self.events = engine.events
-        self.stdin = stdin or sys.stdin.buffer
+        # unbuffered: the reader thread is still blocked in a read when the engine exits,
+        # and a daemon thread inside a *buffered* read makes the interpreter abort at exit
+        # (SIGABRT, "could not acquire lock for <stdin> at interpreter shutdown")
+        self.stdin = stdin or open(sys.stdin.fileno(), "rb", buffering=0,  # noqa: SIM115
+                                   closefd=False)
         self.timeout = heartbeat_timeout
         self.commands: queue.Queue[dict] = queue.Queue()
         self.last_input = time.monotonic()

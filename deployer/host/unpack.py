@@ -44,11 +44,15 @@ def missing_members(layout: Layout, manifest: dict) -> List[str]:
 
 
 def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
-    """Unpack into ``partial`` (created fresh) and the cache; return the manifest."""
+    """Unpack into ``partial`` (created fresh) and the cache; return the manifest.
+
+    A refused artifact leaves nothing behind: no partial dir, nothing in the cache.
+    """
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     pending: List[tuple] = []  # (tmp, final) renamed only after the whole walk verified
+    made: List[Path] = []  # cache dirs this walk created
     manifest = None
     try:
         for member, reader, manifest in iter_verified(
@@ -59,7 +63,7 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
                                             Path(member.name).name)
                 if final.is_file():
                     continue  # the iterator still hashes the bytes it skips
-                final.parent.mkdir(parents=True, exist_ok=True)
+                _mkdirs(final.parent, made)
                 tmp = final.with_name(f".{final.name}.tmp")
             else:
                 final = partial / member.name
@@ -71,6 +75,10 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     except BaseException:
         for tmp, _ in pending:
             _unlink(tmp)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        shutil.rmtree(partial, ignore_errors=True)
         raise
     for tmp, final in pending:
         os.replace(tmp, final)
@@ -88,6 +96,17 @@ def _copy(reader, dest: Path, mode: int) -> None:
             if not chunk:
                 break
             out.write(chunk)
+
+
+def _mkdirs(path: Path, made: List[Path]) -> None:
+    """``mkdir -p``, noting each dir it created (outermost first)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        made.append(d)
 
 
 def _unlink(path: Path) -> None:

@@ -169,3 +169,60 @@ def set_up_guests(staging_host_factory, service_repo):
 def deployer_cli(set_up_guests, service_repo, tmp_path_factory) -> Deployer:
     """The CLI configured for guest 2 only."""
     return Deployer(service_repo, set_up_guests[:1], tmp_path_factory.mktemp("deployer-cli"))
+
+
+class LiveDeploy:
+    """A `deployer --json` run in the background whose events can be waited for,
+    so a fault can be injected at an exact step."""
+
+    def __init__(self, cli: Deployer, *args: str, env: dict | None = None):
+        import subprocess
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deployer", "--json", "-c", str(cli.config), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**cli.env, **(env or {})}, cwd=cli.config.parent)
+        self.events: list[dict] = []
+        self.stderr_lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.cli = cli
+
+    def _read(self) -> None:
+        import json
+
+        for line in self.proc.stderr:
+            with self._cond:
+                self.stderr_lines.append(line)
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    pass
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, step: str, status: str = "ok", timeout: float = 120) -> dict:
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.events:
+                    if e.get("step") == step and e.get("status") == status:
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no {step} {status} event; saw "
+                                         f"{[(e.get('step'), e.get('status')) for e in self.events]}"
+                                         f"\n{''.join(self.stderr_lines[-20:])}")
+                self._cond.wait(min(left, 0.5))
+
+    def finish(self, timeout: float = 300) -> tuple[int, str, str]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self._reader.join(timeout=5)
+        stderr = "".join(self.stderr_lines)
+        self.cli.outputs.append(out + stderr)
+        return self.proc.returncode, out, stderr

@@ -1,7 +1,10 @@
-"""Damaged artifacts for failure tests: consistent hashes, broken content."""
+"""Damaged and unsafe artifacts for failure tests."""
 
 from __future__ import annotations
 
+import io
+import shutil
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -46,3 +49,24 @@ def corrupt_wheel(src: Path, dest: Path, package: str) -> Artifact:
             z.writestr("junk.txt", "no metadata here")
 
     return rebuild(src, dest, mutate)
+
+
+def with_member(src: Path, dest: Path, info: tarfile.TarInfo, data: bytes = b"") -> Path:
+    """A copy of ``src`` with one more member at the end (after every real one)."""
+    shutil.copyfile(src, dest)
+    with tarfile.open(dest, "a") as tar:
+        tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return dest
+
+
+def tampered(src: Path, dest: Path, name: str) -> Path:
+    """A copy of ``src`` with one byte of member ``name`` flipped: same size, other hash."""
+    shutil.copyfile(src, dest)
+    with tarfile.open(dest) as tar:
+        offset = tar.getmember(name).offset_data
+    with open(dest, "r+b") as f:
+        f.seek(offset + 100)
+        byte = f.read(1)
+        f.seek(offset + 100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    return dest

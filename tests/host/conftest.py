@@ -46,6 +46,7 @@ class Host:
 
     def config_file(self) -> Path:
         path = self.base.parent / "host-config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.config))
         return path
 
@@ -71,4 +72,4 @@ class _Lines:
 def host(tmp_path, example_build):
     h = Host(tmp_path / "opt" / "tg_video_streamer", example_build.manifest["config"], free_port())
     yield h
-    h.service.stop()
+    h.service.stop()  # also a service an engine subprocess started (found by its pidfile)

@@ -10,6 +10,7 @@ exercised on the staging host by the end-to-end tests.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -44,6 +45,10 @@ class ProcessService(Service):
         self.ready = False
         self.logs: dict[str, list[str]] = {}
         self.restarts = 0
+        # the running service's pid, beside the base path: a service started by an engine
+        # subprocess outlives it, and the next restart (or the test) must find it, as
+        # systemd would
+        self.pidfile = pidfile_of(self.base)
 
     def restart(self) -> None:
         self.stop()
@@ -62,6 +67,7 @@ class ProcessService(Service):
         self.proc = subprocess.Popen([f"{real}/venv/bin/python", "-m", self.module], cwd=real,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
+        self.pidfile.write_text(f"{self.proc.pid}\n")
         threading.Thread(target=self._pump, args=(self.proc, lines), daemon=True).start()
         deadline = time.monotonic() + self.start_timeout
         try:
@@ -90,6 +96,10 @@ class ProcessService(Service):
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        pid = service_pid(self.base)
+        if pid is not None:
+            stop_pid(pid)
+        self.pidfile.unlink(missing_ok=True)
 
     def show(self) -> dict:
         if self.proc is None:
@@ -103,3 +113,49 @@ class ProcessService(Service):
 
     def journal(self, invocation_id: str) -> list[str]:
         return list(self.logs.get(invocation_id, []))
+
+    def recent(self, lines: int) -> list[str]:
+        return self.journal(self.invocation)[-lines:]
+
+
+def pidfile_of(base: Path) -> Path:
+    return Path(base).parent / "service.pid"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def service_pid(base: Path) -> int | None:
+    """The pid of the service this base path's supervisor started, if it still runs.
+
+    Checked against the process's command line (a venv under ``base``), so a reused pid
+    is never taken for it.
+    """
+    try:
+        pid = int(pidfile_of(base).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if os.path.realpath(base).encode() not in cmdline or not alive(pid):
+        return None
+    return pid
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; returns once the process is gone."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                return
+            time.sleep(0.05)

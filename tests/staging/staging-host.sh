@@ -416,6 +416,10 @@ cut_cmd() {
     heal)
       while ip netns exec "$NETNS" iptables -D "${RESET_RULE[@]}" 2>/dev/null; do :; done
       ip -n "$NETNS" link set "$VETH_G" up
+      # neighbours marked FAILED while the link was down would answer "No route to host"
+      # for a few more seconds: forget them on both ends
+      ip neigh flush dev "$VETH_H" 2>/dev/null || true
+      ip -n "$NETNS" neigh flush dev "$VETH_G" 2>/dev/null || true
       ;;
     *) die "cut sessions [SIG] | reset | link-down | link-up | heal" ;;
   esac

@@ -1,0 +1,275 @@
+"""The controller's log bundle: one folder per deploy or rollback, masked, kept by CI.
+
+```
+deploy-logs/<UTC time>-<action>/        (--log-dir / DEPLOYER_LOG_DIR picks the parent)
+  events.jsonl        every event and message the reporter showed, with its time
+  summary.json        action, result, app, release, version, artifact, hosts, times, run link,
+                      notifications sent (or why not)
+  summary.md          the same for people; appended to $GITHUB_STEP_SUMMARY when set
+  journal-<host>.txt  the service's journal kept on the host for the release (`deployer logs
+                      --release`), when the release was started there
+```
+
+Everything written passes the redactor (once more at the end, when it knows the .env),
+so the folder can be uploaded as it is. The host keeps its own audit (log/deploys.jsonl).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import List, Optional
+
+import click
+
+from deployer import notify
+from deployer.errors import DeployerError
+from deployer.runinfo import RunInfo
+
+DEFAULT_LOG_DIR = "deploy-logs"
+JOURNAL_RESULTS = ("success", "reverted", "revert-failed")
+JOURNAL_LINES = 200
+
+log_dir_option = click.option(
+    "--log-dir", default=DEFAULT_LOG_DIR, show_default=True, envvar="DEPLOYER_LOG_DIR",
+    type=click.Path(file_okay=False), help="Where this run's log bundle folder is written.")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Bundle:
+    """One run's folder: created at once, filled as the run goes, masked throughout."""
+
+    def __init__(self, root: Path, action: str, redactor, started: Optional[datetime] = None):
+        self.redactor = redactor
+        self.started = started or _now()
+        stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = root / (f"{stamp}-{action}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        self.dir = path
+        self._lock = threading.Lock()
+        self._events: List[dict] = []
+        self._file = open(self.dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (open for the run)
+
+    def record(self, host: str, event: dict) -> None:
+        """The reporter's sink: one event (or message) as one masked JSON line."""
+        entry = {"time": _iso(_now()), **({"host": host} if host else {}), **event}
+        with self._lock:
+            self._events.append(entry)
+            if not self._file.closed:
+                self._file.write(self._line(entry) + "\n")
+                self._file.flush()
+
+    def _line(self, entry: dict) -> str:
+        return self.redactor(json.dumps(entry, default=str))
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.dir / name
+        path.write_text(self.redactor(text), encoding="utf-8")
+        return path
+
+    def close(self) -> None:
+        """Rewrite events.jsonl with everything the redactor knows by now."""
+        with self._lock:
+            self._file.close()
+            self.write("events.jsonl", "".join(self._line(e) + "\n" for e in self._events))
+
+
+def report(summary, app: str, run: RunInfo, started: datetime, artifact: Optional[Path] = None,
+           error: Optional[str] = None, environ=None) -> dict:
+    """What a run did, as data: summary.json, the job summary and notifications read it."""
+    env = os.environ if environ is None else environ
+    hosts = [dict(h.__dict__) for h in summary.hosts] if summary is not None else []
+    info = {"file": artifact.name if artifact else None, "id": env.get("DEPLOYER_ARTIFACT_ID") or None,
+            "url": env.get("DEPLOYER_ARTIFACT_URL") or None}
+    return {
+        "app": app,
+        "action": summary.action if summary is not None else None,
+        "ok": bool(summary is not None and summary.ok and not error),
+        "release": summary.release if summary is not None else None,
+        "version": summary.version if summary is not None else None,
+        "seconds": round(summary.seconds, 2) if summary is not None else None,
+        "started_at": _iso(started),
+        "finished_at": _iso(_now()),
+        "artifact": info,
+        "hosts": hosts,
+        "run": {"actor": run.actor, "url": run.url, "ref": run.ref},
+        "error": error,
+    }
+
+
+def markdown(rep: dict) -> str:
+    """The run as a GitHub job summary: a headline, the facts, one row per host."""
+    mark = "✅" if rep.get("ok") else "❌"
+    verb = "succeeded" if rep.get("ok") else "FAILED"
+    out = [f"### {mark} {rep.get('app')} {rep.get('action')} {verb}", "", "| | |", "|---|---|"]
+    art = rep.get("artifact") or {}
+    artifact = " ".join(x for x in (
+        f"[{art['id']}]({art['url']})" if art.get("id") and art.get("url") else art.get("id"),
+        f"`{art['file']}`" if art.get("file") else None) if x)
+    run = rep.get("run") or {}
+    facts = [("release", f"`{rep['release']}`" if rep.get("release") else "-"),
+             ("version", f"`{rep['version']}`" if rep.get("version") else "-"),
+             ("artifact", artifact or "-"),
+             ("duration", f"{rep['seconds']:.1f} s" if rep.get("seconds") is not None else "-"),
+             ("started", rep.get("started_at") or "-"),
+             ("run", (f"[logs]({run['url']})" if run.get("url") else "local")
+              + (f" by {run['actor']}" if run.get("actor") else ""))]
+    if rep.get("error"):
+        facts.append(("error", _cell(rep["error"])))
+    out += [f"| {k} | {v} |" for k, v in facts]
+    out += ["", "| host | result | release | healthy | gate closed | detail |",
+            "|---|---|---|---|---|---|"]
+    for h in rep.get("hosts") or []:
+        out.append("| {} | {} | {} | {} | {} | {} |".format(
+            _cell(h.get("label")), _cell(h.get("result")), _cell(h.get("release") or "-"),
+            _secs(h.get("healthy_s")), _secs(h.get("gate_s")), _cell(h.get("detail") or "")))
+    if not rep.get("hosts"):
+        out.append("| - | no host reached | - | - | - | - |")
+    for n in rep.get("notifications") or []:
+        if not n.get("ok"):
+            out.append(f"\nnotification {n['kind']} ({n['variable']}) failed: {_cell(n['detail'])}")
+    return "\n".join(out) + "\n"
+
+
+def _cell(value) -> str:
+    return re.sub(r"\s+", " ", str(value)).replace("|", "\\|").strip()
+
+
+def _secs(value) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+class Recorder:
+    """The bundle, the job summary and the notifications of one deploy or rollback.
+
+    ``with Recorder(ctx, action, log_dir) as rec: ... rec.finish(summary, ...)`` - an
+    exception inside is recorded and notified as a failure, then goes on up.
+    """
+
+    def __init__(self, ctx, action: str, log_dir: str, environ=None):
+        self.ctx, self.action = ctx, action
+        self.environ = os.environ if environ is None else environ
+        self.log_dir = Path(log_dir)
+        self.bundle: Optional[Bundle] = None
+        self.finished = False
+
+    def __enter__(self) -> Recorder:
+        config = self.ctx.config()
+        notify.register_secrets(config.notify, self.ctx.redactor, self.environ)
+        try:
+            self.bundle = Bundle(self.log_dir, self.action, self.ctx.redactor)
+        except OSError as e:
+            self.ctx.reporter.say(f"log bundle: cannot write {self.log_dir}: {e.strerror}")
+            self.bundle = None
+        if self.bundle:
+            self.ctx.reporter.sink = self.bundle.record
+        self.started = self.bundle.started if self.bundle else _now()
+        return self
+
+    def finish(self, summary, pipeline=None, targets=None, artifact: Optional[Path] = None,
+               engine: Optional[Path] = None) -> None:
+        """Journal excerpts, summary.json/.md, the job summary, notifications."""
+        journals = self._journals(summary, pipeline, targets, artifact, engine) if targets else {}
+        self._close(report(summary, self.ctx.config().app.name, self._run(), self.started,
+                           artifact, None, self.environ), journals)
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is not None and not self.finished:
+            from deployer.pipeline import Summary
+
+            if isinstance(exc, DeployerError):
+                error = str(exc)
+            elif isinstance(exc, KeyboardInterrupt):
+                error = "interrupted"
+            else:
+                error = f"{type(exc).__name__}: {exc}"
+            failed = Summary(self.action, None, None, seconds=(_now() - self.started).total_seconds())
+            rep = report(failed, self.ctx.config().app.name, self._run(), self.started, None,
+                         self.ctx.redactor(error), self.environ)
+            self._close(rep, {})
+        if self.ctx.reporter.sink and self.bundle and self.ctx.reporter.sink == self.bundle.record:
+            self.ctx.reporter.sink = None
+        return False
+
+    # ------------------------------------------------------------------ helpers
+    def _run(self) -> RunInfo:
+        return RunInfo.from_env(self.environ)
+
+    def _close(self, rep: dict, journals: dict) -> None:
+        self.finished = True
+        rep["journal"] = journals
+        config = self.ctx.config()
+        deliveries = notify.send(config.notify, notify.compose(rep, self.ctx.redactor),
+                                 self.ctx.redactor, self.environ)
+        for d in deliveries:
+            if not d.ok:
+                click.echo(self.ctx.redactor(f"deployer: notify {d.kind} ({d.variable}) failed: "
+                                             f"{d.detail}"), err=True)
+        rep["notifications"] = [d.as_dict() for d in deliveries]
+        text = markdown(rep)
+        if self.bundle:
+            self.bundle.write("summary.json", json.dumps(rep, indent=2, default=str) + "\n")
+            self.bundle.write("summary.md", text)
+            self.bundle.close()
+        summary_file = self.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file:
+            try:
+                with open(summary_file, "a", encoding="utf-8") as f:
+                    f.write(self.ctx.redactor(text) + "\n")
+            except OSError:
+                pass
+
+    def _journals(self, summary, pipeline, targets, artifact, engine) -> dict:
+        """The journal each host kept for the release it started (never fails the run)."""
+        wanted = {h.label: h.release for h in summary.hosts
+                  if h.result in JOURNAL_RESULTS and h.release}
+        by_release: dict = {}
+        for t in targets:
+            if t.label in wanted:
+                by_release.setdefault(wanted[t.label], []).append(t)
+        if not by_release or self.bundle is None:
+            return {}
+        found = {}
+        with tempfile.TemporaryDirectory(prefix="deployer-journal-") as tmp:
+            try:
+                if engine is None:
+                    from deployer.remote.engine import extract_engine
+
+                    engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
+                pipeline = pipeline or self.ctx.pipeline()
+                for release, group in by_release.items():
+                    out = pipeline.command(group, engine, "logs", "--release", release,
+                                           "-n", str(JOURNAL_LINES))
+                    for label, events in out.items():
+                        if isinstance(events, str):
+                            found[label] = f"not read: {events}"
+                            continue
+                        name = f"journal-{_safe(label)}.txt"
+                        self.bundle.write(name, "".join(e.get("detail", "") + "\n" for e in events
+                                                        if e.get("step") == "log"))
+                        found[label] = name
+            except (DeployerError, OSError, KeyError) as e:
+                found["error"] = f"journal not read: {e}"
+        return {k: self.ctx.redactor(v) for k, v in found.items()}
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", label)

@@ -1,0 +1,340 @@
+"""``deployer init``: give an existing service repository what it needs to be deployed.
+
+Writes ``deploy.toml`` (guessed from the service's pyproject.toml, validated by loading
+it), the ``packaging/`` templates (unit, launcher, sudoers, .env template) and thin
+GitHub Actions callers of deployer's reusable workflow. Never overwrites a file unless
+asked to (``force``); returns what it wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import List, Optional
+
+import tomllib
+
+from deployer.config import NAME_RE, load_config, validate_config
+from deployer.errors import UsageError
+
+WORKFLOWS = ("deploy.yml", "deploy-staging.yml", "manual-deploy.yml", "rollback.yml")
+REUSABLE = ".github/workflows/deploy-reusable.yml"
+DEFAULT_REF = "main"
+
+DEPLOY_TOML = """\
+# How <<NAME>> is built and deployed (written by `deployer init`). Every key, with its
+# default, is explained in deployer's deploy.example.toml. CI overrides hosts, user, SSH
+# keys and the .env through DEPLOYER_* variables, from the GitHub environment's secrets.
+
+[app]
+name = "<<NAME>>"
+module = "<<MODULE>>"
+source = "<<SOURCE>>"
+user = "<<USER>>"                     # the deploy user on the hosts (`deployer host setup` makes it)
+keep_releases = 5
+shared_dirs = ["data"]              # under shared/, linked into every release; survive deploys
+
+[target]                            # the hosts' Python and platform
+python_version = "<<PYTHON>>"
+interpreter = "/usr/bin/python3"
+platform = "linux_x86_64"
+glibc = "2.36"
+
+# Hosts: CI takes them from DEPLOY_HOSTS; list them here for deploys from a laptop.
+# [[hosts]]
+# name = "production"
+# address = "203.0.113.10"
+
+[health]
+# http_url = "http://127.0.0.1:8080/health"  # probed ON the host; or command = ["..."]
+timeout = 30
+watch = 60
+
+[env]
+# file = "production.env"           # CI writes the DEPLOY_DOTENV secret there (DEPLOYER_ENV_FILE)
+required = []
+
+[smoke]                             # run in the new venv before the switch, with an empty environment
+command = ["{python}", "-c", "import <<MODULE>>"]
+
+# [[notify]]
+# kind = "slack"                    # slack | webhook | email | telegram
+# url_from_variable = "SLACK_WEBHOOK_URL"
+# on = ["success", "failure"]
+"""
+
+_CALLER_HEAD = """\
+# Written by `deployer init`. The pipeline is deployer's reusable workflow: every step
+# there runs `make` or `deployer`. Secrets come from the GitHub environment (README of
+# deployer: "CI/CD with GitHub Actions").
+"""
+
+_CALLER_WITH = """\
+      config: <<CONFIG>>
+      python-version: "<<PYTHON>>"
+      deployer-repository: <<REPO>>
+      deployer-ref: <<REF>>
+    secrets: inherit
+"""
+
+_CHOICE = """\
+      environment:
+        description: Where to
+        type: choice
+        options: [production, staging]
+        default: production
+"""
+
+CALLERS = {
+    "deploy.yml": _CALLER_HEAD + """\
+# Production: every push to main is built into ONE artifact and deployed; a v* tag deploys
+# that tag, promoting the artifact main already built for its commit when still kept.
+# Run your tests first: add a job here and list it in the deploy job's `needs:`.
+name: deploy
+
+on:
+  push:
+    branches: [main]
+    tags: ["v*"]
+
+permissions: {}
+
+jobs:
+  deploy:
+    concurrency:
+      group: deploy-production
+      cancel-in-progress: false
+    permissions:
+      contents: read
+      actions: read # artifacts of this and earlier runs
+    uses: <<USES>>
+    with:
+      environment: production
+      promote: ${{ github.ref_type == 'tag' }}
+      ref: ${{ github.ref_type == 'tag' && github.ref_name || '' }}
+""" + _CALLER_WITH,
+    "deploy-staging.yml": _CALLER_HEAD + """\
+# Staging: the same pipeline for the branch it is run on. A dry run (the default) stages
+# and smoke-tests the release on the hosts without switching anything.
+name: deploy-staging
+
+on:
+  workflow_dispatch:
+    inputs:
+      dry-run:
+        description: Dry run - preflight, stage and smoke-test only, switch nothing
+        type: boolean
+        default: true
+
+permissions: {}
+
+jobs:
+  deploy:
+    concurrency:
+      group: deploy-staging
+      cancel-in-progress: false
+    permissions:
+      contents: read
+      actions: read # artifacts of this run
+    uses: <<USES>>
+    with:
+      environment: staging
+      dry-run: ${{ inputs.dry-run }}
+""" + _CALLER_WITH,
+    "manual-deploy.yml": _CALLER_HEAD + """\
+# Hotfix / manual deploy: exactly one earlier run's artifact (by id), or a tag or branch
+# built afresh (nothing given: the branch this is run on), to the environment chosen.
+name: manual-deploy
+
+on:
+  workflow_dispatch:
+    inputs:
+      artifact-id:
+        description: Artifact id of an earlier run (run page > Artifacts; kept 30 days)
+        type: string
+        default: ""
+      tag:
+        description: Or a tag to build and deploy, e.g. v1.2.3
+        type: string
+        default: ""
+      branch:
+        description: Or a branch to build and deploy (a tag wins over a branch)
+        type: string
+        default: ""
+""" + _CHOICE + """\
+      dry-run:
+        description: Dry run - preflight, stage and smoke-test only, switch nothing
+        type: boolean
+        default: false
+
+permissions: {}
+
+jobs:
+  deploy:
+    concurrency:
+      group: deploy-${{ inputs.environment || 'production' }}
+      cancel-in-progress: false
+    permissions:
+      contents: read
+      actions: read # artifacts of earlier runs
+    uses: <<USES>>
+    with:
+      environment: ${{ inputs.environment }}
+      artifact-id: ${{ inputs.artifact-id }}
+      ref: ${{ inputs.tag || inputs.branch }}
+      dry-run: ${{ inputs.dry-run }}
+""" + _CALLER_WITH,
+    "rollback.yml": _CALLER_HEAD + """\
+# Rollback: point `current` back at the previous good release (or the release id given),
+# restart, health-gate, status, log bundle, notifications.
+name: rollback
+
+on:
+  workflow_dispatch:
+    inputs:
+""" + _CHOICE + """\
+      release-id:
+        description: Release id to go back to (empty - the previous good one; `deployer releases` lists them)
+        type: string
+        default: ""
+
+permissions: {}
+
+jobs:
+  rollback:
+    concurrency:
+      group: deploy-${{ inputs.environment || 'production' }}
+      cancel-in-progress: false
+    permissions:
+      contents: read
+      actions: read # asked by the reusable workflow's artifact job (skipped for a rollback)
+    uses: <<USES>>
+    with:
+      environment: ${{ inputs.environment }}
+      command: rollback
+      release-id: ${{ inputs.release-id }}
+""" + _CALLER_WITH,
+}
+
+
+def _fill(template: str, values: dict) -> str:
+    for key, value in values.items():
+        template = template.replace(f"<<{key}>>", value)
+    return template
+
+
+def guess_app(project_dir: Path) -> dict:
+    """Name, module and Python of the service, from its pyproject.toml and layout."""
+    path = project_dir / "pyproject.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: not found (init needs the service's pyproject.toml)") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"{path}: cannot read: {e}") from None
+    project = data.get("project") or {}
+    raw = project.get("name")
+    if not raw:
+        raise UsageError(f"{path}: [project] name is missing")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(raw)).strip("-.")[:64]
+    if not re.match(NAME_RE, name):
+        raise UsageError(f"{path}: cannot make an app name of {raw!r}")
+    module = _module(project_dir, project, name)
+    user = re.sub(r"[^a-z0-9_-]", "_", name.lower())[:32]
+    if not user[0].isalpha():
+        user = ("u" + user)[:32]
+    return {"name": name, "module": module, "user": user, "python": _python(project)}
+
+
+def _module(project_dir: Path, project: dict, name: str) -> str:
+    wanted = name.replace("-", "_").replace(".", "_").lower()
+    for base in (project_dir, project_dir / "src"):
+        if (base / wanted / "__init__.py").is_file() or (base / f"{wanted}.py").is_file():
+            return wanted
+    for target in (project.get("scripts") or {}).values():  # "pkg.cli:main" -> pkg
+        head = str(target).split(":", 1)[0].split(".", 1)[0]
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", head):
+            return head
+    for base in (project_dir / "src", project_dir):
+        found = sorted(p.parent.name for p in base.glob("*/__init__.py")
+                       if p.parent.name not in ("tests", "test", "docs", "packaging"))
+        if len(found) == 1:
+            return found[0]
+    return wanted
+
+
+def _python(project: dict) -> str:
+    """The hosts' Python: 3.11 unless requires-python asks for a newer minimum."""
+    m = re.search(r">=\s*3\.(\d+)", str(project.get("requires-python") or ""))
+    minor = max(11, int(m.group(1))) if m else 11
+    return f"3.{minor}"
+
+
+def detect_owner(deployer_root: Path) -> Optional[str]:
+    """The GitHub owner of this deployer checkout's origin, when it is on GitHub."""
+    try:
+        url = subprocess.run(["git", "-C", str(deployer_root), "remote", "get-url", "origin"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"github\.com[:/]([A-Za-z0-9-]+)/", url)
+    return m.group(1) if m else None
+
+
+def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
+    """relative path -> text (or Path to copy) of everything init writes (pure apart from reads)."""
+    from deployer.build.release import default_packaging
+
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", owner):
+        raise UsageError(f"--owner {owner!r}: not a GitHub user or organisation name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", ref) or ".." in ref:
+        raise UsageError(f"--ref {ref!r}: not a tag, branch or commit")
+    app = guess_app(target / source)
+    values = {"NAME": app["name"], "MODULE": app["module"], "USER": app["user"],
+              "PYTHON": app["python"], "SOURCE": source, "CONFIG": "deploy.toml",
+              "REPO": f"{owner}/deployer", "REF": ref,
+              "USES": f"{owner}/deployer/{REUSABLE}@{ref}"}
+    config = _fill(DEPLOY_TOML, values)
+    validate_config(tomllib.loads(config), "deploy.toml")  # never write a config that fails
+    files: dict = {"deploy.toml": config}
+    templates = default_packaging()
+    for src in sorted(templates.glob("*.in")):
+        files[f"packaging/{src.name}"] = src
+    env_template = templates / "env.template"
+    if env_template.is_file():
+        files["packaging/env.template"] = _env_template(env_template.read_text(encoding="utf-8"),
+                                                        app["name"])
+    for name in WORKFLOWS:
+        files[f".github/workflows/{name}"] = _fill(CALLERS[name], values)
+    return files
+
+
+def _env_template(text: str, app: str) -> str:
+    """deployer's .env template, made about ``app`` (the example's own keys kept as a sample)."""
+    return text.replace("tg_video_streamer", app)
+
+
+def init_repo(target: Path, owner: str, ref: str = DEFAULT_REF, force: bool = False,
+              source: str = ".") -> List[Path]:
+    """Write deploy.toml, packaging/ and the caller workflows into ``target``."""
+    if not target.is_dir():
+        raise UsageError(f"{target}: not a directory")
+    files = plan(target, owner, ref, source)
+    existing = [rel for rel in files if (target / rel).exists()]
+    if existing and not force:
+        raise UsageError(f"{target / existing[0]} exists (and {len(existing) - 1} more); "
+                         "--force overwrites" if len(existing) > 1 else
+                         f"{target / existing[0]} exists; --force overwrites")
+    written = []
+    for rel, content in files.items():
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copyfile(content, dest)
+        else:
+            dest.write_text(content, encoding="utf-8")
+        written.append(dest)
+    load_config(target / "deploy.toml", environ={})
+    return written
