@@ -31,6 +31,7 @@ class Context:
         self.redactor.add_from_environ(SECRET_VARIABLES)
         self.reporter = Reporter(mode, self.redactor)
         self._config = None
+        self.exit_code = 0  # raised by a host that failed in a multi-host query
 
     def config(self):
         if self._config is None:
@@ -97,7 +98,7 @@ def _build(obj: Context, out_dir: Path, config=None, config_path=None):
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.argument("artifact", type=click.Path(dir_okay=False, exists=True))
 @pass_ctx
 def verify(obj: Context, artifact: str) -> None:
     """Check an artifact's manifest, every file's hash and its lock."""
@@ -338,8 +339,11 @@ def init(directory, owner, ref, source, force) -> None:
 
 # ---------------------------------------------------------------------- helpers
 def _each(obj: Context, hosts, *args: str) -> dict:
+    """Run an engine subcommand on every host; a failed host makes the exit code non-zero."""
     with _local_engine() as engine:
-        return obj.pipeline().command(obj.hosts(hosts), engine, *args)
+        data, code = obj.pipeline().command(obj.hosts(hosts), engine, *args)
+    obj.exit_code = max(obj.exit_code, code)
+    return data
 
 
 class _local_engine:
@@ -368,7 +372,7 @@ def _finish(obj: Context, summary) -> None:
              "version": summary.version, "seconds": round(summary.seconds, 2),
              "hosts": [h.__dict__ for h in summary.hosts]}, "\n".join([head, *rows]))
     if not summary.ok:
-        sys.exit(1)
+        sys.exit(summary.exit_code)
 
 
 def main() -> None:
@@ -376,6 +380,8 @@ def main() -> None:
         rc = cli.main(standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
+        if Context.active is not None and Context.active.exit_code:
+            sys.exit(Context.active.exit_code)
     except click.exceptions.Abort:
         click.echo("deployer: aborted", err=True)
         sys.exit(130)

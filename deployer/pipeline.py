@@ -38,6 +38,7 @@ class HostResult:
     detail: str = ""
     healthy_s: Optional[float] = None
     gate_s: Optional[float] = None
+    exit_code: int = 0
 
 
 @dataclass
@@ -52,6 +53,13 @@ class Summary:
     def ok(self) -> bool:
         good = ("success", "staged")
         return bool(self.hosts) and all(h.result in good for h in self.hosts)
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok; 2 when a host was refused for bad input (host key); 1 otherwise."""
+        if self.ok:
+            return 0
+        return max([h.exit_code for h in self.hosts] + [1])
 
 
 def targets(config: Config, only: Optional[List[str]] = None) -> List[Target]:
@@ -117,7 +125,8 @@ class Pipeline:
             try:
                 return fn(t)
             except DeployerError as e:
-                return HostResult(t.label, "failed", detail=self.reporter.redactor(str(e)))
+                return HostResult(t.label, "failed", detail=self.reporter.redactor(str(e)),
+                                  exit_code=e.exit_code)
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
             return list(pool.map(guarded, hosts))
 
@@ -244,9 +253,14 @@ class Pipeline:
         return summary
 
     # ------------------------------------------------------------------ one-shot
-    def command(self, hosts: List[Target], engine: Path, *args: str) -> dict:
-        """Run one engine subcommand on every host: label -> its events (or the error)."""
+    def command(self, hosts: List[Target], engine: Path, *args: str) -> tuple[dict, int]:
+        """Run one engine subcommand on every host.
+
+        Returns (label -> its events, or its error line; the exit code: 0, or the worst
+        failure's).
+        """
         out = {}
+        code = 0
 
         def one(t: Target) -> HostResult:
             conn = self.connect(t)
@@ -259,4 +273,5 @@ class Pipeline:
         for r in self.on_each(hosts, one):
             if r.result == "failed":
                 out[r.label] = r.detail
-        return out
+                code = max(code, r.exit_code or 1)
+        return out, code

@@ -65,10 +65,12 @@ class Activation:
     """
 
     def __init__(self, layout: Layout, config: dict, service: Service, events: Events,
-                 history: History, record: dict, on_switched: Callable[[], None] = lambda: None):
+                 history: History, record: dict, on_switched: Callable[[], None] = lambda: None,
+                 check_abort: Callable[[], None] = lambda: None):
         self.layout, self.config, self.service = layout, config, service
         self.events, self.history, self.record = events, history, record
         self.on_switched = on_switched
+        self.check_abort = check_abort  # raises when the controller is gone
 
     def run(self, rid: str, env: EnvChange, action: str = "deploy") -> dict:
         layout, ev = self.layout, self.events
@@ -86,6 +88,11 @@ class Activation:
             r["detail"] = env.apply(layout, self.config.get("env_required", []))
             ev.add_secrets(envfile.env_values(envfile.current_env(layout) or ""))
         envfile.record_env(rel, layout)
+        try:
+            self.check_abort()  # the last moment a lost controller still means "no switch"
+        except HostError:
+            envfile.restore_env(layout, prev_env_sha)
+            raise
         with ev.step("switch", f"current -> {rid}"):
             switch_current(layout, rid)
             set_state(rel, "live")

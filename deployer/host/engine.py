@@ -118,7 +118,8 @@ class Engine:
     def activate(self, rid: str, env: Optional[EnvChange] = None, action: str = "deploy") -> dict:
         self._check_abort()
         activation = Activation(self.layout, self.config, self.service, self.events, self.history,
-                                self.record, on_switched=self.switched.set)
+                                self.record, on_switched=self.switched.set,
+                                check_abort=self._check_abort)
         return activation.run(rid, env or EnvChange(), action)
 
     def rollback(self, to: Optional[str] = None) -> dict:

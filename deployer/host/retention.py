@@ -24,7 +24,7 @@ def choose_releases_to_prune(ids: List[str], states: Dict[str, Optional[str]], k
     rank = {"live": 0, "good": 0, "staged": 1, "staging": 1, "bad": 2, None: 2}
     candidates = [i for i in ids if i not in protected]
     ordered = sorted(candidates, key=lambda i: (rank.get(states.get(i), 2), _neg(i)))
-    slots = max(0, keep - len(protected))
+    slots = max(0, keep - len(protected & set(ids)))
     kept = set(ordered[:slots])
     return [i for i in ids if i not in protected and i not in kept]
 

@@ -7,6 +7,7 @@ there a missing prerequisite fails the run, so CI cannot pass without running th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -196,10 +197,8 @@ class LiveDeploy:
         for line in self.proc.stderr:
             with self._cond:
                 self.stderr_lines.append(line)
-                try:
+                with contextlib.suppress(ValueError):
                     self.events.append(json.loads(line))
-                except ValueError:
-                    pass
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tarfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +255,82 @@ def test_low_disk_refused_before_upload(staging_host_factory, service_repo, vari
     assert current(guest) == variant_builds("v1").manifest["release_id"]
     for secret in SECRET_VALUES:
         assert secret not in "".join(cli.outputs)
+
+
+def test_bad_connections_are_refused_before_anything_is_sent(faulty, variant_builds, tmp_path):
+    import subprocess
+
+    guest, v1 = faulty.guest, variant_builds("v1")
+    back_to_v1(faulty, variant_builds)
+    audit_before = sh(guest, "cat", f"{BASE}/log/deploys.jsonl")
+    art = str(v1.path)
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    wrong_pin = tmp_path / "wrong_known_hosts"
+    wrong_pin.write_text(f"{guest.host} " + " ".join(
+        (tmp_path / "other_key.pub").read_text().split()[:2]) + "\n")
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    cases = [
+        ({"DEPLOYER_KNOWN_HOSTS_FILE": str(empty)}, 2, "is not in known_hosts"),
+        ({"DEPLOYER_KNOWN_HOSTS_FILE": str(wrong_pin)}, 2, "HOST KEY MISMATCH"),
+        ({"DEPLOYER_SSH_KEY_FILE": str(other)}, 1, "refused our key"),
+        ({"DEPLOYER_USER": "nobody"}, 1, "refused our key"),
+        ({"DEPLOYER_HOSTS": f"tgstream@{guest.host}:2222"}, 1, "cannot reach"),
+    ]
+    for env, code, message in cases:
+        proc = faulty("deploy", art, check=False, env=env)
+        assert proc.returncode == code, (env, proc.stdout, proc.stderr)
+        text = proc.stdout + proc.stderr
+        assert message in text and guest.host in text and "Traceback" not in text
+    assert sh(guest, "cat", f"{BASE}/log/deploys.jsonl") == audit_before
+    assert current(guest) == v1.manifest["release_id"]
+
+
+@pytest.mark.parametrize("damage", ["tampered", "dotdot", "truncated"])
+def test_damaged_artifact_refused_before_connecting(faulty, variant_builds, tmp_path, damage):
+    from tests.host.artifacts import tampered, with_member
+
+    v1 = variant_builds("v1")
+    bad = tmp_path / "bad.tar"
+    if damage == "tampered":
+        wheel = next(n for n in v1.manifest["files"] if "aiohttp" in n)
+        tampered(v1.path, bad, wheel)
+    elif damage == "dotdot":
+        info = tarfile.TarInfo("../../etc/cron.d/x")
+        info.size = 3
+        with_member(v1.path, bad, info, b"x\n\n")
+    else:
+        bad.write_bytes(v1.path.read_bytes()[: v1.path.stat().st_size // 3])
+    proc = faulty("deploy", str(bad), check=False, env={"DEPLOYER_HOSTS": "tgstream@127.0.0.1:9"})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "artifact" in proc.stderr.lower() or "sha256" in proc.stderr or "unsafe" in proc.stderr
+
+
+def test_secret_inputs_never_printed(faulty, variant_builds, tmp_path):
+    """An encrypted key given as a CI secret, with its passphrase, plus the .env secrets."""
+    import subprocess
+
+    guest, v2 = faulty.guest, variant_builds("v2")
+    back_to_v1(faulty, variant_builds)
+    key = tmp_path / "ci_key"
+    key.write_bytes(Path(faulty.env["DEPLOYER_SSH_KEY_FILE"]).read_bytes())
+    key.chmod(0o600)
+    passphrase = "correct-horse-battery-staple-77"
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", passphrase, "-f", str(key)], check=True)
+    secret_env = {"DEPLOYER_SSH_KEY": key.read_text(), "DEPLOYER_SSH_KEY_PASSPHRASE": passphrase,
+                  "DEPLOYER_SSH_KEY_FILE": ""}
+    faulty.outputs.clear()
+    faulty("deploy", str(v2.path), env=secret_env)
+    faulty("deploy", str(variant_builds("crash").path), env=secret_env, check=False)
+    faulty("rollback", env=secret_env)
+    faulty("logs", "-n", "200", env=secret_env)
+    faulty("--json", "status", env=secret_env)
+    seen = "\n".join(faulty.outputs)
+    seen += sh(guest, "sh", "-c", f"cat {BASE}/log/deploys.jsonl {BASE}/log/*/*.txt 2>/dev/null")
+    assert passphrase not in seen
+    for line in key.read_text().splitlines()[1:-1]:
+        assert line not in seen
+    for secret in SECRET_VALUES:
+        assert secret not in seen
