@@ -226,9 +226,12 @@ class Recorder:
         rep["notifications"] = [d.as_dict() for d in deliveries]
         text = markdown(rep)
         if self.bundle:
-            self.bundle.write("summary.json", json.dumps(rep, indent=2, default=str) + "\n")
-            self.bundle.write("summary.md", text)
-            self.bundle.close()
+            try:
+                self.bundle.write("summary.json", json.dumps(rep, indent=2, default=str) + "\n")
+                self.bundle.write("summary.md", text)
+                self.bundle.close()
+            except OSError as e:  # a full disk loses the bundle, not the deploy
+                click.echo(f"deployer: log bundle {self.bundle.dir}: {e.strerror}", err=True)
         summary_file = self.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file:
             try:
@@ -256,8 +259,8 @@ class Recorder:
                     engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
                 pipeline = pipeline or self.ctx.pipeline()
                 for release, group in by_release.items():
-                    out = pipeline.command(group, engine, "logs", "--release", release,
-                                           "-n", str(JOURNAL_LINES))
+                    out, _ = pipeline.command(group, engine, "logs", "--release", release,
+                                              "-n", str(JOURNAL_LINES))
                     for label, events in out.items():
                         if isinstance(events, str):
                             found[label] = f"not read: {events}"
@@ -266,8 +269,8 @@ class Recorder:
                         self.bundle.write(name, "".join(e.get("detail", "") + "\n" for e in events
                                                         if e.get("step") == "log"))
                         found[label] = name
-            except (DeployerError, OSError, KeyError) as e:
-                found["error"] = f"journal not read: {e}"
+            except Exception as e:  # the excerpt is a courtesy: it never fails a deploy
+                found["error"] = f"journal not read: {type(e).__name__}: {e}"
         return {k: self.ctx.redactor(v) for k, v in found.items()}
 
 
