@@ -125,6 +125,7 @@ class Deployer:
         self.config = workdir / "deploy.toml"
         text = (repo / "deploy.toml").read_text()
         text = text.replace("watch = 60", "watch = 2").replace("keep_releases = 5", "keep_releases = 3")
+        text = text.replace("timeout = 30", "timeout = 10")  # an unhealthy release fails faster
         text = text.replace('file = "examples/tg_video_streamer/staging.env"', 'file = "prod.env"')
         self.config.write_text(text.replace('source = "examples', f'source = "{repo}/examples'))
         self.write_env(SECRET_VALUES[0])
@@ -156,10 +157,10 @@ class Deployer:
 
 @pytest.fixture(scope="session")
 def set_up_guests(staging_host_factory, service_repo):
-    """Guests 2 and 3, each set up once by `host setup` (as root, through the harness)."""
+    """Guests 20 and 21, each set up once by `host setup` (as root, through the harness)."""
     from tests.staging.guest import host_setup
 
-    guests = [staging_host_factory(2), staging_host_factory(3)]
+    guests = [staging_host_factory(20), staging_host_factory(21)]
     ci_key = Path(guests[0].key_path + ".pub").read_text()  # one deploy key for every host
     for g in guests:
         host_setup(g, service_repo / "deploy.toml", authorized_key=ci_key)
@@ -168,7 +169,7 @@ def set_up_guests(staging_host_factory, service_repo):
 
 @pytest.fixture(scope="session")
 def deployer_cli(set_up_guests, service_repo, tmp_path_factory) -> Deployer:
-    """The CLI configured for guest 2 only."""
+    """The CLI configured for guest 20 only."""
     return Deployer(service_repo, set_up_guests[:1], tmp_path_factory.mktemp("deployer-cli"))
 
 

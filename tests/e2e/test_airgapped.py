@@ -7,7 +7,7 @@ import json
 
 
 def test_copied_artifact_installs_with_its_own_engine(staging_host_factory, example_build):
-    guest = staging_host_factory(4)
+    guest = staging_host_factory(22)
     m = example_build.manifest
     art = f"/root/{example_build.path.name}"
     guest.push(art, example_build.path.read_bytes())

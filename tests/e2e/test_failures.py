@@ -52,10 +52,10 @@ def last_audit(guest) -> dict:
 
 @pytest.fixture(scope="module")
 def faulty(staging_host_factory, service_repo, variant_builds, tmp_path_factory):
-    """Guest 5, set up, with v1 live: the baseline every fault must leave intact."""
+    """Guest 23, set up, with v1 live: the baseline every fault must leave intact."""
     from tests.staging.guest import host_setup
 
-    guest = staging_host_factory(5)
+    guest = staging_host_factory(23)
     host_setup(guest, service_repo / "deploy.toml")
     cli = Deployer(service_repo, [guest], tmp_path_factory.mktemp("faults"))
     cli("deploy", str(variant_builds("v1").path))
@@ -240,7 +240,7 @@ def test_two_deploys_at_once(faulty, variant_builds):
 def test_low_disk_refused_before_upload(staging_host_factory, service_repo, variant_builds, tmp_path):
     from tests.staging.guest import host_setup
 
-    guest = staging_host_factory(6, opt_size="600M")
+    guest = staging_host_factory(24, opt_size="600M")
     host_setup(guest, service_repo / "deploy.toml")
     guest.fill_disk(100)
     cli = Deployer(service_repo, [guest], tmp_path)

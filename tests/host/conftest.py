@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -68,8 +69,17 @@ class _Lines:
         pass
 
 
+@pytest.fixture(scope="session")
+def warm_uv_cache(tmp_path_factory) -> Path:
+    """One uv cache for the session's hosts: each test's base path is new, its installs
+    need not be cold (a real host keeps its cache across deploys too)."""
+    return tmp_path_factory.mktemp("uv-cache")
+
+
 @pytest.fixture
-def host(tmp_path, example_build):
+def host(tmp_path, example_build, warm_uv_cache):
     h = Host(tmp_path / "opt" / "tg_video_streamer", example_build.manifest["config"], free_port())
+    (h.base / "cache").mkdir(parents=True)
+    os.symlink(warm_uv_cache, h.base / "cache" / "uv")
     yield h
     h.service.stop()  # also a service an engine subprocess started (found by its pidfile)
