@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from deployer.build.manifest import sha256_file
+from deployer.check import unit_drift
 from deployer.config import Config, resolve
 from deployer.errors import DeployerError, HealthError, RemoteError, UsageError
 from deployer.host.artifact import verify_artifact
@@ -60,6 +61,17 @@ class Summary:
         if self.ok:
             return 0
         return max([h.exit_code for h in self.hosts] + [1])
+
+
+def artifact_templates(artifact: Path) -> dict:
+    """The unit, launcher and sudoers templates the artifact carries (packaging/*)."""
+    import tarfile
+
+    from deployer.host.setup import TEMPLATES
+
+    with tarfile.open(artifact) as tar:
+        return {key: tar.extractfile(f"packaging/{name}").read().decode()
+                for key, name in TEMPLATES.items()}
 
 
 def targets(config: Config, only: Optional[List[str]] = None) -> List[Target]:
@@ -143,8 +155,14 @@ class Pipeline:
         with tempfile.TemporaryDirectory(prefix="deployer-") as tmp:
             engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
 
+            templates = artifact_templates(artifact)
+
             def stage(t: Target) -> HostResult:
                 conn = self.connect(t)
+                drift = unit_drift(conn, self.config, templates)
+                if drift:  # `check` fails on drift; a deploy only warns
+                    self.reporter.event(t.label, {"step": "unit", "status": "info",
+                                                  "detail": "WARNING: " + "; ".join(drift)})
                 remote = self.remote(conn, engine)
                 session = remote.session(self.reporter.event, lock_wait)
                 sessions[t.label] = (conn, session, remote)

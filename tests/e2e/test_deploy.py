@@ -131,3 +131,44 @@ def test_check_reports_rights_and_refuses_unpinned_hosts(deployer_cli: Deployer,
                           ).returncode != 0
     assert as_deploy_user("journalctl", "-u", "tg_video_streamer", "-n", "1", "--no-pager"
                           ).returncode == 0, "the journal is readable through systemd-journal"
+
+
+def test_unit_drift_warns_on_deploy_and_fails_check(deployer_cli: Deployer, set_up_guests,
+                                                    variant_builds, service_repo):
+    from tests.staging.guest import host_setup
+
+    guest = set_up_guests[0]
+    unit = "/etc/systemd/system/tg_video_streamer.service"
+    guest.exec(["sh", "-c", f"echo '# edited by hand' >> {unit}"])
+    try:
+        out = deployer_cli("deploy", str(variant_builds("v1").path))
+        assert "WARNING:" in out.stderr and "differs from the rendered template" in out.stderr
+        check = deployer_cli("check", check=False)
+        assert check.returncode == 1 and "unit fail" in check.stderr
+    finally:
+        host_setup(guest, service_repo / "deploy.toml")  # puts the rendered unit back
+    assert deployer_cli("check").returncode == 0
+
+
+def test_deploy_ref_builds_that_tag_in_a_clean_worktree(set_up_guests, service_repo, tmp_path):
+    import subprocess
+
+    from tests.conftest import git
+
+    repo = tmp_path / "svc"
+    subprocess.run(["git", "clone", "-q", str(service_repo), str(repo)], check=True)
+    (tmp_path / "work").mkdir()
+    cli = Deployer(repo, set_up_guests[:1], tmp_path / "work")
+    # the config lives in the repository itself, as in a service repo
+    (repo / "deploy.toml").write_text(cli.config.read_text().replace(str(repo) + "/", ""))
+    (repo / "prod.env").write_text((cli.config.parent / "prod.env").read_text())
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "deploy config", date="2026-11-26T14:00:00Z")
+    git(repo, "tag", "v0.3.0")
+    (repo / "examples/tg_video_streamer/README.md").write_text("uncommitted edit\n")
+    cli.config = repo / "deploy.toml"
+    cli("deploy", "--ref", "v0.3.0")
+    assert health(set_up_guests[0])["version"] == "0.3.0", "the tag's version, not a dirty tree"
+    worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True,
+                               text=True).stdout.strip().splitlines()
+    assert len(worktrees) == 1, "the temporary worktree is removed"

@@ -309,7 +309,10 @@ def test_damaged_artifact_refused_before_connecting(faulty, variant_builds, tmp_
 
 
 def test_secret_inputs_never_printed(faulty, variant_builds, tmp_path):
-    """An encrypted key given as a CI secret, with its passphrase, plus the .env secrets."""
+    """An encrypted key given as a CI secret, with its passphrase, plus the .env secrets.
+
+    Runs last in this module: the outputs checked are those of EVERY scenario above
+    (all ran with a .env full of recognisable secrets) plus its own."""
     import subprocess
 
     guest, v2 = faulty.guest, variant_builds("v2")
@@ -321,7 +324,6 @@ def test_secret_inputs_never_printed(faulty, variant_builds, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-p", "-N", passphrase, "-f", str(key)], check=True)
     secret_env = {"DEPLOYER_SSH_KEY": key.read_text(), "DEPLOYER_SSH_KEY_PASSPHRASE": passphrase,
                   "DEPLOYER_SSH_KEY_FILE": ""}
-    faulty.outputs.clear()
     faulty("deploy", str(v2.path), env=secret_env)
     faulty("deploy", str(variant_builds("crash").path), env=secret_env, check=False)
     faulty("rollback", env=secret_env)
