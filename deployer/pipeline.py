@@ -120,13 +120,13 @@ class Pipeline:
         return conn
 
     def _pin(self, target: Target, key) -> None:
-        from deployer.remote.ssh import _host_key_name, fingerprint
+        from deployer.remote.ssh import fingerprint, host_key_name
 
         self.reporter.say(f"{target.label}: accepted new host key {fingerprint(key)} (--accept-new)")
         if self.creds.known_hosts_file:
             path = Path(os.path.expanduser(self.creds.known_hosts_file))
             with open(path, "a", encoding="utf-8") as f:
-                f.write(f"{_host_key_name(target)} {key.get_name()} {key.get_base64()}\n")
+                f.write(f"{host_key_name(target)} {key.get_name()} {key.get_base64()}\n")
 
     def remote(self, conn: Connection, engine: Path) -> RemoteEngine:
         return RemoteEngine(conn, self.config, engine, self.run)

@@ -116,7 +116,8 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         step("wheels", f"{len(deps) + 1} wheels, no sdists")
 
         members: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels_dir.glob("*.whl"))}
-        wheel_hashes = {Path(n).name: manifest.sha256_file(p) for n, p in members.items()}
+        facts = {n: manifest.file_facts(p) for n, p in members.items()}
+        wheel_hashes = {Path(n).name: f["sha256"] for n, f in facts.items()}
         lock_text = manifest.hash_lock(wheel_hashes)
         (work / LOCK).write_text(lock_text, encoding="utf-8")
         members[LOCK] = work / LOCK
@@ -138,7 +139,7 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
             step("pex", f"app.pex {members['app.pex'].stat().st_size // 1024} KiB")
 
         rid = manifest.release_id(commit.epoch, lock_text, wheel_hashes)
-        file_facts = {n: manifest.file_facts(p) for n, p in members.items()}
+        file_facts = {n: facts.get(n) or manifest.file_facts(p) for n, p in members.items()}
         doc = manifest.build_manifest(
             config=config, version=version, rid=rid, commit=commit, files=file_facts,
             app_wheel=f"wheels/{app_wheel.name}", uv_wheel=uv_name, pex=pex_name,

@@ -110,13 +110,13 @@ def load_config(args: argparse.Namespace) -> dict:
     return config
 
 
-def _read_env_file(path: Optional[str]) -> Optional[str]:
+def _read_text(path: Optional[str], flag: str = "--env-file") -> Optional[str]:
     if not path:
         return None
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as e:
-        raise UsageError(f"--env-file {path}: {e.strerror}") from None
+        raise UsageError(f"{flag} {path}: {e.strerror}") from None
 
 
 def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactory) -> int:
@@ -168,13 +168,13 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
         if args.command == "stage":
             engine.stage(args.artifact)
         elif args.command == "activate":
-            engine.activate(args.release, EnvChange(text=_read_env_file(args.env_file)))
+            engine.activate(args.release, EnvChange(text=_read_text(args.env_file)))
         elif args.command == "rollback":
             engine.rollback(args.to)
         elif args.command == "prune":
             engine.prune()
         elif args.command == "install":
-            env = _read_env_file(args.env_file)
+            env = _read_text(args.env_file)
             engine.preflight(read_manifest(args.artifact))
             rid = engine.stage(args.artifact)
             if args.dry_run:
@@ -218,7 +218,7 @@ def run_setup(args: argparse.Namespace, config: dict, events: Events) -> int:
                     "unit and launcher match the templates" if not problems else
                     f"{len(problems)} difference(s)")
         return 1 if problems else 0
-    key = _read_env_file(args.authorized_key) if args.authorized_key else None
+    key = _read_text(args.authorized_key, "--authorized-key")
     changed = Setup(config, templates, events, authorized_key=key).run()
     events.emit("setup", "ok", f"{len(changed)} change(s)" if changed else "nothing to change",
                 changed=changed)

@@ -65,7 +65,7 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def _host_key_name(t: Target) -> str:
+def host_key_name(t: Target) -> str:
     return t.address if t.port == 22 else f"[{t.address}]:{t.port}"
 
 
@@ -149,7 +149,7 @@ class Connection:
         self.target = target
         self.client = paramiko.SSHClient()
         keys = load_host_keys(creds)
-        name = _host_key_name(target)
+        name = host_key_name(target)
         for keytype, key in (keys.lookup(name) or {}).items():
             self.client.get_host_keys().add(name, keytype, key)
         policy = _Verify(target, creds.accept_new)
