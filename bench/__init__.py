@@ -1,0 +1,1 @@
+"""`make bench`: deploy speed on a real staging host, beside a hand-written baseline."""

@@ -1,0 +1,131 @@
+"""The hand-written baseline: what a CI job without deployer does on every deploy.
+
+Upload the whole wheelhouse tar with OpenSSH ``scp`` as the deploy user, then one
+``ssh`` running a shell script: write the .env, untar, ``python3 -m venv`` (with pip),
+``pip install --no-index --find-links`` (no uv), link the shared state, ``ln -sfn`` +
+``mv -T`` to switch ``current``, ``sudo systemctl restart``, and poll ``/health`` with
+curl until it answers the new version. The release is served by the very unit deployer
+installed (its launcher execs ``<current>/venv/bin/python``). The script prints a
+timestamp after each phase, for the baseline's own profile.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+BASE = "/opt/tg_video_streamer"
+UNIT = "tg_video_streamer"
+HEALTH_URL = "http://127.0.0.1:8080/health"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*==\S+)")
+
+
+def wheelhouse_tar(artifact: Path, dest: Path) -> Path:
+    """The CI side of the baseline: the artifact's wheels and a plain requirements.txt
+    (pins without hashes), in one uncompressed tar (wheels are already compressed)."""
+    with tarfile.open(artifact) as src, tarfile.open(dest, "w") as out:
+        lock = src.extractfile("requirements.lock").read().decode()
+        pins = "".join(m.group(1) + "\n" for m in map(_PIN.match, lock.splitlines()) if m)
+        for info in src:
+            if info.name.startswith("wheels/"):
+                member = tarfile.TarInfo(Path(info.name).name)
+                member.size, member.mode, member.mtime = info.size, 0o644, info.mtime
+                out.addfile(member, src.extractfile(info))
+        data = pins.encode()
+        member = tarfile.TarInfo("requirements.txt")
+        member.size, member.mode = len(data), 0o644
+        out.addfile(member, io.BytesIO(data))
+    return dest
+
+
+def script(name: str, version: str, env_text: str) -> str:
+    """The shell script the baseline runs on the host (as the deploy user)."""
+    q = shlex.quote
+    return f"""set -eu
+B={BASE}; N={q(name)}; R=$B/releases/$N; V={q(version)}
+mark() {{ echo "@$1 $(date +%s.%N)"; }}
+mark start
+mkdir -p "$B/shared/sessions" "$B/shared/data"
+(umask 077; cat > "$B/shared/.env") <<'DOTENV_EOF'
+{env_text.rstrip()}
+DOTENV_EOF
+mark env
+mkdir -p "$R/wheelhouse"
+tar xf "$B/incoming/$N.tar" -C "$R/wheelhouse"
+rm -f "$B/incoming/$N.tar"
+mark unpack
+python3 -m venv "$R/venv"
+mark venv
+"$R/venv/bin/pip" install --quiet --disable-pip-version-check --no-index \\
+    --find-links "$R/wheelhouse" -r "$R/wheelhouse/requirements.txt"
+mark install
+ln -sfn ../../shared/.env "$R/.env"
+ln -sfn ../../shared/sessions "$R/sessions"
+ln -sfn ../../shared/data "$R/data"
+ln -sfn "releases/$N" "$B/current.tmp"
+mv -T "$B/current.tmp" "$B/current"
+mark switch
+sudo -n systemctl restart {UNIT}
+mark restart
+i=0
+until curl -s --max-time 2 {HEALTH_URL} | grep -qF "\\"version\\":\\"$V\\""; do
+  i=$((i + 1))
+  if [ "$i" -ge 600 ]; then echo "not healthy after 60s" >&2; exit 1; fi
+  sleep 0.1
+done
+mark healthy
+"""
+
+
+def ssh_options(host) -> List[str]:
+    """The harness's OpenSSH options (pinned host key, the deploy key), without the target."""
+    argv = host.ssh_argv()
+    return argv[1:-1]
+
+
+def scp_argv(host, local: Path, remote: str) -> List[str]:
+    opts = ssh_options(host)
+    opts = ["-P" if o == "-p" else o for o in opts]
+    return ["scp", "-q", *opts, str(local), f"{host.user}@{host.host}:{remote}"]
+
+
+def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float = 300) -> Dict:
+    """One baseline deploy; returns its start, the phase marks (Unix time) and the outcome."""
+    started = time.time()
+    up = subprocess.run(scp_argv(host, tar, f"{BASE}/incoming/{name}.tar"),
+                        capture_output=True, text=True, timeout=timeout)
+    uploaded = time.time()
+    if up.returncode != 0:
+        return {"started": started, "ok": False, "error": f"scp: {up.stderr.strip()[-500:]}"}
+    proc = subprocess.run(host.ssh_argv("bash", "-s"), input=script(name, version, env_text),
+                          capture_output=True, text=True, timeout=timeout)
+    ended = time.time()
+    marks = {"upload": uploaded}
+    for line in proc.stdout.splitlines():
+        if line.startswith("@"):
+            step, stamp = line[1:].split()
+            marks[step] = float(stamp)
+    result = {"started": started, "ended": ended, "marks": marks, "ok": proc.returncode == 0}
+    if proc.returncode != 0:
+        result["error"] = proc.stderr.strip()[-1000:]
+    return result
+
+
+def phases(result: Dict) -> Dict[str, float]:
+    """Seconds per phase, in order: upload (scp), connect (ssh until the script runs),
+    env, unpack, venv, install, switch, restart, healthy (curl polling)."""
+    marks = result.get("marks", {})
+    order = ["upload", "start", "env", "unpack", "venv", "install", "switch", "restart", "healthy"]
+    names = {"start": "connect"}
+    out, prev = {}, result["started"]
+    for step in order:
+        if step in marks:
+            out[names.get(step, step)] = marks[step] - prev
+            prev = marks[step]
+    return out

@@ -1,0 +1,290 @@
+"""Medians, ratios, targets and the profile, from a run's JSON lines (pure functions).
+
+``python -m bench.report FILE [REFERENCE]`` prints the report of a saved run again.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+#: kind -> (label, the baseline it is compared with)
+ROWS = [
+    ("first", "(a) first deploy, empty host", "baseline-first"),
+    ("code-new", "(b) code-only redeploy, new commit", "baseline-redeploy"),
+    ("code-reactivate", "(b') redeploy of a release the host has", "baseline-redeploy"),
+    ("rollback", "(c) rollback", "baseline-redeploy"),
+    ("baseline-first", "baseline: first deploy, empty host", None),
+    ("baseline-redeploy", "baseline: redeploy (new version)", None),
+]
+PROFILE_KINDS = ["first", "code-new", "code-reactivate", "rollback"]
+TARGET_CODE_S = 3.0
+TARGET_CODE_BYTES = 200_000
+TARGET_FIRST_RATIO = 1 / 3
+TARGET_ROLLBACK_S = 2.0
+
+
+def load(path: Path) -> List[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("MB", 1e6), ("KB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def of(records: List[dict], kind: str) -> List[dict]:
+    return [r for r in records if r.get("kind") == kind]
+
+
+def med(values: List[float]) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def spread(values: List[float], fmt: str = "{:.2f}") -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    m = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return m
+    return f"{m} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def bytes_spread(values: List[int]) -> str:
+    if not values:
+        return "-"
+    m = human_bytes(statistics.median(values))
+    if len(values) == 1 or human_bytes(min(values)) == human_bytes(max(values)):
+        return m
+    return f"{m} ({human_bytes(min(values))}–{human_bytes(max(values))})"
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> str:
+    if a is None or not b:
+        return "-"
+    r = a / b
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
+def summary(records: List[dict]) -> Dict[str, dict]:
+    out = {}
+    for kind, _, _ in ROWS + [("gate", "", None)]:
+        rs = of(records, kind)
+        if rs:
+            out[kind] = {
+                "n": len(rs),
+                "to_healthy_s": med([r["to_healthy_s"] for r in rs]),
+                "to_healthy_ext_s": med([r["to_healthy_ext_s"] for r in rs]),
+                "wall_s": med([r["wall_s"] for r in rs]),
+                "tx_bytes": med([r["tx_bytes"] for r in rs]),
+                "tx_to_healthy": med([r["tx_to_healthy"] for r in rs]),
+            }
+    return out
+
+
+def table(records: List[dict]) -> str:
+    s = summary(records)
+    lines = ["| | n | to healthy, s: median (min–max) | probe in guest, s | whole command, s "
+             "| sent to host (veth, SSH incl.) | of which until healthy | ÷ baseline (time) "
+             "| ÷ baseline (bytes) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for kind, label, base in ROWS:
+        rs = of(records, kind)
+        if not rs:
+            continue
+        b = s.get(base) if base else None
+        lines.append(
+            f"| {label} | {len(rs)} | {spread([r['to_healthy_s'] for r in rs])} "
+            f"| {spread([r['to_healthy_ext_s'] for r in rs])} | {spread([r['wall_s'] for r in rs])} "
+            f"| {bytes_spread([r['tx_bytes'] for r in rs])} "
+            f"| {human_bytes(s[kind]['tx_to_healthy'])} "
+            f"| {ratio(s[kind]['to_healthy_s'], b['to_healthy_s']) if b else ''} "
+            f"| {ratio(s[kind]['tx_bytes'], b['tx_bytes']) if b else ''} |")
+    return "\n".join(lines)
+
+
+def targets(records: List[dict]) -> List[Tuple[str, str, Optional[bool]]]:
+    """(target, measured, met) for the issue's four targets."""
+    s = summary(records)
+    out: List[Tuple[str, str, Optional[bool]]] = []
+
+    def get(kind: str, key: str) -> Optional[float]:
+        return s.get(kind, {}).get(key)
+
+    code, code_tx = get("code-new", "to_healthy_s"), get("code-new", "tx_bytes")
+    out.append(("code-only redeploy (new commit) <= 3 s to healthy",
+                f"{code:.2f} s" if code is not None else "-",
+                None if code is None else code <= TARGET_CODE_S))
+    out.append(("code-only redeploy < 200 KB sent", human_bytes(code_tx) if code_tx is not None else "-",
+                None if code_tx is None else code_tx < TARGET_CODE_BYTES))
+    first, base = get("first", "to_healthy_s"), get("baseline-first", "to_healthy_s")
+    r = first / base if first is not None and base else None
+    out.append(("first deploy <= 1/3 of the baseline's time",
+                f"{r:.2f} ({first:.2f} s vs {base:.2f} s)" if r is not None else "-",
+                None if r is None else r <= TARGET_FIRST_RATIO))
+    rb = get("rollback", "to_healthy_s")
+    out.append(("rollback <= 2 s to healthy", f"{rb:.2f} s" if rb is not None else "-",
+                None if rb is None else rb <= TARGET_ROLLBACK_S))
+    return out
+
+
+def targets_met(records: List[dict]) -> bool:
+    return all(met for _, _, met in targets(records))
+
+
+def profile(records: List[dict], kind: str, min_gap: float = 0.005) -> List[Tuple[str, float, float]]:
+    """(segment, median s, share of the median to healthy) up to the healthy moment.
+
+    Segments are the engine's and the controller's steps plus the gaps between them
+    ("before X": work no event covers, named for the step that follows), in the order
+    they happen. Gaps whose median is under ``min_gap`` are summed into one line.
+    """
+    rs = of(records, kind)
+    if not rs:
+        return []
+    per: Dict[str, List[float]] = {}
+    begins: Dict[str, List[float]] = {}
+    for r in rs:
+        sums: Dict[str, float] = {}
+        for name, a, b in r.get("timeline", []):
+            if a >= r["healthy_at_s"] - 1e-6:
+                continue
+            sums[name] = sums.get(name, 0.0) + max(0.0, min(b, r["healthy_at_s"]) - a)
+            begins.setdefault(name, []).append(a)
+        for name in set(per) | set(sums):
+            per.setdefault(name, []).append(sums.get(name, 0.0))
+    for values in per.values():  # a segment missing from a run counts as 0 there
+        values.extend([0.0] * (len(rs) - len(values)))
+    total = med([r["healthy_at_s"] for r in rs]) or 1.0
+    order = sorted(per, key=lambda n: med(begins[n]) or 0.0)
+    out, small = [], 0.0
+    for name in order:
+        m = med(per[name]) or 0.0
+        if name.startswith("before ") and name != "before lock" and m < min_gap:
+            small += m
+            continue
+        out.append((name, m, m / total))
+    if small:
+        out.append((f"other gaps between steps (each < {min_gap * 1000:.0f} ms)", small, small / total))
+    return out
+
+
+def after_healthy(records: List[dict], kind: str) -> Optional[float]:
+    rs = of(records, kind)
+    return med([r["wall_s"] - r["healthy_at_s"] for r in rs]) if rs else None
+
+
+def baseline_profile(records: List[dict], kind: str) -> List[Tuple[str, float, float]]:
+    rs = of(records, kind)
+    if not rs:
+        return []
+    names = list(rs[0]["steps"])
+    total = med([r["to_healthy_s"] for r in rs]) or 1.0
+    return [(n, med([r["steps"].get(n, 0.0) for r in rs]) or 0.0,
+             (med([r["steps"].get(n, 0.0) for r in rs]) or 0.0) / total) for n in names]
+
+
+def steps_table(records: List[dict], kind: str, title: str) -> str:
+    rs = of(records, kind)
+    if not rs:
+        return ""
+    lines = [f"| {title} | median s (min–max) |", "|---|---|"]
+    for name in rs[0]["steps"]:
+        lines.append(f"| {name.strip()} | {spread([r['steps'][name] for r in rs], '{:.3f}')} |")
+    return "\n".join(lines)
+
+
+def build_table(records: List[dict]) -> str:
+    rs = of(records, "build")
+    if not rs:
+        return ""
+    lines = ["| `deployer build -o DIR` (warm caches) | seconds | artifact |", "|---|---|---|"]
+    for r in rs:
+        lines.append(f"| run {r['rep']} | {r['seconds']:.1f} | {human_bytes(r['artifact_bytes'])} |")
+    m = rs[-1]["members"]
+    parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(m.items(), key=lambda kv: -kv[1]))
+    return "\n".join(lines) + f"\n\nartifact members: {parts}"
+
+
+def comparison(records: List[dict], reference: List[dict]) -> str:
+    """Now against the reference run; the ratios to the same run's baseline are the fairer
+    comparison on a noisy machine."""
+    now, ref = summary(records), summary(reference)
+    lines = ["| vs reference | to healthy now | reference | change | ÷ baseline now | reference "
+             "| sent now | reference |", "|---|---|---|---|---|---|---|---|"]
+    bases = {kind: base for kind, _, base in ROWS}
+    for kind, label, _ in ROWS:
+        if kind in now and kind in ref:
+            a, b = now[kind]["to_healthy_s"], ref[kind]["to_healthy_s"]
+            base = bases[kind]
+            rn = ratio(a, now.get(base, {}).get("to_healthy_s")) if base else ""
+            rr = ratio(b, ref.get(base, {}).get("to_healthy_s")) if base else ""
+            lines.append(f"| {label} | {a:.2f} s | {b:.2f} s | {(a - b) / b * 100:+.0f}% | {rn} | {rr} "
+                         f"| {human_bytes(now[kind]['tx_bytes'])} | {human_bytes(ref[kind]['tx_bytes'])} |")
+    stamp = next((r.get("stamp") for r in reference if r.get("kind") == "run"), "?")
+    return f"Compared with bench/results/reference.jsonl (run {stamp}):\n\n" + "\n".join(lines)
+
+
+SEGMENTS = {
+    "before lock": "before lock: process start, imports, verify artifact, connect, engine start",
+    "before upload": "before upload: thin tar written",
+    "before unpack": "before unpack: thin tar hashed, host re-hashes the upload",
+}
+
+
+def _segment(name: str) -> str:
+    return SEGMENTS.get(name, name)
+
+
+def render(records: List[dict], reference: Optional[List[dict]] = None) -> str:
+    run = next((r for r in records if r.get("kind") == "run"), {})
+    out = ["", f"## deploy benchmark {run.get('stamp', '')}: {run.get('nproc')} CPUs, "
+           f"{run.get('cpu')}, kernel {run.get('kernel')}, {run.get('reps')} repetitions", "",
+           table(records), "", "Targets:", ""]
+    for name, measured, met in targets(records):
+        mark = "n/a" if met is None else ("MET" if met else "MISSED")
+        out.append(f"- {name}: {measured} -> {mark}")
+    gate = of(records, "gate")
+    if gate:
+        g = gate[0]
+        out += ["", f"Watch window (not in 'to healthy'): with --watch {g.get('watch_s')} the gate "
+                f"closed {g['gate_s']:.2f} s after the restart (healthy after "
+                f"{g['engine_healthy_s']:.2f} s); deploy.toml asks for health.watch = 60."]
+    for kind in PROFILE_KINDS:
+        prof = profile(records, kind)
+        if not prof:
+            continue
+        label = next(lbl for k, lbl, _ in ROWS if k == kind)
+        out += ["", f"Profile, {label} (medians; to healthy "
+                f"{summary(records)[kind]['to_healthy_s']:.2f} s):", "",
+                "| segment | s | share |", "|---|---|---|"]
+        out += [f"| {_segment(n)} | {v:.3f} | {share * 100:.0f}% |" for n, v, share in prof]
+        ah = after_healthy(records, kind)
+        if ah is not None:
+            out.append(f"| (after healthy: gate, prune, bye, journal excerpt, exit) | {ah:.3f} | |")
+    for kind in ("baseline-first", "baseline-redeploy"):
+        prof = baseline_profile(records, kind)
+        if prof:
+            out += ["", f"Profile, {kind} (medians):", "", "| phase | s | share |", "|---|---|---|"]
+            out += [f"| {n} | {v:.3f} | {share * 100:.0f}% |" for n, v, share in prof]
+    for extra in (steps_table(records, "controller", "controller step (measured apart)"),
+                  steps_table(records, "host-steps", "host step, as the deploy user (measured apart)"),
+                  build_table(records)):
+        if extra:
+            out += ["", extra]
+    if reference:
+        out += ["", comparison(records, reference)]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    recs = load(Path(sys.argv[1]))
+    ref = load(Path(sys.argv[2])) if len(sys.argv) > 2 else None
+    print(render(recs, ref))
