@@ -73,6 +73,8 @@ class Systemd(Service):
                             "`deployer host setup` to install the sudoers drop-in")
 
     def restart(self) -> None:
+        if self.show().get("Result") == "start-limit-hit":
+            self._privileged("reset-failed")  # else systemd refuses the start outright
         self._privileged("restart")
 
     def stop(self) -> None:
@@ -87,7 +89,7 @@ class Systemd(Service):
         return props
 
     def needed_rights(self) -> List[str]:
-        return [f"{self.systemctl} {verb} {self.unit}" for verb in ("restart", "stop")]
+        return [f"{self.systemctl} {verb} {self.unit}" for verb in ("restart", "stop", "reset-failed")]
 
     def problems(self) -> List[str]:
         """The unit must be installed and ``sudo -n -l`` must list our exact command lines."""

@@ -172,3 +172,19 @@ def test_deploy_ref_builds_that_tag_in_a_clean_worktree(set_up_guests, service_r
     worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True,
                                text=True).stdout.strip().splitlines()
     assert len(worktrees) == 1, "the temporary worktree is removed"
+
+
+def test_a_burst_of_activations_never_trips_the_start_limit(deployer_cli: Deployer, set_up_guests,
+                                                            variant_builds, service_repo):
+    """Deploys and rollbacks restart the unit too: six within ten seconds must all work
+    (systemd's default start limit would refuse the sixth and leave the service down)."""
+    from tests.staging.guest import host_setup
+
+    guest = set_up_guests[0]
+    host_setup(guest, service_repo / "deploy.toml")  # the current unit and sudoers
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    for build in (v1, v2, v1, v2, v1, v2, v1):
+        deployer_cli("deploy", "--watch", "0", str(build.path))
+    assert current(guest) == v1.manifest["release_id"]
+    assert health(guest)["version"] == v1.manifest["version"]
+    assert sh(guest, "systemctl", "show", "-p", "Result", "--value", "tg_video_streamer") == "success"
