@@ -96,7 +96,8 @@ class Engine:
         try:
             with self.events.step("venv") as r:
                 installer = install.build_venv(self.layout, rel, manifest,
-                                               self.config["interpreter"], log, self.abort)
+                                               self.config["interpreter"], log, self.abort,
+                                               seed=self._live_venv(rid))
                 r["detail"] = f"installed offline with {installer}"
             with self.events.step("check"):
                 install.check_venv(self.layout, rel, manifest, installer, log, self.abort)
@@ -188,6 +189,14 @@ class Engine:
     def _check_abort(self) -> None:
         if self.abort.is_set() and not self.switched.is_set():
             raise AbortedError("the controller went away before the switch")
+
+    def _live_venv(self, rid: str) -> Optional[Path]:
+        """The venv `current` runs (a seed for the new one), if any and not this release."""
+        current = self.layout.current_id()
+        if current is None or current == rid:
+            return None
+        venv = self.layout.release(current) / install.VENV
+        return venv if venv.is_dir() else None
 
     def _reusable(self, rel: Path, manifest: dict) -> bool:
         """An id the host already has is re-checked and re-activated, not rebuilt."""

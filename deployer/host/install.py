@@ -6,6 +6,7 @@ pip otherwise; a pex artifact becomes the same ``venv/`` through ``PEX_TOOLS``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -68,9 +69,68 @@ def uv_binary(layout: Layout, manifest: dict) -> Optional[Path]:
     return uv
 
 
+def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
+    """A hardlinked copy of the live release's venv at ``dest``; False if it cannot serve.
+
+    Only ``bin/`` names the venv's own path (script shebangs, activate): those files are
+    copied with the path changed; everything else, byte-compiled files included, is
+    hardlinked, so an unchanged dependency costs neither space nor a recompile. Installers
+    replace files rather than write into them, so the live venv is never touched.
+    """
+    python = seed / "bin" / "python"
+    if not (seed / "pyvenv.cfg").is_file() or not python.exists() or \
+            os.path.realpath(python) != os.path.realpath(interpreter):
+        return False
+    old, new = str(seed).encode(), str(dest).encode()
+    for root, dirs, files in os.walk(seed):
+        rel = Path(root).relative_to(seed)
+        (dest / rel).mkdir(exist_ok=True)
+        for name in dirs + files:
+            src, dst = Path(root) / name, dest / rel / name
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+                if name in dirs:
+                    dirs.remove(name)  # never walk into a linked directory
+            elif name in dirs:
+                continue
+            elif rel.parts[:1] == ("bin",) or rel == Path("."):
+                data = src.read_bytes()
+                if old in data or rel == Path("."):  # pyvenv.cfg & co.: always a copy
+                    dst.write_bytes(data.replace(old, new))
+                    shutil.copymode(src, dst)
+                else:
+                    os.link(src, dst)
+            else:
+                os.link(src, dst)
+    return True
+
+
+def changed_wheels(seed_manifest: Path, manifest: dict) -> List[str]:
+    """Distribution names whose wheel differs from the seed release's (name or bytes)."""
+    try:
+        before = json.loads(seed_manifest.read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError):
+        before = {}
+    old = {(n, m.get("sha256")) for n, m in before.items()}
+    return sorted({Path(n).name.split("-")[0] for n, m in manifest["files"].items()
+                   if n.startswith("wheels/") and (n, m["sha256"]) not in old})
+
+
+def _try_clone(seed: Path, venv: Path, interpreter: str) -> bool:
+    try:
+        return clone_venv(seed, venv, interpreter)
+    except OSError:  # e.g. another filesystem: build from scratch instead
+        shutil.rmtree(venv, ignore_errors=True)
+        return False
+
+
 def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: str, log: Path,
-               abort: Optional[threading.Event] = None) -> str:
-    """Create ``venv/`` and install the release into it; returns the installer used."""
+               abort: Optional[threading.Event] = None, seed: Optional[Path] = None) -> str:
+    """Create ``venv/`` and install the release into it; returns how.
+
+    ``seed``: the live release's venv. With uv, the new venv starts as its hardlinked
+    copy and ``uv pip sync`` changes only what the lock changes.
+    """
     venv = release_dir / VENV
     if venv.exists():
         shutil.rmtree(venv)
@@ -83,6 +143,16 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
         return "pex"
     house = str(link_wheelhouse(layout, manifest))
     uv = uv_binary(layout, manifest)
+    if uv is not None and seed is not None and _try_clone(seed, venv, interpreter):
+        # installed distributions are trusted by version: make uv replace every one whose
+        # wheel is not byte for byte what the live release installed
+        reinstall = []
+        for name in changed_wheels(seed.parent / "manifest.json", manifest):
+            reinstall += ["--reinstall-package", name]
+        run([str(uv), "pip", "sync", "--python", str(venv_python(release_dir)), "--offline",
+             "--no-index", "--find-links", house, "--require-hashes", "--compile-bytecode",
+             *reinstall, lock], "installing dependencies")
+        return "uv, from a hardlinked copy of the live venv"
     if uv is not None:
         run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
         run([str(uv), "pip", "install", "--python", str(venv_python(release_dir)), "--offline",
@@ -102,7 +172,7 @@ def check_venv(layout: Layout, release_dir: Path, manifest: dict, installer: str
     env = base_env(layout)
     run = _runner(log, env, release_dir, abort)
     python = str(venv_python(release_dir))
-    uv = uv_binary(layout, manifest) if installer == "uv" else None
+    uv = uv_binary(layout, manifest) if installer.startswith("uv") else None
     if uv is not None:
         run([str(uv), "pip", "check", "--python", python], "pip check")
     elif _has_pip(release_dir):

@@ -58,6 +58,15 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     # a code-only change, with a new .env: the old one is backed up, 0600
     r2 = deploy(host, v2, SECRET2)
     id2 = v2.manifest["release_id"]
+    # the new venv started as a hardlinked copy of the live one: unchanged dependencies
+    # (and their byte-code) are shared, the app is new, scripts point at the new venv
+    assert "from a hardlinked copy of the live venv" in host.output()
+    site = "venv/lib/python3.11/site-packages"
+    shared = "pyrogram/__pycache__/__init__.cpython-311.pyc"
+    assert os.path.samefile(rel1 / site / shared, base / "releases" / id2 / site / shared)
+    script = (base / "releases" / id2 / "venv" / "bin" / "idna").read_text()  # a dependency's
+    assert f"releases/{id2}/venv/bin/python" in script and f"releases/{id1}/" not in script
+    assert f"releases/{id1}/venv/bin/python" in (rel1 / "venv" / "bin" / "idna").read_text()
     assert r2["from"] == id1 and r2["to"] == id2 and r2["result"] == "success"
     assert health(host)["version"] == v2.manifest["version"]
     backups = list((base / "shared").glob(".env.bak.*"))
