@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from pathlib import Path
 
 from tests.e2e.conftest import SECRET_VALUES, Deployer
 
@@ -188,3 +189,26 @@ def test_a_burst_of_activations_never_trips_the_start_limit(deployer_cli: Deploy
     assert current(guest) == v1.manifest["release_id"]
     assert health(guest)["version"] == v1.manifest["version"]
     assert sh(guest, "systemctl", "show", "-p", "Result", "--value", "tg_video_streamer") == "success"
+
+
+def test_host_setup_over_ssh_as_an_admin(staging_host_factory, service_repo, variant_builds,
+                                          tmp_path):
+    """`deployer host setup` the way an admin runs it: over SSH, as a sudo-capable user."""
+    guest = staging_host_factory(25)
+    key = Path(guest.key_path + ".pub").read_text()
+    guest.exec(["useradd", "--create-home", "--shell", "/bin/bash", "admin"])
+    guest.exec(["usermod", "-p", "*", "admin"])
+    guest.exec(["sh", "-c", "install -d -m700 -o admin -g admin ~admin/.ssh && "
+                f"echo '{key.strip()}' > ~admin/.ssh/authorized_keys && "
+                "chown admin:admin ~admin/.ssh/authorized_keys && "
+                "echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin && "
+                "chmod 0440 /etc/sudoers.d/admin"])
+    cli = Deployer(service_repo, [guest], tmp_path)
+    first = cli("host", "setup", "--admin-user", "admin")
+    assert "wrote /etc/sudoers.d/deployer-tg_video_streamer (visudo -c ok)" in first.stderr
+    assert "enabled tg_video_streamer" in first.stderr
+    again = cli("host", "setup", "--admin-user", "admin")
+    assert "setup ok: nothing to change" in again.stderr, "idempotent"
+    assert sh(guest, "stat", "-c", "%U %a", "/etc/systemd/system/tg_video_streamer.service") == "root 644"
+    cli("deploy", str(variant_builds("v1").path))
+    assert health(guest)["version"] == variant_builds("v1").manifest["version"]

@@ -82,7 +82,6 @@ def assert_untouched(guest, v1, before: set[str]) -> None:
 def test_ssh_cut_while_staging_leaves_the_old_release(faulty, variant_builds, cut):
     guest, v1, v2 = faulty.guest, variant_builds("v1"), variant_builds("v2")
     back_to_v1(faulty, variant_builds)
-    # cold caches, so the install runs long enough to be cut in the middle of it
     guest.exec(["sh", "-c", f"rm -rf {BASE}/cache/uv {BASE}/releases/{v2.manifest['release_id']}"])
     before = releases_on(guest)
     run = LiveDeploy(faulty, "deploy", str(v2.path))
@@ -98,7 +97,11 @@ def test_ssh_cut_while_staging_leaves_the_old_release(faulty, variant_builds, cu
     assert summary["hosts"][0]["result"] == "failed"
     lock_free_within(guest, 10)
     assert_untouched(guest, v1, before)
-    assert v2.manifest["release_id"] not in releases_on(guest), "aborted staging is removed"
+    # an install cut short is removed; one that finished before the engine noticed the
+    # dead link stays `staged` (never switched to) until the next prune
+    if v2.manifest["release_id"] in releases_on(guest):
+        state = sh(guest, "cat", f"{BASE}/releases/{v2.manifest['release_id']}/.state")
+        assert state == "staged"
     faulty("deploy", str(v2.path))
     assert current(guest) == v2.manifest["release_id"]
     assert not sh(guest, "sh", "-c", f"ls {BASE}/incoming | grep -v '^engine-' || true")
