@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -116,6 +117,28 @@ def changed_wheels(seed_manifest: Path, manifest: dict) -> List[str]:
                    if n.startswith("wheels/") and (n, m["sha256"]) not in old})
 
 
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def changed_sources(venv: Path, names: List[str]) -> List[str]:
+    """The .py files the distributions ``names`` installed into ``venv`` (from RECORD)."""
+    wanted = {_normalize(n) for n in names}
+    files = []
+    for info in venv.glob("lib/python3*/site-packages/*.dist-info"):
+        if _normalize(info.name[: -len(".dist-info")].rsplit("-", 1)[0]) not in wanted:
+            continue
+        try:
+            record = (info / "RECORD").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for line in record.splitlines():
+            path = line.split(",", 1)[0]
+            if path.endswith(".py") and not path.startswith(".."):
+                files.append(str(info.parent / path))
+    return sorted(files)
+
+
 def _try_clone(seed: Path, venv: Path, interpreter: str) -> bool:
     try:
         return clone_venv(seed, venv, interpreter)
@@ -146,12 +169,15 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
     if uv is not None and seed is not None and _try_clone(seed, venv, interpreter):
         # installed distributions are trusted by version: make uv replace every one whose
         # wheel is not byte for byte what the live release installed
-        reinstall = []
-        for name in changed_wheels(seed.parent / "manifest.json", manifest):
-            reinstall += ["--reinstall-package", name]
+        changed = changed_wheels(seed.parent / "manifest.json", manifest)
+        reinstall = [arg for name in changed for arg in ("--reinstall-package", name)]
         run([str(uv), "pip", "sync", "--python", str(venv_python(release_dir)), "--offline",
-             "--no-index", "--find-links", house, "--require-hashes", "--compile-bytecode",
-             *reinstall, lock], "installing dependencies")
+             "--no-index", "--find-links", house, "--require-hashes", *reinstall, lock],
+            "installing dependencies")
+        # the hardlinked .pyc of everything else are valid already: compile only what changed
+        files = changed_sources(venv, changed)
+        if files:
+            run([str(venv_python(release_dir)), "-m", "compileall", "-q", *files], "byte-compiling")
         return "uv, from a hardlinked copy of the live venv"
     if uv is not None:
         run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")

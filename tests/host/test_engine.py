@@ -64,6 +64,10 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     site = "venv/lib/python3.11/site-packages"
     shared = "pyrogram/__pycache__/__init__.cpython-311.pyc"
     assert os.path.samefile(rel1 / site / shared, base / "releases" / id2 / site / shared)
+    app_pyc = base / "releases" / id2 / site / "tg_video_streamer" / "__pycache__"
+    assert (app_pyc / "health.cpython-311.pyc").is_file(), "the new app is byte-compiled"
+    assert not os.path.samefile(app_pyc / "health.cpython-311.pyc",
+                                rel1 / site / "tg_video_streamer/__pycache__/health.cpython-311.pyc")
     script = (base / "releases" / id2 / "venv" / "bin" / "idna").read_text()  # a dependency's
     assert f"releases/{id2}/venv/bin/python" in script and f"releases/{id1}/" not in script
     assert f"releases/{id1}/venv/bin/python" in (rel1 / "venv" / "bin" / "idna").read_text()
