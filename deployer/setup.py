@@ -64,7 +64,7 @@ def _setup_one(obj, pipeline, admin: Target, root: Path, config: dict,
                authorized_key: Optional[str]) -> None:
     conn = pipeline.connect(admin)
     try:
-        code, out, _ = conn.run(["mktemp", "-d", "/tmp/deployer-setup.XXXXXX"])
+        code, out, _ = conn.run(["mktemp", "-d", "-t", "deployer-setup.XXXXXX"])
         remote = out.strip()
         if code != 0 or not remote:
             raise RemoteError(f"{admin.label}: cannot make a temporary directory")
