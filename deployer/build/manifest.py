@@ -7,10 +7,11 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deployer.build.target import abi_tag, glibc_str, platform_tags, wheel_glibc, wheel_tags
+from deployer.build.target import abi_tag, glibc_str, platform_tags, wheel_glibc
 from deployer.build.wheelhouse import normalize
 from deployer.config import Config
 from deployer.host.artifact import ENGINE, LOCK, MANIFEST_SCHEMA
+from deployer.host.wheeltags import wheel_tags
 
 
 def sha256_file(path: Path) -> str:

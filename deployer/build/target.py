@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from deployer.config import Target
+from deployer.host.wheeltags import manylinux, wheel_tags
 
-# legacy manylinux aliases -> the glibc they stand for (PEP 600)
-_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_MANYLINUX_RE = re.compile(r"^(manylinux1|manylinux2010|manylinux2014|manylinux_(\d+)_(\d+))_")
 OLDEST_GLIBC = (2, 17)
 
 
@@ -44,17 +40,6 @@ def uv_platform(target: Target) -> str:
     return f"{target.arch}-manylinux_{major}_{minor}"
 
 
-def wheel_tags(filename: str) -> tuple[str, str, str, str, str]:
-    """(name, version, python tag, abi tag, platform tag) of a wheel file name."""
-    stem = filename[: -len(".whl")] if filename.endswith(".whl") else filename
-    parts = stem.split("-")
-    if len(parts) not in (5, 6):
-        raise ValueError(f"not a wheel file name: {filename}")
-    name, version = parts[0], parts[1]
-    py, abi, plat = parts[-3:]
-    return name, version, py, abi, plat
-
-
 def wheel_glibc(filename: str, build_glibc: tuple[int, int] | None = None) -> tuple[int, int] | None:
     """The glibc a wheel needs: from its manylinux tag, or the build machine's for linux_*.
 
@@ -63,9 +48,9 @@ def wheel_glibc(filename: str, build_glibc: tuple[int, int] | None = None) -> tu
     """
     needs = []
     for plat in wheel_tags(filename)[4].split("."):
-        m = _MANYLINUX_RE.match(plat)
-        if m:
-            needs.append(_LEGACY.get(m.group(1)) or (int(m.group(2)), int(m.group(3))))
+        tag = manylinux(plat)
+        if tag:
+            needs.append(tag[1])
         elif plat.startswith("linux_"):
             needs.append(build_glibc or OLDEST_GLIBC)
     return min(needs) if needs else None

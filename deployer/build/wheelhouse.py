@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deployer.build.target import pip_target_args, uv_platform, wheel_tags
+from deployer.build.target import pip_target_args, uv_platform
+from deployer.host.wheeltags import wheel_tags
 from deployer.config import Target
 from deployer.errors import BuildError, WheelUnavailableError
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Dict, List, Optional
 from deployer.errors import PreflightError
 from deployer.host.layout import Layout
 from deployer.host.unpack import cached_names, is_cached_member
+from deployer.host.wheeltags import manylinux, wheel_tags
 
 MIB = 1 << 20
 MARGIN_BYTES = 32 * MIB
@@ -26,8 +26,6 @@ MARGIN_RATIO = 1.10
 PYC_RATIO = 0.3  # byte-compiled files written into the venv itself
 _PROBE = ("import json, platform, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
           "'libc': platform.libc_ver(), 'machine': platform.machine()}))")
-_MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_(\w+)$|manylinux(1|2010|2014)_(\w+)$")
-_LEGACY = {"1": (2, 5), "2010": (2, 12), "2014": (2, 17)}
 
 
 def probe_interpreter(interpreter: str) -> dict:
@@ -54,15 +52,14 @@ def wheel_problems(manifest: dict, machine: str, glibc: Optional[str]) -> List[s
     for name in manifest["files"]:
         if not name.startswith("wheels/"):
             continue
-        plats = Path(name).name[:-4].split("-")[-1].split(".")
+        plats = wheel_tags(Path(name).name)[4].split(".")
         if plats == ["any"]:
             continue
         ok = False
         for plat in plats:
-            m = _MANYLINUX.match(plat)
-            if m:
-                need = (int(m.group(1)), int(m.group(2))) if m.group(1) else _LEGACY[m.group(4)]
-                arch = m.group(3) or m.group(5)
+            tag = manylinux(plat)
+            if tag:
+                arch, need = tag
                 ok = ok or (arch == machine and host_glibc is not None and need <= host_glibc)
             elif plat.startswith("linux_"):
                 ok = ok or plat[len("linux_"):] == machine

@@ -50,3 +50,16 @@ def test_hash_lock_and_release_id():
     assert rid.startswith("20251126T101500Z-") and len(rid.split("-")[1]) == 7
     assert rid == release_id(1764152100, lock, dict(reversed(list(wheels.items()))))
     assert rid != release_id(1764152100, lock, {**wheels, "c-1-py3-none-any.whl": "c" * 64})
+
+
+def test_host_reads_the_same_tags_the_build_writes():
+    from deployer.host.preflight import wheel_problems
+
+    files = {f"wheels/{n}": {} for n in (
+        "a-1-py3-none-any.whl", "b-1-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "c-1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+        "d-1-cp311-cp311-linux_x86_64.whl")}
+    assert wheel_problems({"files": files}, "x86_64", "2.36") == []
+    assert wheel_problems({"files": files}, "x86_64", "2.17") == [
+        "b-1-cp311-cp311-manylinux_2_28_x86_64.whl"]
+    assert len(wheel_problems({"files": files}, "aarch64", "2.36")) == 3
