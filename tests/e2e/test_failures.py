@@ -72,6 +72,15 @@ def back_to_v1(cli, variant_builds) -> None:
         cli("deploy", str(v1.path))
 
 
+def next_deploy_succeeds(cli, build) -> None:
+    cli("deploy", str(build.path))
+    assert current(cli.guest) == build.manifest["release_id"]
+
+
+def assert_no_uploads_left(guest) -> None:
+    assert not sh(guest, "sh", "-c", f"ls {BASE}/incoming | grep -v '^engine-' || true")
+
+
 def assert_untouched(guest, v1, before: set[str]) -> None:
     assert current(guest) == v1.manifest["release_id"]
     assert version_answering(guest) == v1.manifest["version"]
@@ -102,9 +111,8 @@ def test_ssh_cut_while_staging_leaves_the_old_release(faulty, variant_builds, cu
     if v2.manifest["release_id"] in releases_on(guest):
         state = sh(guest, "cat", f"{BASE}/releases/{v2.manifest['release_id']}/.state")
         assert state == "staged"
-    faulty("deploy", str(v2.path))
-    assert current(guest) == v2.manifest["release_id"]
-    assert not sh(guest, "sh", "-c", f"ls {BASE}/incoming | grep -v '^engine-' || true")
+    next_deploy_succeeds(faulty, v2)
+    assert_no_uploads_left(guest)
 
 
 def test_ssh_cut_during_upload_fails_fast_and_cleans_up(faulty, variant_builds):
@@ -128,9 +136,8 @@ def test_ssh_cut_during_upload_fails_fast_and_cleans_up(faulty, variant_builds):
     assert "upload" in err and "Traceback" not in err
     lock_free_within(guest, 10)
     assert_untouched(guest, v1, before)
-    faulty("deploy", str(v2.path))
-    assert current(guest) == v2.manifest["release_id"]
-    assert not sh(guest, "sh", "-c", f"ls {BASE}/incoming | grep -v '^engine-' || true")
+    next_deploy_succeeds(faulty, v2)
+    assert_no_uploads_left(guest)
 
 
 def test_link_down_right_before_the_switch_aborts_on_the_host(faulty, variant_builds):
@@ -148,8 +155,7 @@ def test_link_down_right_before_the_switch_aborts_on_the_host(faulty, variant_bu
     lock_free_within(guest, 10)
     guest.heal()
     assert_untouched(guest, v1, before)
-    faulty("deploy", str(v2.path))
-    assert current(guest) == v2.manifest["release_id"]
+    next_deploy_succeeds(faulty, v2)
 
 
 @pytest.mark.parametrize("variant,expected", [("v2", "success"), ("crash", "reverted")])
@@ -188,8 +194,7 @@ def test_controller_killed_mid_deploy_frees_the_lock(faulty, variant_builds):
     run.finish(timeout=30)
     assert lock_free_within(guest, 10) < 10
     assert_untouched(guest, v1, before)
-    faulty("deploy", str(v2.path))
-    assert current(guest) == v2.manifest["release_id"]
+    next_deploy_succeeds(faulty, v2)
 
 
 def test_broken_dependency_keeps_the_old_release_and_shows_the_installer(faulty, variant_builds,
@@ -252,7 +257,7 @@ def test_low_disk_refused_before_upload(staging_host_factory, service_repo, vari
     assert proc.returncode == 1
     assert "not enough disk" in text and "MiB free" in text and "needs" in text
     assert not sh(guest, "ls", "-A", f"{BASE}/releases") and not current(guest)
-    assert not sh(guest, "sh", "-c", f"ls {BASE}/incoming | grep -v '^engine-' || true")
+    assert_no_uploads_left(guest)
     guest.fill_disk(None)
     cli("deploy", str(variant_builds("v1").path))
     assert current(guest) == variant_builds("v1").manifest["release_id"]
