@@ -7,7 +7,7 @@ import os
 from typing import Iterable
 
 from deployer.host.envfile import env_values
-from deployer.host.events import MASK
+from deployer.host.events import redact
 
 # environment variables whose values are secrets whenever they are set
 SECRET_VARIABLES = ("DEPLOYER_SSH_KEY", "DEPLOYER_SSH_KEY_PASSPHRASE", "DEPLOYER_DOTENV",
@@ -37,10 +37,7 @@ class Redactor:
         self.add(env[n] for n in names if env.get(n))
 
     def __call__(self, text: str) -> str:
-        for value in sorted(self.secrets, key=len, reverse=True):
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
+        return redact(text, self.secrets)  # the same masking the host engine applies
 
     def github_masks(self) -> list[str]:
         """``::add-mask::`` lines announcing every secret to GitHub Actions."""
