@@ -200,6 +200,7 @@ class Audit(Model):
 class Artifact(Model):
     format: Literal["wheelhouse", "pex"] = "wheelhouse"
     ship_uv: bool = True
+    bytecode: bool = True
     build_python: Optional[str] = None
 
 

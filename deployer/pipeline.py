@@ -146,7 +146,7 @@ class Pipeline:
     def deploy(self, artifact: Path, env: Optional[str], hosts: List[Target], dry_run: bool = False,
                lock_wait: float = 0.0) -> Summary:
         started = time.monotonic()
-        manifest = verify_artifact(str(artifact))
+        manifest = verify_artifact(str(artifact), hash_all=False)
         rid, version = manifest["release_id"], manifest["version"]
         if env is not None:
             self.reporter.redactor.add_env(env)

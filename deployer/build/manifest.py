@@ -23,9 +23,9 @@ def sha256_file(path: Path) -> str:
 
 
 def file_facts(path: Path) -> dict:
-    """size and sha256 of an artifact member; for wheels also what they unpack to."""
+    """size and sha256 of an artifact member; for zips (wheels, layers) also what they unpack to."""
     facts = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-    if path.suffix in (".whl", ".pex"):
+    if path.suffix in (".whl", ".pex", ".zip"):
         with zipfile.ZipFile(path) as z:
             facts["unpacked"] = sum(i.file_size for i in z.infolist())
     return facts
@@ -74,7 +74,7 @@ def host_config(config: Config) -> dict:
 
 def build_manifest(*, config: Config, version: str, rid: str, commit, files: dict[str, dict],
                    app_wheel: str, uv_wheel: str | None, pex: str | None,
-                   build_glibc: tuple[int, int] | None) -> dict:
+                   build_glibc: tuple[int, int] | None, bytecode: dict | None) -> dict:
     """manifest.json: what the artifact is, for whom, and every file's size and sha256."""
     target = config.target
     wheel_files = [f for f in files if f.startswith("wheels/")]
@@ -109,6 +109,7 @@ def build_manifest(*, config: Config, version: str, rid: str, commit, files: dic
         "app_wheel": app_wheel,
         "uv_wheel": uv_wheel,
         "pex": pex,
+        "bytecode": bytecode,  # {tag, magic, layers: {wheel member: its bytecode layer}}
         "config": None,  # filled by the caller with host_config(); kept last for readability
         "files": dict(sorted(files.items())),
     }

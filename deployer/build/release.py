@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import deployer
-from deployer.build import archive, manifest, source, wheelhouse
+from deployer.build import archive, bytecode, manifest, source, wheelhouse
 from deployer.build.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
 from deployer.errors import BuildError
@@ -124,6 +124,10 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         members[ENGINE] = build_engine(work / ENGINE)
         for name, path in packaging_templates(config, Path(config_path)).items():
             members[f"packaging/{name}"] = path
+        layers, python = _bytecode_layers(config, sorted(wheels_dir.glob("*.whl")),
+                                          work / "bytecode", step)
+        for layer in layers.values():
+            members[f"bytecode/{layer.name}"] = layer
         uv_name = None
         if config.artifact.ship_uv:
             uv = wheelhouse.fetch_uv_wheel(target, work / "tools")
@@ -143,13 +147,32 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         doc = manifest.build_manifest(
             config=config, version=version, rid=rid, commit=commit, files=file_facts,
             app_wheel=f"wheels/{app_wheel.name}", uv_wheel=uv_name, pex=pex_name,
-            build_glibc=build_glibc)
+            build_glibc=build_glibc,
+            bytecode={**python, "layers": {f"wheels/{w}": f"bytecode/{p.name}"
+                                           for w, p in layers.items()}} if layers else None)
         doc["config"] = manifest.host_config(config)
         dest = out_dir / f"{config.app.name}-{rid}.tar"
         archive.write_release_tar(dest, doc, members, commit.epoch)
     digest = manifest.sha256_file(dest)
     step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
     return BuildResult(dest, doc, digest, time.monotonic() - started)
+
+
+def _bytecode_layers(config: Config, wheels: list[Path], dest: Path, step: Step
+                     ) -> tuple[dict[str, Path], dict[str, str]]:
+    """The wheels' bytecode layers, unless turned off, a pex, or no target Python here."""
+    if not config.artifact.bytecode or config.artifact.format == "pex":
+        return {}, {}
+    python = bytecode.build_python(config.target, config.artifact.build_python)
+    if python is None:
+        step("bytecode", f"skipped: no python{config.target.python_version} here "
+             "(hosts byte-compile the dependencies themselves)")
+        return {}, {}
+    layers, interpreter = bytecode.build_layers(wheels, python, cache_dir() / "bytecode", dest)
+    size = sum(p.stat().st_size for p in layers.values())
+    step("bytecode", f"{len(layers)} wheels byte-compiled for Python "
+         f"{config.target.python_version} ({size / 1e6:.1f} MB)")
+    return layers, interpreter
 
 
 def _build_glibc() -> tuple[int, int] | None:

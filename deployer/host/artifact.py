@@ -6,6 +6,7 @@ An artifact is an uncompressed tar (wheels are already compressed)::
     engine.pyz             this engine, as a zipapp: the artifact installs itself
     requirements.lock      every wheel pinned by the sha256 of its bytes
     wheels/*.whl           the app wheel and every dependency, for the target only
+    bytecode/*.zip         optional: per wheel, its .pyc for the target's Python
     tools/uv-*.whl         optional: uv for fast offline installs
     app.pex                optional (format "pex"): the service as a --venv pex
 
@@ -101,7 +102,8 @@ def validate_manifest_shape(manifest: object, where: str) -> dict:
     return manifest
 
 
-def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = None
+def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = None,
+                  hashed: Optional[Callable[[str, dict], bool]] = None
                   ) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
     """Walk the artifact, yielding (member, reader, manifest) for each listed file.
 
@@ -109,7 +111,9 @@ def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = N
     is checked after the caller is done, so a tampered member is refused before the
     walk ends - callers must not *use* what they copied until the walk finishes.
     ``may_lack(name, meta)`` says which listed files a thin upload may leave out
-    (because the host already holds them, verified, in its cache).
+    (because the host already holds them, verified, in its cache). ``hashed(name,
+    manifest)``: which members to yield and hash; the others are only checked for being
+    listed, present once and of the right size (the default: all are hashed).
     """
     manifest = read_manifest(path)
     expected: Dict[str, dict] = manifest["files"]
@@ -132,6 +136,8 @@ def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = N
                 if member.size != meta["size"]:
                     raise ArtifactError(f"{path}: {member.name}: size {member.size}, "
                                         f"manifest says {meta['size']}")
+                if hashed is not None and not hashed(member.name, manifest):
+                    continue
                 reader = _HashingReader(tar.extractfile(member))
                 yield member, reader, manifest
                 reader.drain()
@@ -171,13 +177,17 @@ def lock_hashes(lock_text: str) -> List[str]:
     return _HASH_RE.findall(lock_text)
 
 
-def verify_artifact(path: str) -> dict:
+def verify_artifact(path: str, hash_all: bool = True) -> dict:
     """Check the manifest, every member's hash, and that the lock pins exactly the wheels.
 
-    Returns the manifest. Raises ArtifactError with one clear line otherwise.
+    ``hash_all=False`` hashes only the lock and checks the other members' presence and
+    sizes: for a deploy, which hashes what it sends as it sends it, and the host checks
+    every byte it receives. Returns the manifest; raises ArtifactError with one clear
+    line otherwise.
     """
     lock_text = None
-    for member, reader, manifest in iter_verified(path):
+    only_lock = None if hash_all else (lambda name, m: name == m["lock"])
+    for member, reader, manifest in iter_verified(path, hashed=only_lock):
         if member.name == manifest["lock"]:
             lock_text = reader.read().decode("utf-8", errors="replace")
     wheel_hashes = {meta["sha256"] for name, meta in manifest["files"].items()

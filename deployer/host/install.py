@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from deployer.errors import InstallError
+from deployer.host import bytecode
 from deployer.host.layout import Layout
 from deployer.host.proc import run_logged
 from deployer.host.unpack import link_wheelhouse
@@ -107,14 +108,19 @@ def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
 
 
 def changed_wheels(seed_manifest: Path, manifest: dict) -> List[str]:
-    """Distribution names whose wheel differs from the seed release's (name or bytes)."""
+    """Wheel members whose bytes differ from the seed release's (or that it lacks)."""
     try:
         before = json.loads(seed_manifest.read_text(encoding="utf-8")).get("files", {})
     except (OSError, ValueError):
         before = {}
     old = {(n, m.get("sha256")) for n, m in before.items()}
-    return sorted({Path(n).name.split("-")[0] for n, m in manifest["files"].items()
-                   if n.startswith("wheels/") and (n, m["sha256"]) not in old})
+    return sorted(n for n, m in manifest["files"].items()
+                  if n.startswith("wheels/") and (n, m["sha256"]) not in old)
+
+
+def dist_name(wheel: str) -> str:
+    """The distribution a wheel member installs (``wheels/aiohttp-3.9-...whl`` -> ``aiohttp``)."""
+    return Path(wheel).name.split("-")[0]
 
 
 def _normalize(name: str) -> str:
@@ -166,30 +172,51 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
         return "pex"
     house = str(link_wheelhouse(layout, manifest))
     uv = uv_binary(layout, manifest)
+    python = venv_python(release_dir)
     if uv is not None and seed is not None and _try_clone(seed, venv, interpreter):
         # installed distributions are trusted by version: make uv replace every one whose
         # wheel is not byte for byte what the live release installed
         changed = changed_wheels(seed.parent / "manifest.json", manifest)
-        reinstall = [arg for name in changed for arg in ("--reinstall-package", name)]
-        run([str(uv), "pip", "sync", "--python", str(venv_python(release_dir)), "--offline",
-             "--no-index", "--find-links", house, "--require-hashes", *reinstall, lock],
+        reinstall = [arg for w in changed for arg in ("--reinstall-package", dist_name(w))]
+        run([str(uv), "pip", "sync", "--python", str(python), "--offline", "--no-index",
+             "--find-links", house, "--require-hashes", *reinstall, lock],
             "installing dependencies")
-        # the hardlinked .pyc of everything else are valid already: compile only what changed
-        files = changed_sources(venv, changed)
-        if files:
-            run([str(venv_python(release_dir)), "-m", "compileall", "-q", *files], "byte-compiling")
-        return "uv, from a hardlinked copy of the live venv"
+        # the hardlinked .pyc of everything else are valid already
+        return "uv, from a hardlinked copy of the live venv" + _byte_compile(
+            layout, manifest, python, changed, run, bytecode.fitting(manifest, python))
     if uv is not None:
         run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
-        run([str(uv), "pip", "install", "--python", str(venv_python(release_dir)), "--offline",
-             "--no-index", "--find-links", house, "--require-hashes", "--no-deps",
-             "--compile-bytecode", "-r", lock], "installing dependencies")
-        return "uv"
+        py = bytecode.fitting(manifest, python)
+        run([str(uv), "pip", "install", "--python", str(python), "--offline", "--no-index",
+             "--find-links", house, "--require-hashes", "--no-deps",
+             *([] if py else ["--compile-bytecode"]), "-r", lock], "installing dependencies")
+        wheels = [n for n in manifest["files"] if n.startswith("wheels/")]
+        return "uv" + (_byte_compile(layout, manifest, python, wheels, run, py) if py else "")
     run([interpreter, "-m", "venv", str(venv)], "creating the venv")
-    run([str(venv_python(release_dir)), "-m", "pip", "install", "--quiet", "--no-index",
+    run([str(python), "-m", "pip", "install", "--quiet", "--no-index",
          "--find-links", house, "--require-hashes", "--no-deps", "-r", lock],
         "installing dependencies")
     return "pip"
+
+
+def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str], run,
+                  py: Optional[bytecode.Interpreter]) -> str:
+    """``.pyc`` for what ``wheels`` installed: the artifact's bytecode layers when they fit
+    the venv's Python (``py``), ``compileall`` for the rest. Says how many layers served."""
+    layers = bytecode.layers(manifest) if py else {}
+    left = []
+    for wheel in wheels:
+        layer = layers.get(wheel)
+        meta = manifest["files"].get(layer) if layer else None
+        if meta is None or py is None:
+            left.append(wheel)
+        else:
+            bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+    files = changed_sources(python.parent.parent, [dist_name(w) for w in left])
+    if files:
+        run([str(python), "-m", "compileall", "-q", *files], "byte-compiling")
+    served = len(wheels) - len(left)
+    return f", bytecode of {served} wheels from the artifact" if served else ""
 
 
 def check_venv(layout: Layout, release_dir: Path, manifest: dict, installer: str, log: Path,

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Set
 from deployer.host.envfile import backups, release_env_sha, sha256_text
 from deployer.host.layout import Layout
 from deployer.host.state import History, get_state, read_manifest, rollback_target
+from deployer.host.unpack import is_cached_member
 
 
 def choose_releases_to_prune(ids: List[str], states: Dict[str, Optional[str]], keep: int,
@@ -83,7 +84,7 @@ def _prune_wheels(layout: Layout, kept: List[str]) -> List[str]:
     used: Set[str] = set()
     for rid in kept:
         for name, meta in read_manifest(layout.release(rid)).get("files", {}).items():
-            if name.startswith(("wheels/", "tools/")):
+            if is_cached_member(name):
                 used.add(meta["sha256"])
     gone = []
     if layout.wheels.is_dir():

@@ -1,7 +1,7 @@
 """Safe unpack: artifact members into ``releases/.<id>.partial`` and the wheel cache.
 
 Every member is checked (regular file, safe relative name, listed in the manifest,
-sha256 matches) before anything it wrote is used. Wheels and tools go to the
+sha256 matches) before anything it wrote is used. Wheels, bytecode layers and tools go to the
 content-addressed cache ``cache/wheels/<sha256>/<name>``; a thin upload may leave out
 the ones the cache already has.
 """
@@ -18,7 +18,7 @@ from typing import Dict, List
 from deployer.host.artifact import iter_verified
 from deployer.host.layout import Layout
 
-CACHED_PREFIXES = ("wheels/", "tools/")
+CACHED_PREFIXES = ("wheels/", "tools/", "bytecode/")
 _CHUNK = 1 << 20
 
 
@@ -27,7 +27,7 @@ def is_cached_member(name: str) -> bool:
 
 
 def cached_names(layout: Layout, manifest: dict) -> Dict[str, Path]:
-    """Listed wheels/tools the cache already holds: member name -> cache path."""
+    """Listed cacheable members the cache already holds: member name -> cache path."""
     found = {}
     for name, meta in manifest["files"].items():
         if is_cached_member(name):

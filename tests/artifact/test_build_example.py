@@ -18,7 +18,8 @@ def test_artifact_layout_and_manifest(example_build, service_repo):
     names = members(example_build.path)
     assert names[0] == "manifest.json"
     assert example_build.path.name == f"tg_video_streamer-{m['release_id']}.tar"
-    assert not [n for n in names if n.endswith((".tar.gz", ".zip", ".tgz"))], "no sdists"
+    assert not [n for n in names if n.endswith((".tar.gz", ".zip", ".tgz"))
+                and not n.startswith("bytecode/")], "no sdists"
     assert all(n.endswith(".whl") for n in names if n.startswith("wheels/"))
     wheels = {n.split("/")[1].split("-")[0].lower() for n in names if n.startswith("wheels/")}
     # sdist-only pyaes was built into a wheel; the native ntgcalls wheel is for the target
@@ -33,6 +34,13 @@ def test_artifact_layout_and_manifest(example_build, service_repo):
     assert m["engine"] == "engine.pyz" and m["uv_wheel"].startswith("tools/uv-")
     assert m["config"]["base_path"] == "/opt/tg_video_streamer"
     assert set(m["files"]) == set(names) - {"manifest.json"}
+    # every wheel with Python sources comes byte-compiled for the target's Python
+    layers = m["bytecode"]["layers"]
+    assert m["bytecode"]["tag"] == "cpython-311"
+    assert set(layers.values()) == {n for n in names if n.startswith("bytecode/")}
+    assert set(layers) <= {n for n in names if n.startswith("wheels/")}
+    assert {"aiohttp", "kurigram", "tg_video_streamer"} <= {
+        n.split("/")[1].split("-")[0].lower() for n in layers}
 
 
 def test_verify_cli_and_engine_agree(example_artifact, tmp_path):

@@ -92,6 +92,13 @@ def test_dry_run_stages_and_smokes_then_stops_and_prune_removes_it(host, example
     assert not (base / "current").exists() and not os.path.lexists(base / "current")
     assert not (base / "shared" / ".env").exists(), "a dry run writes no .env"
     assert get_state(base / "releases" / rid) == "staged"
+    # the dependencies' .pyc came from the artifact: even a module the smoke test never
+    # imports has one, and the host compiled nothing
+    venv = next(e["detail"] for e in events if e["step"] == "venv" and e["status"] == "ok")
+    assert f"bytecode of {len(example_build.manifest['bytecode']['layers'])} wheels" in venv
+    plugin = next((base / "releases" / rid / "venv").glob(
+        "lib/python3*/site-packages/aiohttp/__pycache__/pytest_plugin.cpython-3*.pyc"), None)
+    assert plugin is not None
     assert not any(p.exists() for p in leftovers)
     assert not list((base / "releases").glob(".*"))
     steps = [e["step"] for e in events]

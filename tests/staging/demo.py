@@ -32,6 +32,7 @@ def main() -> int:
     else:
         say(f"booting staging host {index} (systemd-nspawn; the first boot builds its image)")
         guest = StagingHost.up(index)
+        guest.keep_up()
     print(f"    {guest.user}@{guest.host}:{guest.port}")
     say("deployer host setup (as root on the host: deploy user, layout, sudoers, unit)")
     for event in host_setup(guest, ROOT / "deploy.toml"):

@@ -114,6 +114,11 @@ class StagingHost:
         _live[index] = host
         return host
 
+    def keep_up(self) -> None:
+        """Leave the guest running when this interpreter exits (``make demo``)."""
+        if _live.get(self.index) is self:
+            del _live[self.index]
+
     def down(self) -> None:
         """Stop the guest and remove all it left on the machine; safe to call twice."""
         run_script(self.index, "down", timeout=DOWN_TIMEOUT)

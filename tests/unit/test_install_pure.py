@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.host.install import changed_wheels
+from deployer.host.install import changed_wheels, dist_name
 
 
 def test_changed_wheels_by_name_or_bytes(tmp_path):
@@ -18,5 +18,7 @@ def test_changed_wheels_by_name_or_bytes(tmp_path):
         "wheels/b-1.0-py3-none-any.whl": {"sha256": "c" * 64},   # same name, other bytes
         "wheels/app-2.0-py3-none-any.whl": {"sha256": "d" * 64},  # new version
         "engine.pyz": {"sha256": "f" * 64}}}
-    assert changed_wheels(seed, new) == ["app", "b"]
-    assert changed_wheels(tmp_path / "missing.json", new) == ["a", "app", "b"]
+    assert changed_wheels(seed, new) == ["wheels/app-2.0-py3-none-any.whl",
+                                         "wheels/b-1.0-py3-none-any.whl"]
+    assert [dist_name(w) for w in changed_wheels(tmp_path / "missing.json", new)] == \
+        ["a", "app", "b"]
