@@ -69,6 +69,7 @@ def apply_layer(layer: Path, py: Interpreter) -> int:
     """
     suffix = f".{py.tag}.pyc"
     written = 0
+    made = set()
     with zipfile.ZipFile(layer) as z:
         for info in z.infolist():
             check_member_name(info.filename)
@@ -83,7 +84,9 @@ def apply_layer(layer: Path, py: Interpreter) -> int:
             if data[:4] != py.magic:
                 continue
             cache = source.parent / "__pycache__"
-            cache.mkdir(exist_ok=True)
+            if cache not in made:
+                cache.mkdir(exist_ok=True)
+                made.add(cache)
             _write(cache / (source.stem + suffix), _header(py.magic, st) + data[HEADER:])
             written += 1
     return written
@@ -97,8 +100,15 @@ def _header(magic: bytes, st: os.stat_result) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    # a new inode, never a write into a file the cloned venv shares with the live one
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    """Always a new inode: a ``.pyc`` of a cloned venv is a hardlink the live venv shares.
+
+    The venv is not live yet, so nothing imports from it between unlink and create.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        os.unlink(path)
+        fd = os.open(path, flags, 0o644)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.replace(tmp, path)

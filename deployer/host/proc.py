@@ -19,6 +19,31 @@ def tail(path: Path, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+class _Stopper(threading.Thread):
+    """Terminates ``proc`` (then kills it) when ``abort`` is set or ``timeout`` passes."""
+
+    def __init__(self, proc: subprocess.Popen, abort: Optional[threading.Event], timeout: float):
+        super().__init__(daemon=True)
+        self.proc, self.abort, self.deadline = proc, abort, time.monotonic() + timeout
+        self.done = threading.Event()
+        self.why: Optional[str] = None
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            if self.abort is not None and self.abort.is_set():
+                self.why = "abort"
+            elif time.monotonic() > self.deadline:
+                self.why = "timeout"
+            else:
+                continue
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            return
+
+
 def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str, str]] = None,
                cwd: Optional[Path] = None, timeout: float = 900,
                abort: Optional[threading.Event] = None,
@@ -37,22 +62,13 @@ def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str,
                                     stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         except OSError as e:
             raise error(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                rc = proc.wait(timeout=0.1)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if (abort is not None and abort.is_set()) or time.monotonic() > deadline:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                if abort is not None and abort.is_set():
-                    raise AbortedError(f"{what}: aborted, the controller went away")
-                raise error(f"{what}: timed out after {timeout:.0f}s\n{tail(log)}")
+        stopped = _Stopper(proc, abort, timeout)
+        stopped.start()
+        rc = proc.wait()  # blocking: returns the moment the process ends
+        stopped.done.set()
+        if stopped.why == "abort":
+            raise AbortedError(f"{what}: aborted, the controller went away")
+        if stopped.why == "timeout":
+            raise error(f"{what}: timed out after {timeout:.0f}s\n{tail(log)}")
     if rc != 0:
         raise error(f"{what} failed (exit {rc}):\n{tail(log)}")

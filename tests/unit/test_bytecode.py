@@ -119,3 +119,16 @@ def test_unsafe_names_in_a_layer_are_refused(tmp_path):
     with pytest.raises(ArtifactError, match="unsafe member name"):
         apply_layer(bad, here()._replace(site=tmp_path / "site"))
     assert not (tmp_path / "escape.py").exists()
+
+
+def test_a_pyc_shared_with_another_venv_is_replaced_not_written_into(tmp_path, layer):
+    site = tmp_path / "site"
+    install(site, tmp_path / "demo-1.0-py3-none-any.whl")
+    pyc = Path(importlib.util.cache_from_source(str(site / "demo" / "util.py")))
+    pyc.parent.mkdir()
+    live = tmp_path / "live.pyc"  # the live venv's hardlink to the same inode
+    live.write_bytes(b"the live release's bytecode")
+    os.link(live, pyc)
+    assert apply_layer(layer, here()._replace(site=site)) == 3
+    assert live.read_bytes() == b"the live release's bytecode"
+    assert pyc.read_bytes()[:4] == importlib.util.MAGIC_NUMBER and not os.path.samefile(live, pyc)
