@@ -77,9 +77,11 @@ def disk_needed(layout: Layout, manifest: dict, incoming: int, uv: bool) -> int:
                        if n.startswith("wheels/") or n.endswith(".pex"))
     unpacked_new = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
                        if is_cached_member(n) and n not in cached)
-    # uv hardlinks the venv from its cache: only new wheels take space there (+ their .pyc);
-    # pip and pex write every file into the venv
-    venv = unpacked_new + unpacked_all * PYC_RATIO if uv else unpacked_all * (1 + PYC_RATIO)
+    # uv hardlinks the venv from its cache: only new wheels take space there, plus the .pyc
+    # (a new bytecode layer's unpacked size is already in unpacked_new); pip and pex write
+    # every file into the venv
+    pyc = 0 if manifest.get("bytecode") else unpacked_all * PYC_RATIO
+    venv = unpacked_new + pyc if uv else unpacked_all * (1 + PYC_RATIO)
     return int((incoming + new_members + venv) * MARGIN_RATIO) + MARGIN_BYTES
 
 
