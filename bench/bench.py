@@ -44,7 +44,7 @@ from bench import builds as builds_mod
 from bench.common import BenchError, say
 from bench.probe import CliRun, HealthWatcher, Veth, python_argv
 from tests.staging.guest import deploy_env, host_setup
-from tests.staging.harness import UP_TIMEOUT, StagingHost, run_script
+from tests.staging.harness import UP_TIMEOUT, StagingError, StagingHost, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -120,8 +120,17 @@ class Bench:
             time.sleep(wait)
         return max(0.0, wait)
 
+    @staticmethod
+    def settle() -> float:
+        """Write back what earlier commands left dirty (``sync``), so each measured command
+        pays for its own disk writes only; seconds it took (not measured time)."""
+        t0 = time.monotonic()
+        os.sync()
+        return round(time.monotonic() - t0, 3)
+
     def deployer(self, kind: str, rep: int, args: List[str], expect: str, release: str) -> dict:
         paced = self.pace()
+        settled = self.settle()
         self.watcher.arm()
         tx0, rx0 = self.veth.read()
         run = CliRun(python_argv("-c", str(self.config), *args)).run(self.env, self.work)
@@ -154,7 +163,7 @@ class Bench:
             "timeline": [[name, round(a - run.started, 3), round(b - run.started, 3)]
                          for name, a, b in run.timeline()],
             "healthy_at_s": round(healthy - run.started, 3),
-            "started": round(run.started, 3), "paced_s": round(paced, 2),
+            "started": round(run.started, 3), "paced_s": round(paced, 2), "settled_s": settled,
         })
         say(f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
             f"{rec['to_healthy_ext_s']:.2f}s, process {rec['wall_s']:.2f}s), "
@@ -168,6 +177,7 @@ class Bench:
                                                              self.work / f"wheelhouse-{name}.tar")
         expect = self.version(name)
         paced = self.pace()
+        settled = self.settle()
         self.watcher.arm()
         tx0, rx0 = self.veth.read()
         res = baseline.run(self.guest, tar, f"baseline-{rep}-{name}", expect, self.env_text)
@@ -189,7 +199,7 @@ class Bench:
             "upload": f"{tar.stat().st_size / 1e6:.1f} MB wheelhouse tar",
             "unanswered_s": round(self.watcher.unanswered(res["started"], seen), 3),
             "steps": {k: round(v, 3) for k, v in baseline.phases(res).items()},
-            "started": round(res["started"], 3), "paced_s": round(paced, 2),
+            "started": round(res["started"], 3), "paced_s": round(paced, 2), "settled_s": settled,
         })
         say(f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
             f"{rec['to_healthy_ext_s']:.2f}s), sent {report.human_bytes(rec['tx_bytes'])}")
@@ -314,4 +324,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (BenchError, StagingError) as e:
+        sys.exit(f"bench: {e}")

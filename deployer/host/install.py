@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -18,7 +19,7 @@ from typing import Dict, List, Optional
 from deployer.errors import InstallError
 from deployer.host import bytecode
 from deployer.host.layout import Layout
-from deployer.host.proc import run_logged
+from deployer.host.proc import log_line, run_logged
 from deployer.host.unpack import link_wheelhouse
 
 VENV = "venv"
@@ -173,7 +174,9 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
     house = str(link_wheelhouse(layout, manifest))
     uv = uv_binary(layout, manifest)
     python = venv_python(release_dir)
+    t0 = time.monotonic()
     if uv is not None and seed is not None and _try_clone(seed, venv, interpreter):
+        log_line(log, f"# hardlinked copy of {seed} in {time.monotonic() - t0:.2f}s")
         # installed distributions are trusted by version: make uv replace every one whose
         # wheel is not byte for byte what the live release installed
         changed = changed_wheels(seed.parent / "manifest.json", manifest)
@@ -183,7 +186,7 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
             "installing dependencies")
         # the hardlinked .pyc of everything else are valid already
         return "uv, from a hardlinked copy of the live venv" + _byte_compile(
-            layout, manifest, python, changed, run, bytecode.fitting(manifest, python))
+            layout, manifest, python, changed, run, bytecode.fitting(manifest, python), log)
     if uv is not None:
         run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
         py = bytecode.fitting(manifest, python)
@@ -191,7 +194,7 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
              "--find-links", house, "--require-hashes", "--no-deps",
              *([] if py else ["--compile-bytecode"]), "-r", lock], "installing dependencies")
         wheels = [n for n in manifest["files"] if n.startswith("wheels/")]
-        return "uv" + (_byte_compile(layout, manifest, python, wheels, run, py) if py else "")
+        return "uv" + (_byte_compile(layout, manifest, python, wheels, run, py, log) if py else "")
     run([interpreter, "-m", "venv", str(venv)], "creating the venv")
     run([str(python), "-m", "pip", "install", "--quiet", "--no-index",
          "--find-links", house, "--require-hashes", "--no-deps", "-r", lock],
@@ -200,18 +203,21 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
 
 
 def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str], run,
-                  py: Optional[bytecode.Interpreter]) -> str:
+                  py: Optional[bytecode.Interpreter], log: Path) -> str:
     """``.pyc`` for what ``wheels`` installed: the artifact's bytecode layers when they fit
     the venv's Python (``py``), ``compileall`` for the rest. Says how many layers served."""
     layers = bytecode.layers(manifest) if py else {}
-    left = []
+    left, written, t0 = [], 0, time.monotonic()
     for wheel in wheels:
         layer = layers.get(wheel)
         meta = manifest["files"].get(layer) if layer else None
         if meta is None or py is None:
             left.append(wheel)
         else:
-            bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+            written += bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+    if written:
+        log_line(log, f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
+                      f"in {time.monotonic() - t0:.2f}s")
     files = changed_sources(python.parent.parent, [dist_name(w) for w in left])
     if files:
         run([str(python), "-m", "compileall", "-q", *files], "byte-compiling")

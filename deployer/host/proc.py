@@ -44,6 +44,13 @@ class _Stopper(threading.Thread):
             return
 
 
+def log_line(log: Path, text: str) -> None:
+    """One line of the engine's own into ``log`` (an installer log), e.g. a timing."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(text + "\n")
+
+
 def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str, str]] = None,
                cwd: Optional[Path] = None, timeout: float = 900,
                abort: Optional[threading.Event] = None,
@@ -57,6 +64,7 @@ def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str,
     with open(log, "ab") as out:
         out.write(f"$ {' '.join(argv)}\n".encode())
         out.flush()
+        started = time.monotonic()
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env, cwd=cwd)
@@ -66,6 +74,7 @@ def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str,
         stopped.start()
         rc = proc.wait()  # blocking: returns the moment the process ends
         stopped.done.set()
+        out.write(f"# exit {rc} after {time.monotonic() - started:.2f}s\n".encode())
         if stopped.why == "abort":
             raise AbortedError(f"{what}: aborted, the controller went away")
         if stopped.why == "timeout":
