@@ -233,9 +233,9 @@ def comparison(records: List[dict], reference: List[dict]) -> str:
 
 
 SEGMENTS = {
-    "before lock": "before lock: process start, imports, verify artifact, connect, engine start",
+    "before lock": "before lock: process start, imports, check artifact, connect, engine start",
     "before upload": "before upload: thin tar written",
-    "before unpack": "before unpack: thin tar hashed, host re-hashes the upload",
+    "before unpack": "before unpack: upload hashed, host re-hashes it",
 }
 
 
