@@ -146,13 +146,17 @@ class Pipeline:
     def deploy(self, artifact: Path, env: Optional[str], hosts: List[Target], dry_run: bool = False,
                lock_wait: float = 0.0) -> Summary:
         started = time.monotonic()
+        # shape, lock and sizes at once; every hash while the hosts connect, and before
+        # anything is sent to them
         manifest = verify_artifact(str(artifact), hash_all=False)
         rid, version = manifest["release_id"], manifest["version"]
         if env is not None:
             self.reporter.redactor.add_env(env)
         summary = Summary("dry-run" if dry_run else "deploy", rid, version)
         sessions: dict = {}
-        with tempfile.TemporaryDirectory(prefix="deployer-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="deployer-") as tmp, \
+                ThreadPoolExecutor(max_workers=1) as hashing:
+            verified = hashing.submit(verify_artifact, str(artifact))
             engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
 
             templates = artifact_templates(artifact)
@@ -167,6 +171,7 @@ class Pipeline:
                 session = remote.session(self.reporter.event, lock_wait)
                 sessions[t.label] = (conn, session, remote)
                 pre = session.call("preflight", manifest=manifest, upload=True)
+                verified.result()
                 # a host that lacks every file gets the artifact itself, not a copy of it
                 thin = artifact if len(pre["missing"]) == len(manifest["files"]) else \
                     write_thin(artifact, pre["missing"], Path(tmp) / f"{t.label}.tar")
@@ -179,6 +184,7 @@ class Pipeline:
 
             try:
                 summary.hosts = self.on_each(hosts, stage)
+                verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
                 staged_all = all(h.result == "staged" for h in summary.hosts)
                 if not dry_run and staged_all:
                     self._switch_in_turn(summary, sessions, env)

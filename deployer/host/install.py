@@ -55,7 +55,7 @@ def uv_binary(layout: Layout, manifest: dict) -> Optional[Path]:
         return None
     meta = manifest["files"][name]
     wheel = layout.cached_wheel(meta["sha256"], Path(name).name)
-    dest_dir = layout.tools / meta["sha256"][:16]
+    dest_dir = layout.tool_dir(meta["sha256"])
     uv = dest_dir / "uv"
     if uv.is_file() and os.access(uv, os.X_OK):
         return uv

@@ -71,6 +71,10 @@ class Layout:
     def tools(self) -> Path:
         return self.cache / "tools"
 
+    def tool_dir(self, sha256: str) -> Path:
+        """Where a shipped tool (uv) is extracted, by its wheel's sha256."""
+        return self.tools / sha256[:16]
+
     @property
     def pex_root(self) -> Path:
         return self.cache / "pex"

@@ -50,6 +50,7 @@ def prune(layout: Layout, keep: int, staging: Optional[str] = None,
     removed = {"releases": doomed,
                "partials": prune_partials(layout, staging),
                "wheels": _prune_wheels(layout, kept),
+               "tools": _prune_tools(layout, kept),
                "env_backups": _prune_env_backups(layout, kept),
                "logs": _prune_logs(layout, kept, retention_days)}
     return removed
@@ -77,6 +78,23 @@ def prune_incoming(layout: Layout, keep: Optional[str] = None) -> List[str]:
         if p.is_file() and not p.name.startswith("engine-") and p.resolve() != kept:
             p.unlink()
             gone.append(p.name)
+    return sorted(gone)
+
+
+def _prune_tools(layout: Layout, kept: List[str]) -> List[str]:
+    """Extracted tools (uv) that no kept release ships."""
+    used = set()
+    for rid in kept:
+        manifest = read_manifest(layout.release(rid))
+        meta = manifest.get("files", {}).get(manifest.get("uv_wheel") or "")
+        if meta:
+            used.add(layout.tool_dir(meta["sha256"]).name)
+    gone = []
+    if layout.tools.is_dir():
+        for d in layout.tools.iterdir():
+            if d.name not in used:
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d.name)
     return sorted(gone)
 
 

@@ -296,24 +296,32 @@ def test_bad_connections_are_refused_before_anything_is_sent(faulty, variant_bui
 
 
 @pytest.mark.parametrize("damage", ["tampered", "dotdot", "truncated"])
-def test_damaged_artifact_refused_before_connecting(faulty, variant_builds, tmp_path, damage):
+def test_damaged_artifact_refused_before_anything_is_sent(faulty, variant_builds, tmp_path, damage):
+    """Names, shape, lock and sizes are checked before connecting; every hash while the
+    hosts connect, before anything is uploaded. The host is left exactly as it was."""
     from tests.host.artifacts import tampered, with_member
 
-    v1 = variant_builds("v1")
+    guest, v1, v2 = faulty.guest, variant_builds("v1"), variant_builds("v2")
+    back_to_v1(faulty, variant_builds)
+    before, audit_before = releases_on(guest), sh(guest, "cat", f"{BASE}/log/deploys.jsonl")
     bad = tmp_path / "bad.tar"
     if damage == "tampered":
-        wheel = next(n for n in v1.manifest["files"] if "aiohttp" in n)
-        tampered(v1.path, bad, wheel)
+        tampered(v2.path, bad, v2.manifest["app_wheel"])  # a member every new release sends
     elif damage == "dotdot":
         info = tarfile.TarInfo("../../etc/cron.d/x")
         info.size = 3
-        with_member(v1.path, bad, info, b"x\n\n")
+        with_member(v2.path, bad, info, b"x\n\n")
     else:
-        bad.write_bytes(v1.path.read_bytes()[: v1.path.stat().st_size // 3])
-    proc = faulty("deploy", str(bad), check=False, env={"DEPLOYER_HOSTS": "tgstream@127.0.0.1:9"})
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert "artifact" in proc.stderr.lower() or "sha256" in proc.stderr or "unsafe" in proc.stderr
+        bad.write_bytes(v2.path.read_bytes()[: v2.path.stat().st_size // 3])
+    proc = faulty("deploy", str(bad), check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    *progress, error = proc.stderr.strip().splitlines()
+    assert all(" ok: " in line for line in progress), "progress lines, then one error line"
+    assert "artifact" in error.lower() or "sha256" in error or "unsafe" in error
+    assert_untouched(guest, v1, before)
+    assert releases_on(guest) == before
+    assert_no_uploads_left(guest)
+    assert sh(guest, "cat", f"{BASE}/log/deploys.jsonl") == audit_before
 
 
 def test_secret_inputs_never_printed(faulty, variant_builds, tmp_path):

@@ -139,6 +139,25 @@ def test_prune_removes_releases_wheels_env_backups_logs_and_partials(tmp_path):
     assert not any(retention.prune(layout, keep=3).values())
 
 
+def test_prune_removes_extracted_tools_no_kept_release_ships(tmp_path):
+    layout = Layout(tmp_path / "app")
+    for rid, uv in ((A, b"uv 0.12"), (B, b"uv 0.13"), (C, b"uv 0.13")):
+        fabricate_release(layout, rid, "good", wheel(rid[-1]), None)
+        manifest = json.loads((layout.release(rid) / "manifest.json").read_text())
+        manifest["uv_wheel"] = "tools/uv-1-py3-none-any.whl"
+        manifest["files"]["tools/uv-1-py3-none-any.whl"] = {"size": len(uv), "sha256": _sha(uv)}
+        (layout.release(rid) / "manifest.json").write_text(json.dumps(manifest))
+        (layout.tool_dir(_sha(uv)) / "uv").parent.mkdir(parents=True, exist_ok=True)
+        (layout.tool_dir(_sha(uv)) / "uv").write_bytes(uv)
+    os.symlink(f"releases/{C}", layout.current)
+
+    removed = retention.prune(layout, keep=2)
+
+    assert removed["releases"] == [A]
+    assert removed["tools"] == [layout.tool_dir(_sha(b"uv 0.12")).name]
+    assert [p.name for p in layout.tools.iterdir()] == [layout.tool_dir(_sha(b"uv 0.13")).name]
+
+
 # ---------------------------------------------------------------- the real thing
 @pytest.mark.slow
 def test_keep_one_still_keeps_current_and_the_rollback_target(host, variant_builds):
