@@ -211,10 +211,12 @@ def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str
     for wheel in wheels:
         layer = layers.get(wheel)
         meta = manifest["files"].get(layer) if layer else None
-        if meta is None or py is None:
+        n = 0
+        if meta is not None and py is not None:
+            n = bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+        if n == 0:  # no layer, or its sources are not where this Python looks: compile here
             left.append(wheel)
-        else:
-            written += bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+        written += n
     if written:
         log_line(log, f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
                       f"in {time.monotonic() - t0:.2f}s")
