@@ -181,9 +181,8 @@ def verify_artifact(path: str, hash_all: bool = True) -> dict:
     """Check the manifest, every member's hash, and that the lock pins exactly the wheels.
 
     ``hash_all=False`` hashes only the lock and checks the other members' presence and
-    sizes: for a deploy, which hashes what it sends as it sends it, and the host checks
-    every byte it receives. Returns the manifest; raises ArtifactError with one clear
-    line otherwise.
+    sizes: a deploy's first check, at once, while the full one runs as the hosts connect.
+    Returns the manifest; raises ArtifactError with one clear line otherwise.
     """
     lock_text = None
     only_lock = None if hash_all else (lambda name, m: name == m["lock"])

@@ -83,15 +83,20 @@ def prune_incoming(layout: Layout, keep: Optional[str] = None) -> List[str]:
 
 def _prune_tools(layout: Layout, kept: List[str]) -> List[str]:
     """Extracted tools (uv) that no kept release ships."""
-    used = set()
+    used: Set[str] = set()
     for rid in kept:
         manifest = read_manifest(layout.release(rid))
         meta = manifest.get("files", {}).get(manifest.get("uv_wheel") or "")
         if meta:
             used.add(layout.tool_dir(meta["sha256"]).name)
+    return _remove_unused(layout.tools, used)
+
+
+def _remove_unused(parent: Path, used: Set[str]) -> List[str]:
+    """Remove the entries of ``parent`` not named in ``used``; their names."""
     gone = []
-    if layout.tools.is_dir():
-        for d in layout.tools.iterdir():
+    if parent.is_dir():
+        for d in parent.iterdir():
             if d.name not in used:
                 shutil.rmtree(d, ignore_errors=True)
                 gone.append(d.name)
@@ -104,17 +109,12 @@ def _prune_wheels(layout: Layout, kept: List[str]) -> List[str]:
         for name, meta in read_manifest(layout.release(rid)).get("files", {}).items():
             if is_cached_member(name):
                 used.add(meta["sha256"])
-    gone = []
-    if layout.wheels.is_dir():
-        for d in layout.wheels.iterdir():
-            if d.name not in used:
-                shutil.rmtree(d, ignore_errors=True)
-                gone.append(d.name)
+    gone = _remove_unused(layout.wheels, used)
     if layout.wheelhouse.is_dir():
         for w in layout.wheelhouse.iterdir():
             if os.stat(w).st_nlink <= 1:  # its cache entry is gone
                 w.unlink()
-    return sorted(gone)
+    return gone
 
 
 def _prune_env_backups(layout: Layout, kept: List[str]) -> List[str]:
