@@ -123,7 +123,8 @@ def fetch_wheels(pins: list[Pin], target: Target, dest: Path, built_cache: Path,
 
 
 def find_build_python(target: Target, configured: str | None) -> str:
-    """An interpreter of the target's Python version, to build sdist-only dependencies."""
+    """An interpreter of the target's Python version: builds sdist-only dependencies and
+    the bytecode layers."""
     candidates = [configured] if configured else [f"python{target.python_version}"]
     for c in candidates:
         path = shutil.which(c) if c else None
@@ -136,8 +137,8 @@ def find_build_python(target: Target, configured: str | None) -> str:
                 return found[1]
             raise BuildError(f"artifact.build_python: {c} is not a working Python "
                              f"{target.python_version} ({_tail(proc.stderr or proc.stdout, 1)})")
-    raise BuildError(f"no python{target.python_version} to build sdist-only dependencies with "
-                     "(install it or set artifact.build_python)")
+    raise BuildError(f"no python{target.python_version} here to build sdist-only dependencies "
+                     "or bytecode with (install it or set artifact.build_python)")
 
 
 def build_sdist_wheel(pin: Pin, target: Target, cache: Path, build_python: str | None) -> Path:
