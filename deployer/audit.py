@@ -33,7 +33,6 @@ from deployer.runinfo import RunInfo
 
 DEFAULT_LOG_DIR = "deploy-logs"
 JOURNAL_RESULTS = ("success", "reverted", "revert-failed")
-JOURNAL_LINES = 200
 
 log_dir_option = click.option(
     "--log-dir", default=DEFAULT_LOG_DIR, show_default=True, envvar="DEPLOYER_LOG_DIR",
@@ -240,38 +239,54 @@ class Recorder:
             except OSError:
                 pass
 
+    def _write_journal(self, label: str, lines: list) -> str:
+        name = f"journal-{_safe(label)}.txt"
+        self.bundle.write(name, "".join(line + "\n" for line in lines))
+        return name
+
     def _journals(self, summary, pipeline, targets, artifact, engine) -> dict:
-        """The journal each host kept for the release it started (never fails the run)."""
-        wanted = {h.label: h.release for h in summary.hosts
-                  if h.result in JOURNAL_RESULTS and h.release}
-        by_release: dict = {}
-        for t in targets:
-            if t.label in wanted:
-                by_release.setdefault(wanted[t.label], []).append(t)
-        if not by_release or self.bundle is None:
+        """The journal each host kept for the release it started (never fails the run).
+
+        Handed back by the engine's session before ``bye``; a host whose link was lost is
+        asked again over a new connection."""
+        if self.bundle is None:
             return {}
         found = {}
-        with tempfile.TemporaryDirectory(prefix="deployer-journal-") as tmp:
-            try:
-                if engine is None:
-                    from deployer.remote.engine import extract_engine
-
-                    engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
-                pipeline = pipeline or self.ctx.pipeline()
-                for release, group in by_release.items():
-                    out, _ = pipeline.command(group, engine, "logs", "--release", release,
-                                              "-n", str(JOURNAL_LINES))
-                    for label, events in out.items():
-                        if isinstance(events, str):
-                            found[label] = f"not read: {events}"
-                            continue
-                        name = f"journal-{_safe(label)}.txt"
-                        self.bundle.write(name, "".join(e.get("detail", "") + "\n" for e in events
-                                                        if e.get("step") == "log"))
-                        found[label] = name
-            except Exception as e:  # the excerpt is a courtesy: it never fails a deploy
-                found["error"] = f"journal not read: {type(e).__name__}: {e}"
+        try:
+            for h in summary.hosts:
+                if h.journal is not None:
+                    found[h.label] = self._write_journal(h.label, h.journal)
+            missing = [h for h in summary.hosts if h.result in JOURNAL_RESULTS and h.release
+                       and h.label not in found]
+            if missing:
+                self._journals_again(missing, pipeline, targets, artifact, engine, found)
+        except Exception as e:  # the excerpt is a courtesy: it never fails a deploy
+            found["error"] = f"journal not read: {type(e).__name__}: {e}"
         return {k: self.ctx.redactor(v) for k, v in found.items()}
+
+    def _journals_again(self, missing, pipeline, targets, artifact, engine, found: dict) -> None:
+        from deployer.pipeline import JOURNAL_LINES
+
+        by_release: dict = {}
+        labels = {h.label: h.release for h in missing}
+        for t in targets:
+            if t.label in labels:
+                by_release.setdefault(labels[t.label], []).append(t)
+        with tempfile.TemporaryDirectory(prefix="deployer-journal-") as tmp:
+            if engine is None:
+                from deployer.remote.engine import extract_engine
+
+                engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
+            pipeline = pipeline or self.ctx.pipeline()
+            for release, group in by_release.items():
+                out, _ = pipeline.command(group, engine, "logs", "--release", release,
+                                          "-n", str(JOURNAL_LINES))
+                for label, events in out.items():
+                    if isinstance(events, str):
+                        found[label] = f"not read: {events}"
+                        continue
+                    found[label] = self._write_journal(
+                        label, [e.get("detail", "") for e in events if e.get("step") == "log"])
 
 
 def _safe(label: str) -> str:

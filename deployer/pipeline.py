@@ -30,6 +30,9 @@ from deployer.runinfo import RunInfo
 OUTCOMES = ("success", "reverted", "revert-failed")
 
 
+JOURNAL_LINES = 200
+
+
 @dataclass
 class HostResult:
     label: str
@@ -40,6 +43,18 @@ class HostResult:
     healthy_s: Optional[float] = None
     gate_s: Optional[float] = None
     exit_code: int = 0
+    journal: Optional[List[str]] = None  # the excerpt the host kept for ``release``
+
+
+def journal(session: EngineSession, release: Optional[str]) -> Optional[List[str]]:
+    """The journal excerpt the host kept for ``release``, asked before ``bye``: no second
+    connection for the audit log. None if there is none (the audit log says so)."""
+    if not release:
+        return None
+    try:
+        return session.call("logs", release=release, lines=JOURNAL_LINES)["lines"]
+    except DeployerError:
+        return None
 
 
 @dataclass
@@ -209,9 +224,11 @@ class Pipeline:
             try:
                 record = session.call("activate", release=h.release, env=env)
                 h.result, h.healthy_s, h.gate_s = "success", record.get("healthy_s"), record.get("gate_s")
+                h.journal = journal(session, h.release)
                 session.call("prune")
             except HealthError as e:
                 h.result, h.detail, stop = "reverted", self.reporter.redactor(str(e)), True
+                h.journal = journal(session, h.release)
                 session.call("prune")  # a bad release never holds a slot a good one needs
             except RemoteError as e:
                 if not any(ev.get("step") == "switch" and ev.get("status") == "ok"
@@ -265,6 +282,7 @@ class Pipeline:
                                                                            lock_wait)
                 try:
                     record = session.call("rollback", to=to)
+                    kept = journal(session, record.get("to"))
                 finally:
                     session.close()
             except HealthError as e:
@@ -272,7 +290,8 @@ class Pipeline:
             finally:
                 conn.close()
             return HostResult(t.label, "success", record.get("to"), record.get("version"),
-                              healthy_s=record.get("healthy_s"), gate_s=record.get("gate_s"))
+                              healthy_s=record.get("healthy_s"), gate_s=record.get("gate_s"),
+                              journal=kept)
 
         summary.hosts = self.on_each(hosts, roll)
         summary.seconds = time.monotonic() - started

@@ -150,4 +150,6 @@ class Serve:
             return engine.prune(msg.get("staging"))
         if cmd == "releases":
             return engine.releases()
+        if cmd == "logs":  # the journal kept for a release, before the controller says bye
+            return {"lines": engine.logs(msg.get("release"), int(msg.get("lines", 200)))}
         raise DeployerError(f"unknown command {cmd!r}")

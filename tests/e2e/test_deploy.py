@@ -28,6 +28,12 @@ def audit(guest) -> list[dict]:
     return [json.loads(line) for line in sh(guest, "cat", f"{BASE}/log/deploys.jsonl").splitlines()]
 
 
+def ssh_logins(guest) -> int:
+    """How many SSH logins the guest's sshd has accepted so far."""
+    log = sh(guest, "journalctl", "--no-pager", "-o", "cat", "-u", "ssh.service")
+    return log.count("Accepted publickey for tgstream")
+
+
 def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, variant_builds,
                                                      set_up_guests):
     guest = set_up_guests[0]
@@ -35,7 +41,12 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
 
     # first deploy: release dir with its venv, current -> it, unit active, /health answers
+    logins = ssh_logins(guest)
     deployer_cli("deploy", str(v1.path))
+    # ONE SSH connection did it all, the journal excerpt for the log bundle included
+    assert ssh_logins(guest) == logins + 1
+    bundle = sorted((deployer_cli.config.parent / "deploy-logs").glob("*-deploy"))[-1]
+    assert "serving on" in next(bundle.glob("journal-*.txt")).read_text()
     assert current(guest) == id1
     guest.exec(["test", "-x", f"{BASE}/releases/{id1}/venv/bin/python"])
     assert sh(guest, "systemctl", "is-active", "tg_video_streamer") == "active"
@@ -61,7 +72,9 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     assert f"* {id2}" in listing and id1 in listing and "good" in listing
 
     # rollback: back to the previous good release and its version (and its .env)
+    logins = ssh_logins(guest)
     deployer_cli("rollback")
+    assert ssh_logins(guest) == logins + 1
     assert current(guest) == id1 and health(guest)["version"] == v1.manifest["version"]
     assert SECRET_VALUES[0] in sh(guest, "cat", f"{BASE}/shared/.env")
 

@@ -139,7 +139,7 @@ def test_the_build_compiles_with_its_own_python_or_one_of_the_targets_version():
     from deployer.config import Target
     from deployer.errors import BuildError
 
-    mine = "%d.%d" % sys.version_info[:2]
+    mine = "{}.{}".format(*sys.version_info[:2])
     assert build_python(Target(python_version=mine), None) == sys.executable
     # no such interpreter here: the build goes on without layers (hosts compile)...
     assert build_python(Target(python_version="3.99"), None) is None
