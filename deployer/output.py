@@ -10,8 +10,6 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Optional
 
-from rich.console import Console
-
 from deployer.redact import Redactor
 
 MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "start": "[dim]…[/]", "info": "[blue]·[/]"}
@@ -26,8 +24,12 @@ class Reporter:
             mode = "rich" if self.stream.isatty() else "plain"
         self.mode = mode
         self.redactor = redactor or Redactor()
-        self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
-                               force_terminal=mode == "rich" or None)
+        self.console = None
+        if mode == "rich":  # rich is only loaded for a terminal: CI runs start faster
+            from rich.console import Console
+
+            self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
+                                   force_terminal=True)
         self._lock = threading.Lock()
         # every event and message shown is also handed here (the run's log bundle)
         self.sink: Optional[Callable[[str, dict], None]] = None
