@@ -17,7 +17,6 @@ from deployer.config import load_config
 
 def controller(bench, reps: int) -> None:
     """Where the controller's time before the engine's first event goes."""
-    from deployer.build.manifest import sha256_file
     from deployer.host.artifact import verify_artifact
     from deployer.remote.engine import RemoteEngine, extract_engine
     from deployer.remote.ssh import Connection, Credentials, Target
@@ -45,12 +44,8 @@ def controller(bench, reps: int) -> None:
         with tempfile.TemporaryDirectory(dir=bench.work) as tmp:
             with sw("extract engine.pyz"):
                 engine = extract_engine(art, Path(tmp) / "engine.pyz")
-            with sw("sha256 of the whole artifact (first deploy: sent as it is)"):
-                sha256_file(art)
             with sw("thin tar, app wheel only (code-only)"):
-                thin = write_thin(art, app_only, Path(tmp) / "thin.tar")
-            with sw("sha256 of the thin tar"):
-                sha256_file(thin)
+                write_thin(art, app_only, Path(tmp) / "thin.tar")
             with sw("SSH connect + auth (paramiko)"):
                 conn = Connection(target, creds)
             try:

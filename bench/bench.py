@@ -206,13 +206,18 @@ class Bench:
         return rec
 
     # ------------------------------------------------------------------ phases
-    def first_deploys(self, reps: int) -> None:
-        """Per repetition, each on an empty host: baseline first + redeploy, deployer first."""
+    def first_deploys(self, reps: int, rest: float = 0.0) -> None:
+        """Per repetition, each on an empty host: baseline first + redeploy, deployer first.
+
+        ``rest``: seconds of idle before each first deploy (both tools), so neither pays
+        for the disk writes of the command before it (see BENCHMARKS.md)."""
         for rep in range(1, reps + 1):
             self.reset_host()
+            time.sleep(rest)
             self.baseline("baseline-first", rep, "v1")
             self.baseline("baseline-redeploy", rep, "v2")
             self.reset_host()
+            time.sleep(rest)
             rid = self.builds["v1"].manifest["release_id"]
             self.deployer("first", rep, ["deploy", "--watch", "0", str(self.builds["v1"].path)],
                           self.version("v1"), rid)
@@ -265,6 +270,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="do not time `deployer build` of the checkout")
     p.add_argument("--host-steps", type=int, default=1, metavar="N",
                    help="repetitions of the host-side venv/smoke breakdown (default 1; 0 skips it)")
+    p.add_argument("--rest", type=float, default=0.0, metavar="SECONDS",
+                   help="idle this long before each first deploy, baseline's and deployer's "
+                        "(this machine's disk is slow for a minute after heavy writes)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a target of the issue is missed")
     args = p.parse_args(argv)
@@ -275,7 +283,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--reps must be at least 1")
     started = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    records: List[dict] = [{"kind": "run", "stamp": stamp, "reps": args.reps, **machine_facts()}]
+    records: List[dict] = [{"kind": "run", "stamp": stamp, "reps": args.reps, "rest_s": args.rest,
+                            **machine_facts()}]
     work = Path(tempfile.mkdtemp(prefix="deployer-bench-"))
     guest = None
     ok = False
@@ -290,7 +299,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         records[0]["guest_python"] = guest.exec(["python3", "-V"]).stdout.strip()
         bench = Bench(guest, work, builds, records)
         try:
-            bench.first_deploys(args.reps)
+            bench.first_deploys(args.reps, args.rest)
             shown = guest.exec(["systemctl", "show", "-p", "StartLimitBurst",
                                 "-p", "StartLimitIntervalUSec", UNIT]).stdout
             records[0]["unit_start_limit"] = dict(line.split("=", 1) for line in shown.split())

@@ -235,7 +235,7 @@ def comparison(records: List[dict], reference: List[dict]) -> str:
 SEGMENTS = {
     "before lock": "before lock: process start, imports, check artifact, connect, engine start",
     "before upload": "before upload: thin tar written",
-    "before unpack": "before unpack: upload hashed, host re-hashes it",
+    "before unpack": "before unpack: the stage call, the upload's manifest read",
 }
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from deployer.build.manifest import sha256_file
 from deployer.check import unit_drift
 from deployer.config import Config, resolve
 from deployer.errors import DeployerError, HealthError, RemoteError, UsageError
@@ -194,7 +193,7 @@ class Pipeline:
                 with self.reporter.step(t.label, "upload",
                                         f"{len(pre['missing'])} files, {thin.stat().st_size / 1e6:.1f} MB"):
                     conn.upload(thin, upload)
-                session.call("stage", artifact=upload, sha256=sha256_file(thin))
+                session.call("stage", artifact=upload)
                 return HostResult(t.label, "staged", rid, version)
 
             try:
