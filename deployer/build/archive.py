@@ -40,6 +40,18 @@ def write_release_tar(dest: Path, manifest: dict, files: dict[str, Path], mtime:
     return dest
 
 
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A deflated zip of ``entries`` (name -> data): sorted, fixed timestamps and modes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, entries[name])
+    return buf.getvalue()
+
+
 def write_zipapp(dest: Path, package_root: Path, packages: list[str], main: str) -> Path:
     """A zipapp of ``packages`` (dirs or .py files under ``package_root``), deterministic.
 
@@ -53,15 +65,8 @@ def write_zipapp(dest: Path, package_root: Path, packages: list[str], main: str)
         for p in paths:
             if "__pycache__" not in p.parts:
                 entries[p.relative_to(package_root).as_posix()] = p.read_bytes()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, entries[name])
     partial = dest.with_name(dest.name + ".partial")
-    partial.write_bytes(b"#!/usr/bin/env python3\n" + buf.getvalue())
+    partial.write_bytes(b"#!/usr/bin/env python3\n" + zip_bytes(entries))
     partial.chmod(0o755)
     os.replace(partial, dest)
     return dest

@@ -13,7 +13,6 @@ compiles only wheels it has not seen before.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from deployer.build.archive import ZIP_EPOCH
+from deployer.build.archive import zip_bytes
 from deployer.build.manifest import sha256_file
 from deployer.config import Target
 from deployer.build.wheelhouse import find_build_python
@@ -132,13 +131,6 @@ def _site_path(name: str) -> str | None:
 
 
 def _write_zip(dest: Path, entries: dict[str, bytes]) -> None:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, entries[name])
     partial = dest.with_name(f".{dest.name}.partial")
-    partial.write_bytes(buf.getvalue())
+    partial.write_bytes(zip_bytes(entries))
     os.replace(partial, dest)
