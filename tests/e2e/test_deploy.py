@@ -34,6 +34,12 @@ def ssh_logins(guest) -> int:
     return log.count("Accepted publickey for tgstream")
 
 
+def unit_starts(guest) -> int:
+    """How many times systemd has started the service so far."""
+    log = sh(guest, "journalctl", "--no-pager", "-o", "cat", "-u", "tg_video_streamer.service")
+    return sum(line.startswith("Started tg_video_streamer.service") for line in log.splitlines())
+
+
 def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, variant_builds,
                                                      set_up_guests):
     guest = set_up_guests[0]
@@ -63,7 +69,9 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     # a changed version, with a new .env: backed up 0600 beside it
     guest.exec(["sh", "-c", f"echo state > {BASE}/shared/sessions/bot.session"])
     deployer_cli.write_env("another-s3cret-value-2b")
+    starts = unit_starts(guest)
     deployer_cli("deploy", str(v2.path))
+    assert unit_starts(guest) == starts + 1, "a deploy restarts the service exactly once"
     assert current(guest) == id2 and health(guest)["version"] == v2.manifest["version"]
     backups = sh(guest, "sh", "-c", f"stat -c '%a %n' {BASE}/shared/.env.bak.*").splitlines()
     assert backups and all(b.startswith("600 ") for b in backups)
@@ -72,9 +80,9 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     assert f"* {id2}" in listing and id1 in listing and "good" in listing
 
     # rollback: back to the previous good release and its version (and its .env)
-    logins = ssh_logins(guest)
+    logins, starts = ssh_logins(guest), unit_starts(guest)
     deployer_cli("rollback")
-    assert ssh_logins(guest) == logins + 1
+    assert ssh_logins(guest) == logins + 1 and unit_starts(guest) == starts + 1
     assert current(guest) == id1 and health(guest)["version"] == v1.manifest["version"]
     assert SECRET_VALUES[0] in sh(guest, "cat", f"{BASE}/shared/.env")
 
