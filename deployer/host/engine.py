@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import List, Optional
 
-from deployer.errors import AbortedError, HostError, InstallError
+from deployer.errors import AbortedError, ArtifactError, HostError, InstallError
 from deployer.host import install, retention
 from deployer.host.activate import Activation, EnvChange
 from deployer.host.artifact import read_manifest as read_artifact_manifest
@@ -68,10 +68,18 @@ class Engine:
                            f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB")
         return result
 
-    def stage(self, artifact: str) -> str:
-        """Unpack, build the venv, check, smoke-test; the release ends ``staged``."""
+    def stage(self, artifact: str, expected: Optional[dict] = None) -> str:
+        """Unpack, build the venv, check, smoke-test; the release ends ``staged``.
+
+        ``expected``: the manifest the preflight checked. An upload must carry exactly
+        it; the unpack then checks every member against it, so every byte sent is checked
+        without a second pass over the whole upload.
+        """
         self._check_abort()
         manifest = read_artifact_manifest(artifact)
+        if expected is not None and manifest != expected:
+            raise ArtifactError(f"upload {artifact}: its manifest is not the one the preflight "
+                                "checked (damaged in transit)")
         rid = manifest["release_id"]
         if not RELEASE_ID_RE.match(rid):
             raise HostError(f"artifact has a malformed release id {rid!r}")
