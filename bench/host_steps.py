@@ -108,9 +108,9 @@ def _apply_layers(base: str, release: str, python: str) -> int:
     py = bytecode.fitting(manifest, Path(python))
     if py is None:
         return 0
-    return sum(bytecode.apply_layers(
-        [Path(f"{base}/cache/wheels/{manifest['files'][layer]['sha256']}") / Path(layer).name
-         for layer in bytecode.layers(manifest).values()], py))
+    return sum(bytecode.apply_layer(Path(f"{base}/cache/wheels/{manifest['files'][layer]['sha256']}")
+                                    / Path(layer).name, py)
+               for layer in bytecode.layers(manifest).values())
 
 
 def _module(release: str) -> str:

@@ -15,15 +15,12 @@ import os
 import stat
 import subprocess
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional
 
 from deployer.host.artifact import check_member_name
 
 HEADER = 16  # magic, flags, source mtime, source size
-WORKERS = min(8, 2 * (os.cpu_count() or 1))
-BATCH = 64  # .pyc per write job
 
 
 class Interpreter(NamedTuple):
@@ -64,29 +61,15 @@ def fitting(manifest: dict, python: Path) -> Optional[Interpreter]:
     return py
 
 
-def apply_layers(paths: Sequence[Path], py: Interpreter, workers: int = WORKERS) -> List[int]:
-    """Write each layer's ``.pyc`` for the sources installed under site-packages.
+def apply_layer(layer: Path, py: Interpreter) -> int:
+    """Write ``layer``'s ``.pyc`` for the sources installed under site-packages.
 
     A source that is not installed (or not a regular file) is skipped, and so is a
-    ``.pyc`` of another Python (which ``fitting`` has ruled out). Returns how many each
-    layer wrote. This thread reads the layers; a pool writes the files, because creating
-    a file is mostly the kernel's time, which threads spread over the CPUs.
+    ``.pyc`` of another Python (which ``fitting`` has ruled out). Returns how many it wrote.
     """
-    with ThreadPoolExecutor(workers) as pool:
-        jobs = [[pool.submit(_write_batch, batch) for batch in _batches(path, py)]
-                for path in paths]
-        return [sum(job.result() for job in layer) for layer in jobs]
-
-
-def apply_layer(layer: Path, py: Interpreter) -> int:
-    """``apply_layers`` for one layer."""
-    return apply_layers([layer], py)[0]
-
-
-def _batches(layer: Path, py: Interpreter) -> Iterator[List[Tuple[Path, bytes]]]:
-    """``(.pyc path, content)`` of ``layer``'s members that fit an installed source."""
     suffix = f".{py.tag}.pyc"
-    batch: List[Tuple[Path, bytes]] = []
+    written = 0
+    made = set()
     with zipfile.ZipFile(layer) as z:
         for info in z.infolist():
             check_member_name(info.filename)
@@ -100,23 +83,13 @@ def _batches(layer: Path, py: Interpreter) -> Iterator[List[Tuple[Path, bytes]]]
             data = z.read(info)
             if data[:4] != py.magic:
                 continue
-            batch.append((source.parent / "__pycache__" / (source.stem + suffix),
-                          _header(py.magic, st) + data[HEADER:]))
-            if len(batch) == BATCH:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
-def _write_batch(batch: List[Tuple[Path, bytes]]) -> int:
-    made = set()
-    for path, data in batch:
-        if path.parent not in made:
-            path.parent.mkdir(exist_ok=True)  # another batch may be making it too
-            made.add(path.parent)
-        _write(path, data)
-    return len(batch)
+            cache = source.parent / "__pycache__"
+            if cache not in made:
+                cache.mkdir(exist_ok=True)
+                made.add(cache)
+            _write(cache / (source.stem + suffix), _header(py.magic, st) + data[HEADER:])
+            written += 1
+    return written
 
 
 def _header(magic: bytes, st: os.stat_result) -> bytes:

@@ -207,16 +207,16 @@ def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str
     """``.pyc`` for what ``wheels`` installed: the artifact's bytecode layers when they fit
     the venv's Python (``py``), ``compileall`` for the rest. Says how many layers served."""
     layers = bytecode.layers(manifest) if py else {}
-    t0 = time.monotonic()
-    paths = {}  # wheel -> its cached layer
+    left, written, t0 = [], 0, time.monotonic()
     for wheel in wheels:
-        meta = manifest["files"].get(layers.get(wheel, ""))
-        if meta is not None:
-            paths[wheel] = layout.cached_wheel(meta["sha256"], Path(layers[wheel]).name)
-    counts = dict(zip(paths, bytecode.apply_layers(list(paths.values()), py))) if paths and py else {}
-    # no layer, or its sources are not where this Python looks: compile here
-    left = [wheel for wheel in wheels if not counts.get(wheel)]
-    written = sum(counts.values())
+        layer = layers.get(wheel)
+        meta = manifest["files"].get(layer) if layer else None
+        n = 0
+        if meta is not None and py is not None:
+            n = bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+        if n == 0:  # no layer, or its sources are not where this Python looks: compile here
+            left.append(wheel)
+        written += n
     if written:
         log_line(log, f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
                       f"in {time.monotonic() - t0:.2f}s")

@@ -13,8 +13,7 @@ import pytest
 
 from deployer.build.bytecode import build_layers
 from deployer.errors import ArtifactError
-from deployer.host import bytecode
-from deployer.host.bytecode import Interpreter, apply_layer, apply_layers, fitting
+from deployer.host.bytecode import Interpreter, apply_layer, fitting
 
 SOURCES = {
     "demo/__init__.py": "VALUE = 41\n",
@@ -147,20 +146,3 @@ def test_the_build_compiles_with_its_own_python_or_one_of_the_targets_version():
     # ...but one named in artifact.build_python must work
     with pytest.raises(BuildError, match="python3.99"):
         build_python(Target(python_version="3.99"), "python3.99")
-
-
-def test_layers_split_over_writer_threads_write_every_pyc_and_count_per_layer(tmp_path, monkeypatch):
-    monkeypatch.setattr(bytecode, "BATCH", 3)  # many batches, racing on the same __pycache__
-    wheels = []
-    for name, modules in (("many", 40), ("few", 2)):
-        files = {f"{name}/m{i}.py": f"N = {i}\n" for i in range(modules)}
-        wheels.append(make_wheel(tmp_path / f"{name}-1.0-py3-none-any.whl", files))
-    layers, _ = build_layers(wheels, sys.executable, tmp_path / "cache", tmp_path / "out")
-    site = tmp_path / "site"
-    for wheel in wheels:
-        install(site, wheel)
-    counts = apply_layers([layers[w.name] for w in wheels], here()._replace(site=site), workers=4)
-    assert counts == [40, 2]
-    for src in site.rglob("*.py"):
-        pyc = Path(importlib.util.cache_from_source(str(src)))
-        assert pyc.read_bytes()[8:12] == int(src.stat().st_mtime).to_bytes(4, "little"), src
