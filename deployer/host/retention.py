@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import time
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
 from deployer.host.envfile import backups, release_env_sha, sha256_text
+from deployer.host.install import base_env, uv_binary
 from deployer.host.layout import Layout
 from deployer.host.state import History, get_state, read_manifest, rollback_target
 from deployer.host.unpack import is_cached_member
@@ -51,6 +55,7 @@ def prune(layout: Layout, keep: int, staging: Optional[str] = None,
                "partials": prune_partials(layout, staging),
                "wheels": _prune_wheels(layout, kept),
                "tools": _prune_tools(layout, kept),
+               "uv_cache": _prune_uv_cache(layout, kept),
                "env_backups": _prune_env_backups(layout, kept),
                "logs": _prune_logs(layout, kept, retention_days)}
     return removed
@@ -90,6 +95,50 @@ def _prune_tools(layout: Layout, kept: List[str]) -> List[str]:
         if meta:
             used.add(layout.tool_dir(meta["sha256"]).name)
     return _remove_unused(layout.tools, used)
+
+
+def _prune_uv_cache(layout: Layout, kept: List[str]) -> List[str]:
+    """Distributions that uv's cache holds unpacked but no venv uses any more.
+
+    uv installs by hardlinking the files of an unpacked wheel (``archive-v*/<id>/``), so
+    an unpacked wheel whose every file has one link is used by no venv: the releases
+    that used it were pruned. ``uv cache clean <name>`` drops it, with that name's other
+    entries: the kept venvs keep their own links to those, and uv unpacks a wheel from
+    ``cache/wheels`` again whenever a later release needs one. If cleaning fails,
+    nothing is removed and the next prune tries again.
+    """
+    names = sorted({name for archive in layout.uv_cache.glob("archive-v*/*")
+                    if _only_in_cache(archive) for name in _dist_names(archive)})
+    if not names:
+        return []
+    try:
+        uv = next(filter(None, (uv_binary(layout, read_manifest(layout.release(rid)))
+                                for rid in reversed(kept))), None)
+        if uv is None:
+            return []
+        subprocess.run([str(uv), "cache", "clean", *names], env=base_env(layout), timeout=300,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError):
+        return []
+    return names
+
+
+def _only_in_cache(archive: Path) -> bool:
+    """True if no file of ``archive`` is hardlinked anywhere else (and it has files)."""
+    seen = False
+    for root, _dirs, files in os.walk(archive):
+        for f in files:
+            st = os.lstat(os.path.join(root, f))
+            if st.st_nlink > 1:
+                return False
+            seen = True
+    return seen
+
+
+def _dist_names(archive: Path) -> List[str]:
+    """Normalized names of the distributions an unpacked wheel holds (its ``.dist-info``)."""
+    return [re.sub(r"[-_.]+", "-", d.name[:-len(".dist-info")].rsplit("-", 1)[0]).lower()
+            for d in archive.glob("*.dist-info")]
 
 
 def _remove_unused(parent: Path, used: Set[str]) -> List[str]:

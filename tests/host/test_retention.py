@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -184,3 +185,37 @@ def test_keep_one_still_keeps_current_and_the_rollback_target(host, variant_buil
         engine.release_lock()
     assert result["to"] == id2 and result["result"] == "success"
     assert "s3cr3t-two" in (host.base / "shared" / ".env").read_text()
+
+
+@pytest.mark.slow
+def test_prune_cleans_what_only_uvs_cache_still_holds_and_uv_unpacks_it_again(host, variant_builds):
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
+    uv_cache = host.base / "cache" / "uv"
+    uv_cache.unlink()  # this host's own cache: no other test's venv links its files
+    uv_cache.mkdir()
+    v1_app = f"tg_video_streamer-{v1.manifest['version']}.dist-info"
+
+    def unpacked(dist_info: str) -> list:
+        return list(uv_cache.glob(f"archive-v*/*/{dist_info}"))
+
+    engine = host.engine()
+    engine.acquire()
+    try:
+        for build in (v1, v2):
+            engine.activate(engine.stage(str(build.path)), EnvChange(text=host.env_text()))
+        assert unpacked(v1_app), "uv unpacked v1's app wheel into its cache"
+        assert retention.prune(engine.layout, keep=5)["uv_cache"] == [], "v1's venv still uses it"
+
+        shutil.rmtree(engine.layout.release(id1))  # what a prune of v1 does
+        assert retention.prune(engine.layout, keep=5)["uv_cache"] == ["tg-video-streamer"]
+        assert not unpacked(v1_app)
+        assert unpacked("aiohttp-*.dist-info"), "what the live venv uses stays"
+
+        # uv is not left pointing at what was cleaned: v1 installs again
+        engine.activate(engine.stage(str(v1.path)), EnvChange(text=host.env_text()))
+    finally:
+        engine.release_lock()
+    assert os.readlink(host.base / "current") == f"releases/{id1}"
+    assert get_state(host.base / "releases" / id2) == "good"
+    assert unpacked(v1_app)
