@@ -233,3 +233,17 @@ def test_host_setup_over_ssh_as_an_admin(staging_host_factory, service_repo, var
     assert sh(guest, "stat", "-c", "%U %a", "/etc/systemd/system/tg_video_streamer.service") == "root 644"
     cli("deploy", str(variant_builds("v1").path))
     assert health(guest)["version"] == variant_builds("v1").manifest["version"]
+
+
+def test_the_connection_negotiates_aes_gcm_with_openssh(set_up_guests):
+    from deployer.remote.ssh import Connection, Credentials, Target
+
+    guest = set_up_guests[0]
+    conn = Connection(Target(guest.host, guest.host, guest.port, guest.user),
+                      Credentials(key_file=guest.key_path, known_hosts_file=guest.known_hosts_path))
+    try:
+        transport = conn.client.get_transport()
+        assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
+        assert conn.run(["true"])[0] == 0
+    finally:
+        conn.close()
