@@ -4,7 +4,7 @@ One run, one fresh staging guest (systemd-nspawn, real SSH, real systemd unit):
 
 1. builds the example service from a scratch git repo: v1, and one new commit per
    repetition, each a one-line code change (v2, n2, n3, ...);
-2. per repetition, on an empty host (unit stopped, base path removed, `host setup`
+2. per repetition, on an empty host (unit stopped, base path moved aside, `host setup`
    again): the baseline's first deploy and redeploy, then deployer's first deploy;
 3. code-only redeploys of new commits; re-activations of releases the host already
    has (v1/v2 alternating), each followed by a rollback;
@@ -221,8 +221,7 @@ class Bench:
     def first_deploys(self, reps: int, rest: float = 0.0) -> None:
         """Per repetition, each on an empty host: baseline first + redeploy, deployer first.
 
-        ``rest``: seconds of idle before each first deploy (both tools), so neither pays
-        for the disk writes of the command before it (see BENCHMARKS.md)."""
+        ``rest``: seconds of idle before each first deploy (both tools)."""
         for rep in range(1, reps + 1):
             self.reset_host()
             time.sleep(rest)
@@ -284,7 +283,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="repetitions of the host-side venv/smoke breakdown (default 1; 0 skips it)")
     p.add_argument("--rest", type=float, default=0.0, metavar="SECONDS",
                    help="idle this long before each first deploy, baseline's and deployer's "
-                        "(this machine's disk is slow for a minute after heavy writes)")
+                        "(an experiment: the empty host is moved aside, not deleted, so a "
+                        "first deploy never follows a mass delete anyway)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a target of the issue is missed")
     args = p.parse_args(argv)
