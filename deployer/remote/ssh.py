@@ -48,6 +48,7 @@ class Credentials:
     known_hosts_text: Optional[str] = None
     accept_new: bool = False
     connect_timeout: float = 10.0
+    agent_socket: Optional[str] = None  # SSH_AUTH_SOCK: where paramiko finds an ssh-agent
 
     @classmethod
     def from_env(cls, key_file=None, known_hosts=None, accept_new=False, connect_timeout=10.0,
@@ -57,7 +58,8 @@ class Credentials:
                    passphrase=env.get("DEPLOYER_SSH_KEY_PASSPHRASE") or None,
                    known_hosts_file=known_hosts,
                    known_hosts_text=env.get("DEPLOYER_KNOWN_HOSTS") or None,
-                   accept_new=accept_new, connect_timeout=connect_timeout)
+                   accept_new=accept_new, connect_timeout=connect_timeout,
+                   agent_socket=env.get("SSH_AUTH_SOCK") or None)
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -100,6 +102,10 @@ def load_private_key(creds: Credentials) -> Optional[paramiko.PKey]:
         except OSError as e:
             raise UsageError(f"{where}: {e.strerror}") from None
     if text is None:
+        if not creds.agent_socket:
+            raise UsageError("no deploy key: set DEPLOYER_SSH_KEY or ssh.key_file "
+                             "(DEPLOYER_SSH_KEY_FILE), or add the key to an ssh-agent "
+                             "(SSH_AUTH_SOCK is not set)")
         return None
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:

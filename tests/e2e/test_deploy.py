@@ -247,3 +247,25 @@ def test_the_connection_negotiates_aes_gcm_with_openssh(set_up_guests):
         assert conn.run(["true"])[0] == 0
     finally:
         conn.close()
+
+
+def test_the_deploy_key_can_come_from_an_ssh_agent(deployer_cli: Deployer, set_up_guests, tmp_path):
+    import subprocess
+    import time
+
+    guest = set_up_guests[0]
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        subprocess.run(["ssh-add", "-q", guest.key_path], env={"SSH_AUTH_SOCK": str(sock)},
+                       check=True, capture_output=True)
+        logins = ssh_logins(guest)
+        proc = deployer_cli("check", env={"DEPLOYER_SSH_KEY_FILE": "", "SSH_AUTH_SOCK": str(sock)})
+        assert "check passed" in proc.stdout + proc.stderr
+        assert ssh_logins(guest) == logins + 1  # the agent's key, the same deploy key
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)

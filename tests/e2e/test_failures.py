@@ -283,6 +283,7 @@ def test_bad_connections_are_refused_before_anything_is_sent(faulty, variant_bui
         ({"DEPLOYER_KNOWN_HOSTS_FILE": str(empty)}, 2, "is not in known_hosts"),
         ({"DEPLOYER_KNOWN_HOSTS_FILE": str(wrong_pin)}, 2, "HOST KEY MISMATCH"),
         ({"DEPLOYER_SSH_KEY_FILE": str(other)}, 1, "refused our key"),
+        ({"DEPLOYER_SSH_KEY_FILE": "", "SSH_AUTH_SOCK": ""}, 2, "no deploy key"),
         ({"DEPLOYER_USER": "nobody"}, 1, "refused our key"),
         ({"DEPLOYER_HOSTS": f"tgstream@{guest.host}:2222"}, 1, "cannot reach"),
     ]
