@@ -34,3 +34,16 @@ def test_copied_artifact_installs_with_its_own_engine(staging_host_factory, exam
     assert json.loads(answer) == {"status": "ok", "version": m["version"]}
     current = guest.exec(["readlink", "/opt/tg_video_streamer/current"]).stdout.strip()
     assert current == f"releases/{m['release_id']}"
+
+    # `setup --check` on the host: reports drift of the installed unit, writes nothing
+    check = ["python3", "/root/engine.pyz", "setup", "--check", "--artifact", art]
+    clean = guest.exec(["runuser", "-u", "tgstream", "--", *check], check=False)
+    assert clean.returncode == 0 and "unit and launcher match the templates" in clean.stdout
+    unit = "/etc/systemd/system/tg_video_streamer.service"
+    guest.exec(["sh", "-c", f"echo '# edited by hand' >> {unit}"])
+    edited = guest.exec(["cat", unit]).stdout
+    drifted = guest.exec(["runuser", "-u", "tgstream", "--", *check], check=False)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    lines = [json.loads(line) for line in drifted.stdout.splitlines() if line.startswith("{")]
+    assert any(e["step"] == "drift" and unit in e["detail"] for e in lines), lines
+    assert guest.exec(["cat", unit]).stdout == edited, "--check writes nothing"
