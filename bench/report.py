@@ -126,8 +126,11 @@ def targets(records: List[dict]) -> List[Tuple[str, str, Optional[bool]]]:
                 None if code_tx is None else code_tx < TARGET_CODE_BYTES))
     first, base = get("first", "to_healthy_s"), get("baseline-first", "to_healthy_s")
     r = first / base if first is not None and base else None
+    unsmoked = [rec["to_healthy_s"] - rec["steps"].get("smoke", 0.0) for rec in of(records, "first")]
+    bare = statistics.median(unsmoked) if unsmoked else None
     out.append(("first deploy <= 1/3 of the baseline's time",
-                f"{r:.2f} ({first:.2f} s vs {base:.2f} s)" if r is not None else "-",
+                f"{r:.2f} ({first:.2f} s vs {base:.2f} s; without the smoke test, which the "
+                f"baseline does not run, {bare:.2f} s: {bare / base:.2f})" if r is not None else "-",
                 None if r is None else r <= TARGET_FIRST_RATIO))
     rb = get("rollback", "to_healthy_s")
     out.append(("rollback <= 2 s to healthy", f"{rb:.2f} s" if rb is not None else "-",
