@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 
 from deployer.errors import PreflightError
 from deployer.host.layout import Layout
-from deployer.host.unpack import cached_names, is_cached_member
+from deployer.host.unpack import cached_names, is_cache_only
 from deployer.host.wheeltags import manylinux, wheel_tags
 
 MIB = 1 << 20
@@ -76,7 +76,7 @@ def disk_needed(layout: Layout, manifest: dict, incoming: int, uv: bool) -> int:
     unpacked_all = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
                        if n.startswith("wheels/") or n.endswith(".pex"))
     unpacked_new = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
-                       if is_cached_member(n) and n not in cached)
+                       if is_cache_only(n) and n not in cached)
     # uv hardlinks the venv from its cache: only new wheels take space there, plus the .pyc
     # (a new bytecode layer's unpacked size is already in unpacked_new); pip and pex write
     # every file into the venv

@@ -15,7 +15,6 @@ from deployer.host.envfile import backups, release_env_sha, sha256_text
 from deployer.host.install import base_env, uv_binary
 from deployer.host.layout import Layout
 from deployer.host.state import History, get_state, read_manifest, rollback_target
-from deployer.host.unpack import is_cached_member
 
 
 def choose_releases_to_prune(ids: List[str], states: Dict[str, Optional[str]], keep: int,
@@ -155,9 +154,8 @@ def _remove_unused(parent: Path, used: Set[str]) -> List[str]:
 def _prune_wheels(layout: Layout, kept: List[str]) -> List[str]:
     used: Set[str] = set()
     for rid in kept:
-        for name, meta in read_manifest(layout.release(rid)).get("files", {}).items():
-            if is_cached_member(name):
-                used.add(meta["sha256"])
+        for meta in read_manifest(layout.release(rid)).get("files", {}).values():
+            used.add(meta["sha256"])
     gone = _remove_unused(layout.wheels, used)
     if layout.wheelhouse.is_dir():
         for w in layout.wheelhouse.iterdir():

@@ -1,9 +1,10 @@
-"""Safe unpack: artifact members into ``releases/.<id>.partial`` and the wheel cache.
+"""Safe unpack: artifact members into the cache and ``releases/.<id>.partial``.
 
 Every member is checked (regular file, safe relative name, listed in the manifest,
-sha256 matches) before anything it wrote is used. Wheels, bytecode layers and tools go to the
-content-addressed cache ``cache/wheels/<sha256>/<name>``; a thin upload may leave out
-the ones the cache already has.
+sha256 matches) before anything it wrote is used. Every member goes to the
+content-addressed cache ``cache/wheels/<sha256>/<name>``, so a thin upload may leave out
+whatever the cache already has. Wheels, bytecode layers and tools are used from there;
+the release's own files (engine, lock, templates) are also hardlinked into the release.
 """
 
 from __future__ import annotations
@@ -18,22 +19,22 @@ from typing import Dict, List
 from deployer.host.artifact import iter_verified
 from deployer.host.layout import Layout
 
-CACHED_PREFIXES = ("wheels/", "tools/", "bytecode/")
+CACHE_ONLY_PREFIXES = ("wheels/", "tools/", "bytecode/")
 _CHUNK = 1 << 20
 
 
-def is_cached_member(name: str) -> bool:
-    return name.startswith(CACHED_PREFIXES)
+def is_cache_only(name: str) -> bool:
+    """A wheel, tool or bytecode layer: used from the cache, not copied into the release."""
+    return name.startswith(CACHE_ONLY_PREFIXES)
 
 
 def cached_names(layout: Layout, manifest: dict) -> Dict[str, Path]:
-    """Listed cacheable members the cache already holds: member name -> cache path."""
+    """Listed members the cache already holds: member name -> cache path."""
     found = {}
     for name, meta in manifest["files"].items():
-        if is_cached_member(name):
-            path = layout.cached_wheel(meta["sha256"], Path(name).name)
-            if path.is_file() and path.stat().st_size == meta["size"]:
-                found[name] = path
+        path = layout.cached_wheel(meta["sha256"], Path(name).name)
+        if path.is_file() and path.stat().st_size == meta["size"]:
+            found[name] = path
     return found
 
 
@@ -44,7 +45,7 @@ def missing_members(layout: Layout, manifest: dict) -> List[str]:
 
 
 def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
-    """Unpack into ``partial`` (created fresh) and the cache; return the manifest.
+    """Unpack into the cache and ``partial`` (created fresh); return the manifest.
 
     A refused artifact leaves nothing behind: no partial dir, nothing in the cache.
     """
@@ -56,19 +57,13 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     manifest = None
     try:
         for member, reader, manifest in iter_verified(
-                artifact, may_lack=lambda n, m: is_cached_member(n) and
-                layout.cached_wheel(m["sha256"], Path(n).name).is_file()):
-            if is_cached_member(member.name):
-                final = layout.cached_wheel(manifest["files"][member.name]["sha256"],
-                                            Path(member.name).name)
-                if final.is_file():
-                    continue  # the iterator still hashes the bytes it skips
-                _mkdirs(final.parent, made)
-                tmp = final.with_name(f".{final.name}.tmp")
-            else:
-                final = partial / member.name
-                final.parent.mkdir(parents=True, exist_ok=True)
-                tmp = final.with_name(f".{final.name}.tmp")
+                artifact, may_lack=lambda n, m: layout.cached_wheel(m["sha256"], Path(n).name).is_file()):
+            final = layout.cached_wheel(manifest["files"][member.name]["sha256"],
+                                        Path(member.name).name)
+            if final.is_file():
+                continue  # the iterator still hashes the bytes it skips
+            _mkdirs(final.parent, made)
+            tmp = final.with_name(f".{final.name}.tmp")
             _unlink(tmp)  # left by an interrupted deploy
             _copy(reader, tmp, 0o755 if member.name.endswith(".pyz") else 0o644)
             pending.append((tmp, final))
@@ -83,6 +78,11 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     for tmp, final in pending:
         os.replace(tmp, final)
     assert manifest is not None
+    for name, meta in manifest["files"].items():
+        if not is_cache_only(name):
+            dest = partial / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(layout.cached_wheel(meta["sha256"], Path(name).name), dest)
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -132,8 +132,12 @@ def link_wheelhouse(layout: Layout, manifest: dict) -> Path:
             dest.unlink()
         except FileNotFoundError:
             pass
-        try:
-            os.link(src, dest)
-        except OSError:
-            shutil.copyfile(src, dest)
+        _link_or_copy(src, dest)
     return house
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)

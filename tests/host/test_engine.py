@@ -150,3 +150,30 @@ def test_missing_required_env_key_refused_before_the_switch(host, variant_builds
     engine.release_lock()
     assert not (host.base / "current").exists()
     assert get_state(host.base / "releases" / rid) == "staged"
+
+
+def test_a_new_release_is_rebuilt_from_the_cache_plus_only_what_changed(host, variant_builds, tmp_path):
+    import hashlib
+
+    from deployer.host.unpack import is_cache_only
+    from deployer.remote.upload import write_thin
+
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    engine = host.engine()
+    engine.acquire()
+    try:
+        engine.stage(str(v1.path))
+        missing = engine.preflight(v2.manifest, upload=True)["missing"]
+        changed = {n for n, meta in v2.manifest["files"].items()
+                   if v1.manifest["files"].get(n) != meta}
+        # the engine, the templates and unchanged wheels are not sent again
+        assert set(missing) == changed and "engine.pyz" not in missing
+        assert not any(n.startswith("packaging/") for n in missing)
+        rid = engine.stage(str(write_thin(v2.path, missing, tmp_path / "thin.tar")))
+    finally:
+        engine.release_lock()
+    rel = host.base / "releases" / rid
+    for name, meta in v2.manifest["files"].items():
+        if not is_cache_only(name):  # the release's own files are whole, from the cache
+            assert hashlib.sha256((rel / name).read_bytes()).hexdigest() == meta["sha256"], name
+    assert get_state(rel) == "staged"
