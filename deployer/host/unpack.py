@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, List
 
-from deployer.host.artifact import iter_verified
+from deployer.host.artifact import iter_verified, read_manifest
 from deployer.host.layout import Layout
 
 CACHE_ONLY_PREFIXES = ("wheels/", "tools/", "bytecode/")
@@ -54,9 +54,9 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     partial.mkdir(parents=True)
     pending: List[tuple] = []  # (tmp, final) renamed only after the whole walk verified
     made: List[Path] = []  # cache dirs this walk created
-    manifest = None
+    manifest = read_manifest(artifact)  # an upload may carry nothing else: all is cached
     try:
-        for member, reader, manifest in iter_verified(
+        for member, reader, _ in iter_verified(
                 artifact, may_lack=lambda n, m: layout.cached_wheel(m["sha256"], Path(n).name).is_file()):
             final = layout.cached_wheel(manifest["files"][member.name]["sha256"],
                                         Path(member.name).name)
@@ -77,7 +77,6 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
         raise
     for tmp, final in pending:
         os.replace(tmp, final)
-    assert manifest is not None
     for name, meta in manifest["files"].items():
         if not is_cache_only(name):
             dest = partial / name

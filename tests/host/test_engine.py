@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import urllib.request
 from pathlib import Path
@@ -170,9 +171,14 @@ def test_a_new_release_is_rebuilt_from_the_cache_plus_only_what_changed(host, va
         assert set(missing) == changed and "engine.pyz" not in missing
         assert not any(n.startswith("packaging/") for n in missing)
         rid = engine.stage(str(write_thin(v2.path, missing, tmp_path / "thin.tar")))
+        rel = host.base / "releases" / rid
+        # gone from releases/ but whole in the cache (a staging cut short, say):
+        # the upload carries nothing but the manifest
+        shutil.rmtree(rel)
+        assert engine.preflight(v2.manifest, upload=True)["missing"] == []
+        assert engine.stage(str(write_thin(v2.path, [], tmp_path / "bare.tar"))) == rid
     finally:
         engine.release_lock()
-    rel = host.base / "releases" / rid
     for name, meta in v2.manifest["files"].items():
         if not is_cache_only(name):  # the release's own files are whole, from the cache
             assert hashlib.sha256((rel / name).read_bytes()).hexdigest() == meta["sha256"], name
