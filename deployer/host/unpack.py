@@ -60,8 +60,8 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
                 artifact, may_lack=lambda n, m: layout.cached_wheel(m["sha256"], Path(n).name).is_file()):
             final = layout.cached_wheel(manifest["files"][member.name]["sha256"],
                                         Path(member.name).name)
-            if final.is_file():
-                continue  # the iterator still hashes the bytes it skips
+            if final.is_file() or any(final == f for _, f in pending):
+                continue  # the iterator still hashes the bytes it skips; same bytes, same name
             _mkdirs(final.parent, made)
             tmp = final.with_name(f".{final.name}.tmp")
             _unlink(tmp)  # left by an interrupted deploy

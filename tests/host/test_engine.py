@@ -183,3 +183,25 @@ def test_a_new_release_is_rebuilt_from_the_cache_plus_only_what_changed(host, va
         if not is_cache_only(name):  # the release's own files are whole, from the cache
             assert hashlib.sha256((rel / name).read_bytes()).hexdigest() == meta["sha256"], name
     assert get_state(rel) == "staged"
+
+
+def test_members_with_the_same_bytes_and_name_share_one_cache_entry(example_build, tmp_path):
+    import hashlib
+
+    from deployer.host.layout import Layout
+    from deployer.host.unpack import unpack
+    from tests.host.artifacts import rebuild
+
+    def twin(tree) -> None:
+        (tree / "packaging" / "copy").mkdir()
+        shutil.copyfile(tree / "packaging" / "sudoers.in", tree / "packaging" / "copy" / "sudoers.in")
+
+    art = rebuild(example_build.path, tmp_path / "twin.tar", twin)
+    layout = Layout(tmp_path / "app")
+    partial = layout.partial(art.manifest["release_id"])
+    unpack(str(art.path), partial, layout)
+    a, b = partial / "packaging" / "sudoers.in", partial / "packaging" / "copy" / "sudoers.in"
+    assert a.read_bytes() == b.read_bytes()
+    sha = art.manifest["files"]["packaging/sudoers.in"]["sha256"]
+    assert hashlib.sha256(a.read_bytes()).hexdigest() == sha
+    assert os.path.samefile(a, b)
