@@ -195,7 +195,13 @@ class Connection:
             raise RemoteError(f"{target.label}: {target.user}@{target.address} refused our key "
                               "(wrong user or key)") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
+            transport = self.client.get_transport()
+            agent_empty = (pkey is None and transport is not None and transport.is_active()
+                           and not transport.is_authenticated())
             sock.close()
+            if agent_empty:  # connected, but the agent had no key to offer
+                raise RemoteError(f"{target.label}: {target.user}@{target.address}: the ssh-agent "
+                                  "(SSH_AUTH_SOCK) offered no key") from None
             raise RemoteError(f"{target.label}: SSH failed: {e or type(e).__name__}") from None
         self.accepted_key = policy.accepted
         self._sftp: Optional[paramiko.SFTPClient] = None

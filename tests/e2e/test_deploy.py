@@ -260,10 +260,13 @@ def test_the_deploy_key_can_come_from_an_ssh_agent(deployer_cli: Deployer, set_u
         deadline = time.monotonic() + 10
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+        agent_env = {"DEPLOYER_SSH_KEY_FILE": "", "SSH_AUTH_SOCK": str(sock)}
+        empty = deployer_cli("check", check=False, env=agent_env)
+        assert empty.returncode == 1 and "the ssh-agent (SSH_AUTH_SOCK) offered no key" in empty.stderr
         subprocess.run(["ssh-add", "-q", guest.key_path], env={"SSH_AUTH_SOCK": str(sock)},
                        check=True, capture_output=True)
         logins = ssh_logins(guest)
-        proc = deployer_cli("check", env={"DEPLOYER_SSH_KEY_FILE": "", "SSH_AUTH_SOCK": str(sock)})
+        proc = deployer_cli("check", env=agent_env)
         assert "check passed" in proc.stdout + proc.stderr
         assert ssh_logins(guest) == logins + 1  # the agent's key, the same deploy key
     finally:
