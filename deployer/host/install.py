@@ -54,7 +54,7 @@ def uv_binary(layout: Layout, manifest: dict) -> Optional[Path]:
     if not name:
         return None
     meta = manifest["files"][name]
-    wheel = layout.cached_wheel(meta["sha256"], Path(name).name)
+    wheel = layout.cached(name, meta)
     dest_dir = layout.tool_dir(meta["sha256"])
     uv = dest_dir / "uv"
     if uv.is_file() and os.access(uv, os.X_OK):
@@ -213,7 +213,7 @@ def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str
         meta = manifest["files"].get(layer) if layer else None
         n = 0
         if meta is not None and py is not None:
-            n = bytecode.apply_layer(layout.cached_wheel(meta["sha256"], Path(layer).name), py)
+            n = bytecode.apply_layer(layout.cached(layer, meta), py)
         if n == 0:  # no layer, or its sources are not where this Python looks: compile here
             left.append(wheel)
         written += n

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 RELEASE_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
 
@@ -56,8 +56,10 @@ class Layout:
     def wheels(self) -> Path:
         return self.cache / "wheels"
 
-    def cached_wheel(self, sha256: str, name: str) -> Path:
-        return self.wheels / sha256 / name
+    def cached(self, member: str, meta: dict) -> Path:
+        """Where the cache holds artifact member ``member`` (its manifest entry ``meta``):
+        by content, under the member's own file name (pip and uv need wheel names)."""
+        return self.wheels / meta["sha256"] / PurePosixPath(member).name
 
     @property
     def wheelhouse(self) -> Path:

@@ -137,5 +137,5 @@ class Serve:
         if cmd == "releases":
             return engine.releases()
         if cmd == "logs":  # the journal kept for a release, before the controller says bye
-            return {"lines": engine.logs(msg.get("release"), int(msg.get("lines", 200)))}
+            return {"lines": engine.logs(msg.get("release"), int(msg["lines"]))}
         raise DeployerError(f"unknown command {cmd!r}")

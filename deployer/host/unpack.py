@@ -32,7 +32,7 @@ def cached_names(layout: Layout, manifest: dict) -> Dict[str, Path]:
     """Listed members the cache already holds: member name -> cache path."""
     found = {}
     for name, meta in manifest["files"].items():
-        path = layout.cached_wheel(meta["sha256"], Path(name).name)
+        path = layout.cached(name, meta)
         if path.is_file() and path.stat().st_size == meta["size"]:
             found[name] = path
     return found
@@ -57,9 +57,8 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     manifest = read_manifest(artifact)  # an upload may carry nothing else: all is cached
     try:
         for member, reader, _ in iter_verified(
-                artifact, may_lack=lambda n, m: layout.cached_wheel(m["sha256"], Path(n).name).is_file()):
-            final = layout.cached_wheel(manifest["files"][member.name]["sha256"],
-                                        Path(member.name).name)
+                artifact, may_lack=lambda n, m: layout.cached(n, m).is_file()):
+            final = layout.cached(member.name, manifest["files"][member.name])
             if final.is_file() or any(final == f for _, f in pending):
                 continue  # the iterator still hashes the bytes it skips; same bytes, same name
             _mkdirs(final.parent, made)
@@ -81,7 +80,7 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
         if not is_cache_only(name):
             dest = partial / name
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(layout.cached_wheel(meta["sha256"], Path(name).name), dest)
+            _link_or_copy(layout.cached(name, meta), dest)
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
@@ -123,7 +122,7 @@ def link_wheelhouse(layout: Layout, manifest: dict) -> Path:
     for name, meta in manifest["files"].items():
         if not name.startswith("wheels/"):
             continue
-        src = layout.cached_wheel(meta["sha256"], Path(name).name)
+        src = layout.cached(name, meta)
         dest = house / src.name
         try:
             if os.path.samefile(src, dest):

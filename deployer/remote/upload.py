@@ -6,12 +6,14 @@ import tarfile
 from pathlib import Path
 from typing import Iterable
 
+from deployer.host.artifact import MANIFEST
+
 
 def write_thin(artifact: Path, members: Iterable[str], dest: Path) -> Path:
     """A tar with ``manifest.json`` first and the named members, copied byte for byte."""
     wanted = set(members)
     with tarfile.open(artifact) as src, tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
         for info in src:
-            if info.name == "manifest.json" or info.name in wanted:
+            if info.name == MANIFEST or info.name in wanted:
                 out.addfile(info, src.extractfile(info))
     return dest

@@ -65,7 +65,7 @@ def fabricate_release(layout: Layout, rid: str, state: str | None, wheels: dict[
     for name, data in wheels.items():
         sha = _sha(data)
         files[f"wheels/{name}"] = {"size": len(data), "sha256": sha}
-        cached = layout.cached_wheel(sha, name)
+        cached = layout.cached(f"wheels/{name}", files[f"wheels/{name}"])
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(data)
         layout.wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def test_prune_removes_releases_wheels_env_backups_logs_and_partials(tmp_path):
     assert removed["wheels"] == sorted([_sha(b"c"), _sha(b"e")])
     assert sorted(p.name for p in layout.wheelhouse.iterdir()) == sorted(kept_wheels)
     for name, data in kept_wheels.items():
-        assert layout.cached_wheel(_sha(data), name).read_bytes() == data
+        assert layout.cached(f"wheels/{name}", {"sha256": _sha(data)}).read_bytes() == data
     backups = sorted(p.read_text() for p in layout.shared.glob(".env.bak.*"))
     assert backups == sorted([envs[A], envs[B]]), "backups of kept releases stay, others go"
     assert layout.env.read_text() == envs[D]
