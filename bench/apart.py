@@ -35,8 +35,9 @@ def controller(bench, reps: int) -> None:
         with sw("python startup (bare)"):
             subprocess.run([sys.executable, "-c", "pass"], check=True)
         with sw("python startup + import deployer.cli, pipeline, audit"):
-            subprocess.run([sys.executable, "-c", "import deployer.cli, deployer.pipeline, "
-                            "deployer.audit"], check=True)
+            subprocess.run(
+                [sys.executable, "-c", "import deployer.cli, deployer.pipeline, deployer.audit"], check=True
+            )
         with sw("verify artifact (hash every member: `deployer verify`)"):
             verify_artifact(str(art))
         with sw("check artifact (a deploy's: lock hashed, members listed and sized)"):
@@ -66,13 +67,20 @@ def host_steps(bench, reps: int) -> None:
         return
     script = (Path(__file__).with_name("host_steps.py")).read_bytes()
     bench.guest.push("/tmp/bench-host-steps.py", script)
-    proc = bench.guest.exec(["runuser", "-u", bench.guest.user, "--", "python3",
-                            "/tmp/bench-host-steps.py", BASE, str(reps)], timeout=600)
+    proc = bench.guest.exec(
+        ["runuser", "-u", bench.guest.user, "--", "python3", "/tmp/bench-host-steps.py", BASE, str(reps)],
+        timeout=600,
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     failed = [r["step"] for r in rows if r["rc"] != 0]
     if failed:
         raise BenchError(f"host steps failed: {failed}")
     for rep in sorted({r["rep"] for r in rows}):
-        bench.record({"kind": "host-steps", "rep": rep,
-                     "steps": {r["step"]: r["seconds"] for r in rows if r["rep"] == rep}})
+        bench.record(
+            {
+                "kind": "host-steps",
+                "rep": rep,
+                "steps": {r["step"]: r["seconds"] for r in rows if r["rep"] == rep},
+            }
+        )
     say("host-side venv/smoke breakdown measured")

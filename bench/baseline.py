@@ -18,7 +18,6 @@ import subprocess
 import tarfile
 import time
 from pathlib import Path
-from typing import Dict, List
 
 BASE = "/opt/tg_video_streamer"
 UNIT = "tg_video_streamer"
@@ -83,28 +82,34 @@ mark healthy
 """
 
 
-def ssh_options(host) -> List[str]:
+def ssh_options(host) -> list[str]:
     """The harness's OpenSSH options (pinned host key, the deploy key), without the target."""
     argv = host.ssh_argv()
     return argv[1:-1]
 
 
-def scp_argv(host, local: Path, remote: str) -> List[str]:
+def scp_argv(host, local: Path, remote: str) -> list[str]:
     opts = ssh_options(host)
     opts = ["-P" if o == "-p" else o for o in opts]
     return ["scp", "-q", *opts, str(local), f"{host.user}@{host.host}:{remote}"]
 
 
-def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float = 300) -> Dict:
+def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float = 300) -> dict:
     """One baseline deploy; returns its start, the phase marks (Unix time) and the outcome."""
     started = time.time()
-    up = subprocess.run(scp_argv(host, tar, f"{BASE}/incoming/{name}.tar"),
-                        capture_output=True, text=True, timeout=timeout)
+    up = subprocess.run(
+        scp_argv(host, tar, f"{BASE}/incoming/{name}.tar"), capture_output=True, text=True, timeout=timeout
+    )
     uploaded = time.time()
     if up.returncode != 0:
         return {"started": started, "ok": False, "error": f"scp: {up.stderr.strip()[-500:]}"}
-    proc = subprocess.run(host.ssh_argv("bash", "-s"), input=script(name, version, env_text),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        host.ssh_argv("bash", "-s"),
+        input=script(name, version, env_text),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     ended = time.time()
     marks = {"upload": uploaded}
     for line in proc.stdout.splitlines():
@@ -117,7 +122,7 @@ def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float 
     return result
 
 
-def phases(result: Dict) -> Dict[str, float]:
+def phases(result: dict) -> dict[str, float]:
     """Seconds per phase, in order: upload (scp), connect (ssh until the script runs),
     env, unpack, venv, install, switch, restart, healthy (curl polling)."""
     marks = result.get("marks", {})

@@ -35,9 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from bench import apart, baseline, report
 from bench import builds as builds_mod
@@ -58,19 +57,18 @@ PACE_WINDOW, PACE_MAX = 11.0, 4
 
 # ---------------------------------------------------------------------- context
 class Bench:
-    def __init__(self, guest: StagingHost, work: Path, builds: dict, records: List[dict]):
+    def __init__(self, guest: StagingHost, work: Path, builds: dict, records: list[dict]):
         self.guest, self.work, self.builds, self.records = guest, work, builds, records
         self.repo: Path = builds["_repo"]
         self.config = self._config()
         self.env_text = (self.repo / "examples/tg_video_streamer/staging.env").read_text()
-        self.env = {**os.environ, **deploy_env(guest),
-                    "DEPLOYER_LOG_DIR": str(work / "deploy-logs")}
+        self.env = {**os.environ, **deploy_env(guest), "DEPLOYER_LOG_DIR": str(work / "deploy-logs")}
         for name in ("GITHUB_STEP_SUMMARY", "DEPLOYER_NOTIFY_FILE", "DEPLOYER_CONFIG"):
             self.env.pop(name, None)
         self.watcher = HealthWatcher(guest.machine).start()
         self.veth = Veth(guest.veth).start()
-        self.tars: Dict[str, Path] = {}
-        self.restarts: List[float] = []  # when each measured command restarted the unit
+        self.tars: dict[str, Path] = {}
+        self.restarts: list[float] = []  # when each measured command restarted the unit
         self.resets = 0
 
     def close(self) -> None:
@@ -94,7 +92,7 @@ class Bench:
         return self.builds[name].manifest["version"]
 
     def record(self, rec: dict) -> dict:
-        rec["at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rec["at"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.records.append(rec)
         return rec
 
@@ -109,10 +107,16 @@ class Bench:
         0.03. The command measured next would pay for the harness's cleanup."""
         self.resets += 1
         trash = f"{TRASH}/{self.resets}"
-        self.guest.exec(["sh", "-c", f"systemctl stop {UNIT} 2>/dev/null; mkdir -p {trash}; "
-                         f"for d in {BASE} ~{self.guest.user}/.cache; do "
-                         f'[ ! -e "$d" ] || mv "$d" {trash}/$(echo "$d" | tr / _); done'],
-                        timeout=60)
+        self.guest.exec(
+            [
+                "sh",
+                "-c",
+                f"systemctl stop {UNIT} 2>/dev/null; mkdir -p {trash}; "
+                f"for d in {BASE} ~{self.guest.user}/.cache; do "
+                f'[ ! -e "$d" ] || mv "$d" {trash}/$(echo "$d" | tr / _); done',
+            ],
+            timeout=60,
+        )
         host_setup(self.guest, self.repo / "deploy.toml")
 
     # ------------------------------------------------------------------ measurements
@@ -140,7 +144,7 @@ class Bench:
         os.sync()
         return round(time.monotonic() - t0, 3)
 
-    def deployer(self, kind: str, rep: int, args: List[str], expect: str, release: str) -> dict:
+    def deployer(self, kind: str, rep: int, args: list[str], expect: str, release: str) -> dict:
         paced = self.pace()
         settled = self.settle()
         self.watcher.arm()
@@ -155,38 +159,58 @@ class Bench:
             self.restarts.append(restarted)
         host = (run.summary.get("hosts") or [{}])[0]
         if run.returncode != 0 or healthy is None or seen is None:
-            raise BenchError(f"{kind} #{rep} ({' '.join(args)}) failed: exit {run.returncode}, "
-                             f"healthy event {healthy}, /health saw {expect}: {seen}\n"
-                             f"{run.stderr_tail}")
+            raise BenchError(
+                f"{kind} #{rep} ({' '.join(args)}) failed: exit {run.returncode}, "
+                f"healthy event {healthy}, /health saw {expect}: {seen}\n"
+                f"{run.stderr_tail}"
+            )
         at_healthy = self.veth.at(healthy) or (tx1, rx1)
-        upload = next((e.get("detail") for e in run.events
-                       if e.get("step") == "upload" and e.get("status") == "ok"), None)
-        rec = self.record({
-            "kind": kind, "rep": rep, "tool": "deployer",
-            "argv": [Path(a).name if "/" in a else a for a in args], "release": release,
-            "version": expect, "to_healthy_s": round(healthy - run.started, 3),
-            "to_healthy_ext_s": round(seen - run.started, 3),
-            "wall_s": round(run.ended - run.started, 3),
-            "engine_healthy_s": host.get("healthy_s"), "gate_s": host.get("gate_s"),
-            "tx_bytes": tx1 - tx0, "rx_bytes": rx1 - rx0,
-            "tx_to_healthy": at_healthy[0] - tx0, "upload": upload,
-            "unanswered_s": round(self.watcher.unanswered(run.started, seen), 3),
-            "steps": {k: round(v, 3) for k, v in run.durations().items()},
-            "timeline": [[name, round(a - run.started, 3), round(b - run.started, 3)]
-                         for name, a, b in run.timeline()],
-            "healthy_at_s": round(healthy - run.started, 3),
-            "started": round(run.started, 3), "paced_s": round(paced, 2), "settled_s": settled,
-        })
-        say(f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
+        upload = next(
+            (e.get("detail") for e in run.events if e.get("step") == "upload" and e.get("status") == "ok"),
+            None,
+        )
+        rec = self.record(
+            {
+                "kind": kind,
+                "rep": rep,
+                "tool": "deployer",
+                "argv": [Path(a).name if "/" in a else a for a in args],
+                "release": release,
+                "version": expect,
+                "to_healthy_s": round(healthy - run.started, 3),
+                "to_healthy_ext_s": round(seen - run.started, 3),
+                "wall_s": round(run.ended - run.started, 3),
+                "engine_healthy_s": host.get("healthy_s"),
+                "gate_s": host.get("gate_s"),
+                "tx_bytes": tx1 - tx0,
+                "rx_bytes": rx1 - rx0,
+                "tx_to_healthy": at_healthy[0] - tx0,
+                "upload": upload,
+                "unanswered_s": round(self.watcher.unanswered(run.started, seen), 3),
+                "steps": {k: round(v, 3) for k, v in run.durations().items()},
+                "timeline": [
+                    [name, round(a - run.started, 3), round(b - run.started, 3)]
+                    for name, a, b in run.timeline()
+                ],
+                "healthy_at_s": round(healthy - run.started, 3),
+                "started": round(run.started, 3),
+                "paced_s": round(paced, 2),
+                "settled_s": settled,
+            }
+        )
+        say(
+            f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
             f"{rec['to_healthy_ext_s']:.2f}s, process {rec['wall_s']:.2f}s), "
-            f"sent {report.human_bytes(rec['tx_bytes'])}" + (f", upload {upload}" if upload else ""))
+            f"sent {report.human_bytes(rec['tx_bytes'])}" + (f", upload {upload}" if upload else "")
+        )
         return rec
 
     def baseline(self, kind: str, rep: int, name: str) -> dict:
         tar = self.tars.get(name)
         if tar is None:
-            tar = self.tars[name] = baseline.wheelhouse_tar(self.builds[name].path,
-                                                             self.work / f"wheelhouse-{name}.tar")
+            tar = self.tars[name] = baseline.wheelhouse_tar(
+                self.builds[name].path, self.work / f"wheelhouse-{name}.tar"
+            )
         expect = self.version(name)
         paced = self.pace()
         settled = self.settle()
@@ -202,19 +226,31 @@ class Bench:
         if not res["ok"] or healthy is None or seen is None:
             raise BenchError(f"baseline {kind} #{rep} failed: {res.get('error')}")
         at_healthy = self.veth.at(healthy) or (tx1, rx1)
-        rec = self.record({
-            "kind": kind, "rep": rep, "tool": "baseline", "release": f"baseline-{rep}-{name}",
-            "version": expect, "to_healthy_s": round(healthy - res["started"], 3),
-            "to_healthy_ext_s": round(seen - res["started"], 3),
-            "wall_s": round(res["ended"] - res["started"], 3),
-            "tx_bytes": tx1 - tx0, "rx_bytes": rx1 - rx0, "tx_to_healthy": at_healthy[0] - tx0,
-            "upload": f"{tar.stat().st_size / 1e6:.1f} MB wheelhouse tar",
-            "unanswered_s": round(self.watcher.unanswered(res["started"], seen), 3),
-            "steps": {k: round(v, 3) for k, v in baseline.phases(res).items()},
-            "started": round(res["started"], 3), "paced_s": round(paced, 2), "settled_s": settled,
-        })
-        say(f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
-            f"{rec['to_healthy_ext_s']:.2f}s), sent {report.human_bytes(rec['tx_bytes'])}")
+        rec = self.record(
+            {
+                "kind": kind,
+                "rep": rep,
+                "tool": "baseline",
+                "release": f"baseline-{rep}-{name}",
+                "version": expect,
+                "to_healthy_s": round(healthy - res["started"], 3),
+                "to_healthy_ext_s": round(seen - res["started"], 3),
+                "wall_s": round(res["ended"] - res["started"], 3),
+                "tx_bytes": tx1 - tx0,
+                "rx_bytes": rx1 - rx0,
+                "tx_to_healthy": at_healthy[0] - tx0,
+                "upload": f"{tar.stat().st_size / 1e6:.1f} MB wheelhouse tar",
+                "unanswered_s": round(self.watcher.unanswered(res["started"], seen), 3),
+                "steps": {k: round(v, 3) for k, v in baseline.phases(res).items()},
+                "started": round(res["started"], 3),
+                "paced_s": round(paced, 2),
+                "settled_s": settled,
+            }
+        )
+        say(
+            f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
+            f"{rec['to_healthy_ext_s']:.2f}s), sent {report.human_bytes(rec['tx_bytes'])}"
+        )
         return rec
 
     # ------------------------------------------------------------------ phases
@@ -230,27 +266,45 @@ class Bench:
             self.reset_host()
             time.sleep(rest)
             rid = self.builds["v1"].manifest["release_id"]
-            self.deployer("first", rep, ["deploy", "--watch", "0", str(self.builds["v1"].path)],
-                          self.version("v1"), rid)
+            self.deployer(
+                "first", rep, ["deploy", "--watch", "0", str(self.builds["v1"].path)], self.version("v1"), rid
+            )
 
-    def redeploys(self, news: List[str], reps: int) -> None:
+    def redeploys(self, news: list[str], reps: int) -> None:
         """New one-line commits; then re-activations (v1/v2), each followed by a rollback."""
         for rep, name in enumerate(news, 1):
             b = self.builds[name]
-            self.deployer("code-new", rep, ["deploy", "--watch", "0", str(b.path)],
-                          self.version(name), b.manifest["release_id"])
+            self.deployer(
+                "code-new",
+                rep,
+                ["deploy", "--watch", "0", str(b.path)],
+                self.version(name),
+                b.manifest["release_id"],
+            )
         live = news[-1]
         for rep in range(1, reps + 1):
             name = "v1" if rep % 2 else "v2"
             b = self.builds[name]
-            self.deployer("code-reactivate", rep, ["deploy", "--watch", "0", str(b.path)],
-                          self.version(name), b.manifest["release_id"])
-            self.deployer("rollback", rep, ["rollback"], self.version(live),
-                          self.builds[live].manifest["release_id"])
+            self.deployer(
+                "code-reactivate",
+                rep,
+                ["deploy", "--watch", "0", str(b.path)],
+                self.version(name),
+                b.manifest["release_id"],
+            )
+            self.deployer(
+                "rollback", rep, ["rollback"], self.version(live), self.builds[live].manifest["release_id"]
+            )
         b = self.builds["v1"]
-        rec = self.deployer("gate", 1, ["deploy", "--watch", str(GATE_WATCH), str(b.path)],
-                            self.version("v1"), b.manifest["release_id"])
+        rec = self.deployer(
+            "gate",
+            1,
+            ["deploy", "--watch", str(GATE_WATCH), str(b.path)],
+            self.version("v1"),
+            b.manifest["release_id"],
+        )
         rec["watch_s"] = GATE_WATCH
+
 
 def machine_facts() -> dict:
     cpu = "?"
@@ -262,31 +316,58 @@ def machine_facts() -> dict:
     mem = "?"
     with contextlib.suppress(OSError):
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True).stdout.strip()
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory": mem,
-            "python": platform.python_version(), "commit": head}
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "memory": mem,
+        "python": platform.python_version(),
+        "commit": head,
+    }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "3")),
-                   help="repetitions of each measurement (default 3, env BENCH_REPS)")
-    p.add_argument("--index", type=int, default=int(os.environ.get("BENCH_STAGING_INDEX", "9")),
-                   help="staging guest index (default 9, env BENCH_STAGING_INDEX)")
-    p.add_argument("--save-reference", action="store_true",
-                   help="also write this run as bench/results/reference.jsonl")
-    p.add_argument("--skip-build-timing", action="store_true",
-                   help="do not time `deployer build` of the checkout")
-    p.add_argument("--host-steps", type=int, default=1, metavar="N",
-                   help="repetitions of the host-side venv/smoke breakdown (default 1; 0 skips it)")
-    p.add_argument("--rest", type=float, default=0.0, metavar="SECONDS",
-                   help="idle this long before each first deploy, baseline's and deployer's "
-                        "(an experiment: the empty host is moved aside, not deleted, so a "
-                        "first deploy never follows a mass delete anyway)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 when a target of the issue is missed")
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=int(os.environ.get("BENCH_REPS", "3")),
+        help="repetitions of each measurement (default 3, env BENCH_REPS)",
+    )
+    p.add_argument(
+        "--index",
+        type=int,
+        default=int(os.environ.get("BENCH_STAGING_INDEX", "9")),
+        help="staging guest index (default 9, env BENCH_STAGING_INDEX)",
+    )
+    p.add_argument(
+        "--save-reference", action="store_true", help="also write this run as bench/results/reference.jsonl"
+    )
+    p.add_argument(
+        "--skip-build-timing", action="store_true", help="do not time `deployer build` of the checkout"
+    )
+    p.add_argument(
+        "--host-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="repetitions of the host-side venv/smoke breakdown (default 1; 0 skips it)",
+    )
+    p.add_argument(
+        "--rest",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="idle this long before each first deploy, baseline's and deployer's "
+        "(an experiment: the empty host is moved aside, not deleted, so a "
+        "first deploy never follows a mass delete anyway)",
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target of the issue is missed")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("make bench needs root (the staging host is a systemd-nspawn guest)", file=sys.stderr)
@@ -294,9 +375,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.reps < 1:
         p.error("--reps must be at least 1")
     started = time.monotonic()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    records: List[dict] = [{"kind": "run", "stamp": stamp, "reps": args.reps, "rest_s": args.rest,
-                            **machine_facts()}]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    records: list[dict] = [
+        {"kind": "run", "stamp": stamp, "reps": args.reps, "rest_s": args.rest, **machine_facts()}
+    ]
     work = Path(tempfile.mkdtemp(prefix="deployer-bench-"))
     guest = None
     ok = False
@@ -312,8 +394,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         bench = Bench(guest, work, builds, records)
         try:
             bench.first_deploys(args.reps, args.rest)
-            shown = guest.exec(["systemctl", "show", "-p", "StartLimitBurst",
-                                "-p", "StartLimitIntervalUSec", UNIT]).stdout
+            shown = guest.exec(
+                ["systemctl", "show", "-p", "StartLimitBurst", "-p", "StartLimitIntervalUSec", UNIT]
+            ).stdout
             records[0]["unit_start_limit"] = dict(line.split("=", 1) for line in shown.split())
             bench.redeploys(news, args.reps)
             apart.controller(bench, args.reps)

@@ -12,11 +12,10 @@ import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
 
 from bench import report
 from bench.common import BenchError, say
-from deployer.build import build_release
+from deployer.builder import build_release
 from deployer.config import load_config
 from tests.conftest import build_variant, git, make_service_repo
 
@@ -40,7 +39,7 @@ def build_edit(repo: Path, name: str, date: str, work: Path):
     return build_release(config, clone / "deploy.toml", work / f"dist-{name}")
 
 
-def build_all(work: Path, news: int) -> Dict[str, object]:
+def build_all(work: Path, news: int) -> dict[str, object]:
     """v1, then ``news`` new commits: v2 (the tests' variant) and n2, n3, ..."""
     repo = make_service_repo(work / "service-repo")
     t0 = time.monotonic()
@@ -53,33 +52,47 @@ def build_all(work: Path, news: int) -> Dict[str, object]:
             jobs[name] = pool.submit(build_edit, repo, name, f"2026-11-26T14:{k:02d}:00Z", work)
         for name, job in jobs.items():
             builds[name] = job.result()
-    say(f"built {len(builds)} artifacts from {repo.name} in {time.monotonic() - t0:.1f}s: "
-        + ", ".join(f"{n}={b.manifest['release_id']}" for n, b in builds.items()))
+    say(
+        f"built {len(builds)} artifacts from {repo.name} in {time.monotonic() - t0:.1f}s: "
+        + ", ".join(f"{n}={b.manifest['release_id']}" for n, b in builds.items())
+    )
     builds["_repo"] = repo
     return builds
 
 
-def build_timing(work: Path, runs: int = 2) -> List[dict]:
+def build_timing(work: Path, runs: int = 2) -> list[dict]:
     """`deployer build -o DIR` of this checkout, as `make release` runs it (warm caches)."""
     recs = []
     for rep in range(1, runs + 1):
         out = work / f"release-{rep}"
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "deployer", "--plain", "build", "-o", str(out)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "deployer", "--plain", "build", "-o", str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         seconds = time.monotonic() - t0
         if proc.returncode != 0:
             raise BenchError(f"deployer build failed: {proc.stderr.strip()[-1500:]}")
         artifact = Path(proc.stdout.strip().splitlines()[-1])
-        sizes: Dict[str, int] = {}
+        sizes: dict[str, int] = {}
         with tarfile.open(artifact) as tar:
             for info in tar:
                 group = info.name.split("/")[0] if "/" in info.name else info.name
                 if info.name.startswith("wheels/") and "tg_video_streamer" in info.name:
                     group = "app wheel"
                 sizes[group] = sizes.get(group, 0) + info.size
-        recs.append({"kind": "build", "rep": rep, "seconds": round(seconds, 2),
-                     "artifact_bytes": artifact.stat().st_size, "members": sizes,
-                     "artifact": artifact.name})
+        recs.append(
+            {
+                "kind": "build",
+                "rep": rep,
+                "seconds": round(seconds, 2),
+                "artifact_bytes": artifact.stat().st_size,
+                "members": sizes,
+                "artifact": artifact.name,
+            }
+        )
         say(f"deployer build #{rep}: {seconds:.1f}s, {report.human_bytes(artifact.stat().st_size)}")
     return recs

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Dict
 
 
 class Stopwatch:
     """``with sw("name"): ...`` records the block's seconds under that name."""
 
     def __init__(self) -> None:
-        self.steps: Dict[str, float] = {}
+        self.steps: dict[str, float] = {}
 
     @contextlib.contextmanager
     def __call__(self, name: str):

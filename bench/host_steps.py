@@ -19,7 +19,6 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 
 def main() -> int:
@@ -28,21 +27,51 @@ def main() -> int:
     release = os.path.realpath(f"{base}/current")
     lock = f"{release}/requirements.lock"
     work = f"{base}/bench-steps"
-    env = {"PATH": "/usr/bin:/bin", "HOME": base, "LANG": "C.UTF-8", "UV_OFFLINE": "1",
-           "UV_LINK_MODE": "hardlink", "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never",
-           "UV_NO_PROGRESS": "1", "UV_CACHE_DIR": f"{base}/cache/uv"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": base,
+        "LANG": "C.UTF-8",
+        "UV_OFFLINE": "1",
+        "UV_LINK_MODE": "hardlink",
+        "UV_NO_CONFIG": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+        "UV_CACHE_DIR": f"{base}/cache/uv",
+    }
 
-    def timed(step: str, argv: list, extra: Optional[dict] = None, plain_env: bool = False) -> None:
+    def timed(step: str, argv: list, extra: dict | None = None, plain_env: bool = False) -> None:
         t0 = time.monotonic()
-        proc = subprocess.run(argv, env={} if plain_env else {**env, **(extra or {})},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=work)
-        print(json.dumps({"rep": rep, "step": step, "seconds": round(time.monotonic() - t0, 4),
-                          "rc": proc.returncode}), flush=True)
+        proc = subprocess.run(
+            argv,
+            env={} if plain_env else {**env, **(extra or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=work,
+        )
+        print(
+            json.dumps(
+                {"rep": rep, "step": step, "seconds": round(time.monotonic() - t0, 4), "rc": proc.returncode}
+            ),
+            flush=True,
+        )
 
     def install(venv: str, *extra: str) -> list:
-        return [uv, "pip", "install", "--python", f"{venv}/bin/python", "--offline", "--no-index",
-                "--find-links", f"{base}/cache/wheelhouse", "--require-hashes", "--no-deps",
-                *extra, "-r", lock]
+        return [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            f"{venv}/bin/python",
+            "--offline",
+            "--no-index",
+            "--find-links",
+            f"{base}/cache/wheelhouse",
+            "--require-hashes",
+            "--no-deps",
+            *extra,
+            "-r",
+            lock,
+        ]
 
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -53,43 +82,91 @@ def main() -> int:
             os.makedirs(d)
             timed("uv venv", [uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/a"])
             timed("uv pip install, warm cache, no bytecode", install(f"{d}/a"))
-            timed("byte-compile that venv (compileall, all CPUs)",
-                  [f"{d}/a/bin/python", "-m", "compileall", "-q", "-j", "0", f"{d}/a/lib"])
-            timed("compileall again (all .pyc fresh: the stat walk)",
-                  [f"{d}/a/bin/python", "-m", "compileall", "-q", "-j", "0", f"{d}/a/lib"])
-            subprocess.run([uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/b"],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
-            timed("uv pip install, warm cache, --compile-bytecode (no bytecode layers)",
-                  install(f"{d}/b", "--compile-bytecode"))
-            subprocess.run([uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/g"],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+            timed(
+                "byte-compile that venv (compileall, all CPUs)",
+                [f"{d}/a/bin/python", "-m", "compileall", "-q", "-j", "0", f"{d}/a/lib"],
+            )
+            timed(
+                "compileall again (all .pyc fresh: the stat walk)",
+                [f"{d}/a/bin/python", "-m", "compileall", "-q", "-j", "0", f"{d}/a/lib"],
+            )
+            subprocess.run(
+                [uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/b"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            timed(
+                "uv pip install, warm cache, --compile-bytecode (no bytecode layers)",
+                install(f"{d}/b", "--compile-bytecode"),
+            )
+            subprocess.run(
+                [uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/g"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             subprocess.run(install(f"{d}/g"), env=env, check=True, stdout=subprocess.DEVNULL)
             t0 = time.monotonic()
             n = _apply_layers(base, release, f"{d}/g/bin/python")
-            print(json.dumps({"rep": rep, "step": f"write the bytecode layers' {n} .pyc "
-                              "(the engine's, after an install without bytecode)",
-                              "seconds": round(time.monotonic() - t0, 4), "rc": 0}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "rep": rep,
+                        "step": f"write the bytecode layers' {n} .pyc "
+                        "(the engine's, after an install without bytecode)",
+                        "seconds": round(time.monotonic() - t0, 4),
+                        "rc": 0,
+                    }
+                ),
+                flush=True,
+            )
             t0 = time.monotonic()
             with zipfile.ZipFile(glob.glob(f"{base}/cache/wheels/*/uv-*.whl")[0]) as z:
                 member = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
                 with z.open(member) as src, open(f"{d}/uv", "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
-            print(json.dumps({"rep": rep, "step": "extract uv from its wheel (first deploy only)",
-                              "seconds": round(time.monotonic() - t0, 4), "rc": 0}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "rep": rep,
+                        "step": "extract uv from its wheel (first deploy only)",
+                        "seconds": round(time.monotonic() - t0, 4),
+                        "rc": 0,
+                    }
+                ),
+                flush=True,
+            )
             cold = {"UV_CACHE_DIR": f"{d}/uv-cache"}
-            subprocess.run([uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/c"],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/c"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             timed("uv pip install, EMPTY cache, no bytecode", install(f"{d}/c"), cold)
             os.rename(f"{d}/uv-cache", f"{d}/uv-cache.used")  # deleting would slow what follows
-            subprocess.run([uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/e"],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
-            timed("uv pip install, EMPTY cache, --compile-bytecode (first deploy)",
-                  install(f"{d}/e", "--compile-bytecode"), cold)
-            timed("cp -al of the live venv (hardlinked copy, .pyc included)",
-                  ["cp", "-al", f"{release}/venv", f"{d}/f"])
+            subprocess.run(
+                [uv, "venv", "--quiet", "--python", "/usr/bin/python3", f"{d}/e"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            timed(
+                "uv pip install, EMPTY cache, --compile-bytecode (first deploy)",
+                install(f"{d}/e", "--compile-bytecode"),
+                cold,
+            )
+            timed(
+                "cp -al of the live venv (hardlinked copy, .pyc included)",
+                ["cp", "-al", f"{release}/venv", f"{d}/f"],
+            )
             py = f"{release}/venv/bin/python"
-            timed("smoke: python -m <module> --selfcheck, empty env",
-                  [py, "-m", _module(release), "--selfcheck"], plain_env=True)
+            timed(
+                "smoke: python -m <module> --selfcheck, empty env",
+                [py, "-m", _module(release), "--selfcheck"],
+                plain_env=True,
+            )
             timed("python startup in the venv", [py, "-c", "pass"], plain_env=True)
             for mod in ("pyrogram", "aiohttp", "pydantic", "pytgcalls"):
                 timed(f"import {mod}", [py, "-c", f"import {mod}"], plain_env=True)
@@ -108,9 +185,12 @@ def _apply_layers(base: str, release: str, python: str) -> int:
     py = bytecode.fitting(manifest, Path(python))
     if py is None:
         return 0
-    return sum(bytecode.apply_layer(Path(f"{base}/cache/wheels/{manifest['files'][layer]['sha256']}")
-                                    / Path(layer).name, py)
-               for layer in bytecode.layers(manifest).values())
+    return sum(
+        bytecode.apply_layer(
+            Path(f"{base}/cache/wheels/{manifest['files'][layer]['sha256']}") / Path(layer).name, py
+        )
+        for layer in bytecode.layers(manifest).values()
+    )
 
 
 def _module(release: str) -> str:

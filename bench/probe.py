@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 CLONE_NEWNET = 0x40000000
 POLL = 0.05
@@ -41,13 +40,13 @@ class HealthWatcher:
 
     def __init__(self, netns: str, port: int = 8080, path: str = "/health"):
         self.netns, self.port, self.path = netns, port, path
-        self.changes: List[Tuple[float, Optional[str]]] = []
+        self.changes: list[tuple[float, str | None]] = []
         self.polls = 0
         self._lock = threading.Lock()
         self._armed = threading.Event()
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
         self._fresh = True
         self._thread = threading.Thread(target=self._run, daemon=True, name="health-watch")
 
@@ -108,7 +107,7 @@ class HealthWatcher:
                 self.polls += 1
             self._stop.wait(POLL)
 
-    def _probe(self) -> Optional[str]:
+    def _probe(self) -> str | None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
         try:
             conn.request("GET", self.path)
@@ -122,7 +121,7 @@ class HealthWatcher:
         finally:
             conn.close()
 
-    def wait_seen(self, version: str, after: float, timeout: float = 5.0) -> Optional[float]:
+    def wait_seen(self, version: str, after: float, timeout: float = 5.0) -> float | None:
         """``first_seen``, waiting up to ``timeout`` for the probe to catch up (a command
         can end a few ms after the service answered, before the next poll)."""
         deadline = time.monotonic() + timeout
@@ -132,7 +131,7 @@ class HealthWatcher:
                 return seen
             time.sleep(POLL / 2)
 
-    def first_seen(self, version: str, after: float) -> Optional[float]:
+    def first_seen(self, version: str, after: float) -> float | None:
         """The first time at or after ``after`` that /health answered ``version``."""
         with self._lock:
             changes = list(self.changes)
@@ -149,7 +148,7 @@ class HealthWatcher:
         """Seconds within [start, end] during which /health did not answer at all."""
         with self._lock:
             changes = list(self.changes)
-        state: Optional[str] = None
+        state: str | None = None
         inside = []
         for t, seen in changes:
             if t <= start:
@@ -175,11 +174,11 @@ class Veth:
 
     def __init__(self, name: str):
         self.dir = Path("/sys/class/net") / name / "statistics"
-        self.samples: List[Tuple[float, int, int]] = []
+        self.samples: list[tuple[float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="veth-sample")
 
-    def read(self) -> Tuple[int, int]:
+    def read(self) -> tuple[int, int]:
         tx = int((self.dir / "tx_bytes").read_text())
         rx = int((self.dir / "rx_bytes").read_text())
         return tx, rx
@@ -200,7 +199,7 @@ class Veth:
                 return
             self.samples.append((time.time(), tx, rx))
 
-    def at(self, when: float) -> Optional[Tuple[int, int]]:
+    def at(self, when: float) -> tuple[int, int] | None:
         """The counters of the first sample taken at or after ``when``."""
         for t, tx, rx in self.samples:
             if t >= when:
@@ -212,25 +211,26 @@ class Veth:
 class CliRun:
     """One `deployer --json ...` process: its events with arrival times, its summary."""
 
-    argv: List[str]
+    argv: list[str]
     started: float = 0.0
     ended: float = 0.0
-    returncode: Optional[int] = None
-    events: List[dict] = field(default_factory=list)
+    returncode: int | None = None
+    events: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     stderr_tail: str = ""
 
     def run(self, env: dict, cwd: Path, timeout: float = 300) -> CliRun:
-        lines: List[Tuple[float, str]] = []
+        lines: list[tuple[float, str]] = []
         self.started = time.time()
-        proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env, cwd=cwd)
+        proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd
+        )
 
         def read() -> None:
             for line in proc.stderr:
                 lines.append((time.time(), line))
 
-        out_parts: List[str] = []
+        out_parts: list[str] = []
         reader = threading.Thread(target=read, daemon=True)
         out_reader = threading.Thread(target=lambda: out_parts.append(proc.stdout.read()), daemon=True)
         reader.start()
@@ -260,7 +260,7 @@ class CliRun:
         self.stderr_tail = "".join(line for _, line in lines[-15:])
         return self
 
-    def at(self, step: str, status: str = "ok") -> Optional[float]:
+    def at(self, step: str, status: str = "ok") -> float | None:
         """When ``step`` reached ``status``: the engine's own clock, else arrival time."""
         for e in self.events:
             if e.get("step") == step and e.get("status") == status:
@@ -275,7 +275,7 @@ class CliRun:
                 out[e["step"]] = out.get(e["step"], 0.0) + float(e["duration"])
         return out
 
-    def timeline(self) -> List[Tuple[str, float, float]]:
+    def timeline(self) -> list[tuple[str, float, float]]:
         """(label, start, end) for every step and every gap between steps, from process start.
 
         A gap is named for the step that follows it: work no event covers (controller
@@ -303,5 +303,5 @@ class CliRun:
         return out
 
 
-def python_argv(*args: str) -> List[str]:
+def python_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "deployer", "--json", *args]

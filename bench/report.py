@@ -9,7 +9,6 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 #: kind -> (label, the baseline it is compared with)
 ROWS = [
@@ -27,7 +26,7 @@ TARGET_FIRST_RATIO = 1 / 3
 TARGET_ROLLBACK_S = 2.0
 
 
-def load(path: Path) -> List[dict]:
+def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -38,16 +37,16 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def of(records: List[dict], kind: str) -> List[dict]:
+def of(records: list[dict], kind: str) -> list[dict]:
     return [r for r in records if r.get("kind") == kind]
 
 
-def med(values: List[float]) -> Optional[float]:
+def med(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 
 
-def spread(values: List[float], fmt: str = "{:.2f}") -> str:
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "-"
@@ -57,7 +56,7 @@ def spread(values: List[float], fmt: str = "{:.2f}") -> str:
     return f"{m} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def bytes_spread(values: List[int]) -> str:
+def bytes_spread(values: list[int]) -> str:
     if not values:
         return "-"
     m = human_bytes(statistics.median(values))
@@ -66,14 +65,14 @@ def bytes_spread(values: List[int]) -> str:
     return f"{m} ({human_bytes(min(values))}–{human_bytes(max(values))})"
 
 
-def ratio(a: Optional[float], b: Optional[float]) -> str:
+def ratio(a: float | None, b: float | None) -> str:
     if a is None or not b:
         return "-"
     r = a / b
     return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
 
 
-def summary(records: List[dict]) -> Dict[str, dict]:
+def summary(records: list[dict]) -> dict[str, dict]:
     out = {}
     for kind, _, _ in ROWS + [("gate", "", None)]:
         rs = of(records, kind)
@@ -89,12 +88,14 @@ def summary(records: List[dict]) -> Dict[str, dict]:
     return out
 
 
-def table(records: List[dict]) -> str:
+def table(records: list[dict]) -> str:
     s = summary(records)
-    lines = ["| | n | to healthy, s: median (min–max) | probe in guest, s | whole command, s "
-             "| sent to host (veth, SSH incl.) | of which until healthy | ÷ baseline (time) "
-             "| ÷ baseline (bytes) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| | n | to healthy, s: median (min–max) | probe in guest, s | whole command, s "
+        "| sent to host (veth, SSH incl.) | of which until healthy | ÷ baseline (time) "
+        "| ÷ baseline (bytes) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for kind, label, base in ROWS:
         rs = of(records, kind)
         if not rs:
@@ -106,43 +107,64 @@ def table(records: List[dict]) -> str:
             f"| {bytes_spread([r['tx_bytes'] for r in rs])} "
             f"| {human_bytes(s[kind]['tx_to_healthy'])} "
             f"| {ratio(s[kind]['to_healthy_s'], b['to_healthy_s']) if b else ''} "
-            f"| {ratio(s[kind]['tx_bytes'], b['tx_bytes']) if b else ''} |")
+            f"| {ratio(s[kind]['tx_bytes'], b['tx_bytes']) if b else ''} |"
+        )
     return "\n".join(lines)
 
 
-def targets(records: List[dict]) -> List[Tuple[str, str, Optional[bool]]]:
+def targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for the issue's four targets."""
     s = summary(records)
-    out: List[Tuple[str, str, Optional[bool]]] = []
+    out: list[tuple[str, str, bool | None]] = []
 
-    def get(kind: str, key: str) -> Optional[float]:
+    def get(kind: str, key: str) -> float | None:
         return s.get(kind, {}).get(key)
 
     code, code_tx = get("code-new", "to_healthy_s"), get("code-new", "tx_bytes")
-    out.append(("code-only redeploy (new commit) <= 3 s to healthy",
-                f"{code:.2f} s" if code is not None else "-",
-                None if code is None else code <= TARGET_CODE_S))
-    out.append(("code-only redeploy < 200 KB sent", human_bytes(code_tx) if code_tx is not None else "-",
-                None if code_tx is None else code_tx < TARGET_CODE_BYTES))
+    out.append(
+        (
+            "code-only redeploy (new commit) <= 3 s to healthy",
+            f"{code:.2f} s" if code is not None else "-",
+            None if code is None else code <= TARGET_CODE_S,
+        )
+    )
+    out.append(
+        (
+            "code-only redeploy < 200 KB sent",
+            human_bytes(code_tx) if code_tx is not None else "-",
+            None if code_tx is None else code_tx < TARGET_CODE_BYTES,
+        )
+    )
     first, base = get("first", "to_healthy_s"), get("baseline-first", "to_healthy_s")
     r = first / base if first is not None and base else None
     unsmoked = [rec["to_healthy_s"] - rec["steps"].get("smoke", 0.0) for rec in of(records, "first")]
     bare = statistics.median(unsmoked) if unsmoked else None
-    out.append(("first deploy <= 1/3 of the baseline's time",
-                f"{r:.2f} ({first:.2f} s vs {base:.2f} s; without the smoke test, which the "
-                f"baseline does not run, {bare:.2f} s: {bare / base:.2f})" if r is not None else "-",
-                None if r is None else r <= TARGET_FIRST_RATIO))
+    out.append(
+        (
+            "first deploy <= 1/3 of the baseline's time",
+            f"{r:.2f} ({first:.2f} s vs {base:.2f} s; without the smoke test, which the "
+            f"baseline does not run, {bare:.2f} s: {bare / base:.2f})"
+            if r is not None
+            else "-",
+            None if r is None else r <= TARGET_FIRST_RATIO,
+        )
+    )
     rb = get("rollback", "to_healthy_s")
-    out.append(("rollback <= 2 s to healthy", f"{rb:.2f} s" if rb is not None else "-",
-                None if rb is None else rb <= TARGET_ROLLBACK_S))
+    out.append(
+        (
+            "rollback <= 2 s to healthy",
+            f"{rb:.2f} s" if rb is not None else "-",
+            None if rb is None else rb <= TARGET_ROLLBACK_S,
+        )
+    )
     return out
 
 
-def targets_met(records: List[dict]) -> bool:
+def targets_met(records: list[dict]) -> bool:
     return all(met for _, _, met in targets(records))
 
 
-def profile(records: List[dict], kind: str, min_gap: float = 0.005) -> List[Tuple[str, float, float]]:
+def profile(records: list[dict], kind: str, min_gap: float = 0.005) -> list[tuple[str, float, float]]:
     """(segment, median s, share of the median to healthy) up to the healthy moment.
 
     Segments are the engine's and the controller's steps plus the gaps between them
@@ -152,10 +174,10 @@ def profile(records: List[dict], kind: str, min_gap: float = 0.005) -> List[Tupl
     rs = of(records, kind)
     if not rs:
         return []
-    per: Dict[str, List[float]] = {}
-    begins: Dict[str, List[float]] = {}
+    per: dict[str, list[float]] = {}
+    begins: dict[str, list[float]] = {}
     for r in rs:
-        sums: Dict[str, float] = {}
+        sums: dict[str, float] = {}
         for name, a, b in r.get("timeline", []):
             if a >= r["healthy_at_s"] - 1e-6:
                 continue
@@ -179,22 +201,28 @@ def profile(records: List[dict], kind: str, min_gap: float = 0.005) -> List[Tupl
     return out
 
 
-def after_healthy(records: List[dict], kind: str) -> Optional[float]:
+def after_healthy(records: list[dict], kind: str) -> float | None:
     rs = of(records, kind)
     return med([r["wall_s"] - r["healthy_at_s"] for r in rs]) if rs else None
 
 
-def baseline_profile(records: List[dict], kind: str) -> List[Tuple[str, float, float]]:
+def baseline_profile(records: list[dict], kind: str) -> list[tuple[str, float, float]]:
     rs = of(records, kind)
     if not rs:
         return []
     names = list(rs[0]["steps"])
     total = med([r["to_healthy_s"] for r in rs]) or 1.0
-    return [(n, med([r["steps"].get(n, 0.0) for r in rs]) or 0.0,
-             (med([r["steps"].get(n, 0.0) for r in rs]) or 0.0) / total) for n in names]
+    return [
+        (
+            n,
+            med([r["steps"].get(n, 0.0) for r in rs]) or 0.0,
+            (med([r["steps"].get(n, 0.0) for r in rs]) or 0.0) / total,
+        )
+        for n in names
+    ]
 
 
-def steps_table(records: List[dict], kind: str, title: str) -> str:
+def steps_table(records: list[dict], kind: str, title: str) -> str:
     rs = of(records, kind)
     if not rs:
         return ""
@@ -204,7 +232,7 @@ def steps_table(records: List[dict], kind: str, title: str) -> str:
     return "\n".join(lines)
 
 
-def build_table(records: List[dict]) -> str:
+def build_table(records: list[dict]) -> str:
     rs = of(records, "build")
     if not rs:
         return ""
@@ -216,12 +244,15 @@ def build_table(records: List[dict]) -> str:
     return "\n".join(lines) + f"\n\nartifact members: {parts}"
 
 
-def comparison(records: List[dict], reference: List[dict]) -> str:
+def comparison(records: list[dict], reference: list[dict]) -> str:
     """Now against the reference run; the ratios to the same run's baseline are the fairer
     comparison on a noisy machine."""
     now, ref = summary(records), summary(reference)
-    lines = ["| vs reference | to healthy now | reference | change | ÷ baseline now | reference "
-             "| sent now | reference |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| vs reference | to healthy now | reference | change | ÷ baseline now | reference "
+        "| sent now | reference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     bases = {kind: base for kind, _, base in ROWS}
     for kind, label, _ in ROWS:
         if kind in now and kind in ref:
@@ -229,8 +260,10 @@ def comparison(records: List[dict], reference: List[dict]) -> str:
             base = bases[kind]
             rn = ratio(a, now.get(base, {}).get("to_healthy_s")) if base else ""
             rr = ratio(b, ref.get(base, {}).get("to_healthy_s")) if base else ""
-            lines.append(f"| {label} | {a:.2f} s | {b:.2f} s | {(a - b) / b * 100:+.0f}% | {rn} | {rr} "
-                         f"| {human_bytes(now[kind]['tx_bytes'])} | {human_bytes(ref[kind]['tx_bytes'])} |")
+            lines.append(
+                f"| {label} | {a:.2f} s | {b:.2f} s | {(a - b) / b * 100:+.0f}% | {rn} | {rr} "
+                f"| {human_bytes(now[kind]['tx_bytes'])} | {human_bytes(ref[kind]['tx_bytes'])} |"
+            )
     stamp = next((r.get("stamp") for r in reference if r.get("kind") == "run"), "?")
     return f"Compared with bench/results/reference.jsonl (run {stamp}):\n\n" + "\n".join(lines)
 
@@ -246,28 +279,42 @@ def _segment(name: str) -> str:
     return SEGMENTS.get(name, name)
 
 
-def render(records: List[dict], reference: Optional[List[dict]] = None) -> str:
+def render(records: list[dict], reference: list[dict] | None = None) -> str:
     run = next((r for r in records if r.get("kind") == "run"), {})
-    out = ["", f"## deploy benchmark {run.get('stamp', '')}: {run.get('nproc')} CPUs, "
-           f"{run.get('cpu')}, kernel {run.get('kernel')}, {run.get('reps')} repetitions", "",
-           table(records), "", "Targets:", ""]
+    out = [
+        "",
+        f"## deploy benchmark {run.get('stamp', '')}: {run.get('nproc')} CPUs, "
+        f"{run.get('cpu')}, kernel {run.get('kernel')}, {run.get('reps')} repetitions",
+        "",
+        table(records),
+        "",
+        "Targets:",
+        "",
+    ]
     for name, measured, met in targets(records):
         mark = "n/a" if met is None else ("MET" if met else "MISSED")
         out.append(f"- {name}: {measured} -> {mark}")
     gate = of(records, "gate")
     if gate:
         g = gate[0]
-        out += ["", f"Watch window (not in 'to healthy'): with --watch {g.get('watch_s')} the gate "
-                f"closed {g['gate_s']:.2f} s after the restart (healthy after "
-                f"{g['engine_healthy_s']:.2f} s); deploy.toml asks for health.watch = 60."]
+        out += [
+            "",
+            f"Watch window (not in 'to healthy'): with --watch {g.get('watch_s')} the gate "
+            f"closed {g['gate_s']:.2f} s after the restart (healthy after "
+            f"{g['engine_healthy_s']:.2f} s); deploy.toml asks for health.watch = 60.",
+        ]
     for kind in PROFILE_KINDS:
         prof = profile(records, kind)
         if not prof:
             continue
         label = next(lbl for k, lbl, _ in ROWS if k == kind)
-        out += ["", f"Profile, {label} (medians; to healthy "
-                f"{summary(records)[kind]['to_healthy_s']:.2f} s):", "",
-                "| segment | s | share |", "|---|---|---|"]
+        out += [
+            "",
+            f"Profile, {label} (medians; to healthy {summary(records)[kind]['to_healthy_s']:.2f} s):",
+            "",
+            "| segment | s | share |",
+            "|---|---|---|",
+        ]
         out += [f"| {_segment(n)} | {v:.3f} | {share * 100:.0f}% |" for n, v, share in prof]
         ah = after_healthy(records, kind)
         if ah is not None:
@@ -277,9 +324,11 @@ def render(records: List[dict], reference: Optional[List[dict]] = None) -> str:
         if prof:
             out += ["", f"Profile, {kind} (medians):", "", "| phase | s | share |", "|---|---|---|"]
             out += [f"| {n} | {v:.3f} | {share * 100:.0f}% |" for n, v, share in prof]
-    for extra in (steps_table(records, "controller", "controller step (measured apart)"),
-                  steps_table(records, "host-steps", "host step, as the deploy user (measured apart)"),
-                  build_table(records)):
+    for extra in (
+        steps_table(records, "controller", "controller step (measured apart)"),
+        steps_table(records, "host-steps", "host step, as the deploy user (measured apart)"),
+        build_table(records),
+    ):
         if extra:
             out += ["", extra]
     if reference:

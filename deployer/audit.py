@@ -21,9 +21,8 @@ import os
 import re
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import List, Optional
 
 import click
 
@@ -35,12 +34,17 @@ DEFAULT_LOG_DIR = "deploy-logs"
 JOURNAL_RESULTS = ("success", "reverted", "revert-failed")
 
 log_dir_option = click.option(
-    "--log-dir", default=DEFAULT_LOG_DIR, show_default=True, envvar="DEPLOYER_LOG_DIR",
-    type=click.Path(file_okay=False), help="Where this run's log bundle folder is written.")
+    "--log-dir",
+    default=DEFAULT_LOG_DIR,
+    show_default=True,
+    envvar="DEPLOYER_LOG_DIR",
+    type=click.Path(file_okay=False),
+    help="Where this run's log bundle folder is written.",
+)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(t: datetime) -> str:
@@ -50,7 +54,7 @@ def _iso(t: datetime) -> str:
 class Bundle:
     """One run's folder: created at once, filled as the run goes, masked throughout."""
 
-    def __init__(self, root: Path, action: str, redactor, started: Optional[datetime] = None):
+    def __init__(self, root: Path, action: str, redactor, started: datetime | None = None):
         self.redactor = redactor
         self.started = started or _now()
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
@@ -64,7 +68,7 @@ class Bundle:
                 continue
         self.dir = path
         self._lock = threading.Lock()
-        self._events: List[dict] = []
+        self._events: list[dict] = []
         self._file = open(self.dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (open for the run)
 
     def record(self, host: str, event: dict) -> None:
@@ -91,13 +95,23 @@ class Bundle:
             self.write("events.jsonl", "".join(self._line(e) + "\n" for e in self._events))
 
 
-def report(summary, app: str, run: RunInfo, started: datetime, artifact: Optional[Path] = None,
-           error: Optional[str] = None, environ=None) -> dict:
+def report(
+    summary,
+    app: str,
+    run: RunInfo,
+    started: datetime,
+    artifact: Path | None = None,
+    error: str | None = None,
+    environ=None,
+) -> dict:
     """What a run did, as data: summary.json, the job summary and notifications read it."""
     env = os.environ if environ is None else environ
     hosts = [dict(h.__dict__) for h in summary.hosts] if summary is not None else []
-    info = {"file": artifact.name if artifact else None, "id": env.get("DEPLOYER_ARTIFACT_ID") or None,
-            "url": env.get("DEPLOYER_ARTIFACT_URL") or None}
+    info = {
+        "file": artifact.name if artifact else None,
+        "id": env.get("DEPLOYER_ARTIFACT_ID") or None,
+        "url": env.get("DEPLOYER_ARTIFACT_URL") or None,
+    }
     return {
         "app": app,
         "action": summary.action if summary is not None else None,
@@ -120,26 +134,42 @@ def markdown(rep: dict) -> str:
     verb = "succeeded" if rep.get("ok") else "FAILED"
     out = [f"### {mark} {rep.get('app')} {rep.get('action')} {verb}", "", "| | |", "|---|---|"]
     art = rep.get("artifact") or {}
-    artifact = " ".join(x for x in (
-        f"[{art['id']}]({art['url']})" if art.get("id") and art.get("url") else art.get("id"),
-        f"`{art['file']}`" if art.get("file") else None) if x)
+    artifact = " ".join(
+        x
+        for x in (
+            f"[{art['id']}]({art['url']})" if art.get("id") and art.get("url") else art.get("id"),
+            f"`{art['file']}`" if art.get("file") else None,
+        )
+        if x
+    )
     run = rep.get("run") or {}
-    facts = [("release", f"`{rep['release']}`" if rep.get("release") else "-"),
-             ("version", f"`{rep['version']}`" if rep.get("version") else "-"),
-             ("artifact", artifact or "-"),
-             ("duration", f"{rep['seconds']:.1f} s" if rep.get("seconds") is not None else "-"),
-             ("started", rep.get("started_at") or "-"),
-             ("run", (f"[logs]({run['url']})" if run.get("url") else "local")
-              + (f" by {run['actor']}" if run.get("actor") else ""))]
+    facts = [
+        ("release", f"`{rep['release']}`" if rep.get("release") else "-"),
+        ("version", f"`{rep['version']}`" if rep.get("version") else "-"),
+        ("artifact", artifact or "-"),
+        ("duration", f"{rep['seconds']:.1f} s" if rep.get("seconds") is not None else "-"),
+        ("started", rep.get("started_at") or "-"),
+        (
+            "run",
+            (f"[logs]({run['url']})" if run.get("url") else "local")
+            + (f" by {run['actor']}" if run.get("actor") else ""),
+        ),
+    ]
     if rep.get("error"):
         facts.append(("error", _cell(rep["error"])))
     out += [f"| {k} | {v} |" for k, v in facts]
-    out += ["", "| host | result | release | healthy | gate closed | detail |",
-            "|---|---|---|---|---|---|"]
+    out += ["", "| host | result | release | healthy | gate closed | detail |", "|---|---|---|---|---|---|"]
     for h in rep.get("hosts") or []:
-        out.append("| {} | {} | {} | {} | {} | {} |".format(
-            _cell(h.get("label")), _cell(h.get("result")), _cell(h.get("release") or "-"),
-            _secs(h.get("healthy_s")), _secs(h.get("gate_s")), _cell(h.get("detail") or "")))
+        out.append(
+            "| {} | {} | {} | {} | {} | {} |".format(
+                _cell(h.get("label")),
+                _cell(h.get("result")),
+                _cell(h.get("release") or "-"),
+                _secs(h.get("healthy_s")),
+                _secs(h.get("gate_s")),
+                _cell(h.get("detail") or ""),
+            )
+        )
     if not rep.get("hosts"):
         out.append("| - | no host reached | - | - | - | - |")
     for n in rep.get("notifications") or []:
@@ -167,7 +197,7 @@ class Recorder:
         self.ctx, self.action = ctx, action
         self.environ = os.environ if environ is None else environ
         self.log_dir = Path(log_dir)
-        self.bundle: Optional[Bundle] = None
+        self.bundle: Bundle | None = None
         self.finished = False
 
     def __enter__(self) -> Recorder:
@@ -183,12 +213,17 @@ class Recorder:
         self.started = self.bundle.started if self.bundle else _now()
         return self
 
-    def finish(self, summary, pipeline=None, targets=None, artifact: Optional[Path] = None,
-               engine: Optional[Path] = None) -> None:
+    def finish(
+        self, summary, pipeline=None, targets=None, artifact: Path | None = None, engine: Path | None = None
+    ) -> None:
         """Journal excerpts, summary.json/.md, the job summary, notifications."""
         journals = self._journals(summary, pipeline, targets, artifact, engine) if targets else {}
-        self._close(report(summary, self.ctx.config().app.name, self._run(), self.started,
-                           artifact, None, self.environ), journals)
+        self._close(
+            report(
+                summary, self.ctx.config().app.name, self._run(), self.started, artifact, None, self.environ
+            ),
+            journals,
+        )
 
     def __exit__(self, kind, exc, tb) -> bool:
         if exc is not None and not self.finished:
@@ -201,8 +236,15 @@ class Recorder:
             else:
                 error = f"{type(exc).__name__}: {exc}"
             failed = Summary(self.action, None, None, seconds=(_now() - self.started).total_seconds())
-            rep = report(failed, self.ctx.config().app.name, self._run(), self.started, None,
-                         self.ctx.redactor(error), self.environ)
+            rep = report(
+                failed,
+                self.ctx.config().app.name,
+                self._run(),
+                self.started,
+                None,
+                self.ctx.redactor(error),
+                self.environ,
+            )
             self._close(rep, {})
         if self.ctx.reporter.sink and self.bundle and self.ctx.reporter.sink == self.bundle.record:
             self.ctx.reporter.sink = None
@@ -216,12 +258,15 @@ class Recorder:
         self.finished = True
         rep["journal"] = journals
         config = self.ctx.config()
-        deliveries = notify.send(config.notify, notify.compose(rep, self.ctx.redactor),
-                                 self.ctx.redactor, self.environ)
+        deliveries = notify.send(
+            config.notify, notify.compose(rep, self.ctx.redactor), self.ctx.redactor, self.environ
+        )
         for d in deliveries:
             if not d.ok:
-                click.echo(self.ctx.redactor(f"deployer: notify {d.kind} ({d.variable}) failed: "
-                                             f"{d.detail}"), err=True)
+                click.echo(
+                    self.ctx.redactor(f"deployer: notify {d.kind} ({d.variable}) failed: {d.detail}"),
+                    err=True,
+                )
         rep["notifications"] = [d.as_dict() for d in deliveries]
         text = markdown(rep)
         if self.bundle:
@@ -256,8 +301,9 @@ class Recorder:
             for h in summary.hosts:
                 if h.journal is not None:
                     found[h.label] = self._write_journal(h.label, h.journal)
-            missing = [h for h in summary.hosts if h.result in JOURNAL_RESULTS and h.release
-                       and h.label not in found]
+            missing = [
+                h for h in summary.hosts if h.result in JOURNAL_RESULTS and h.release and h.label not in found
+            ]
             if missing:
                 self._journals_again(missing, pipeline, targets, artifact, engine, found)
         except Exception as e:  # the excerpt is a courtesy: it never fails a deploy
@@ -279,14 +325,16 @@ class Recorder:
                 engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
             pipeline = pipeline or self.ctx.pipeline()
             for release, group in by_release.items():
-                out, _ = pipeline.command(group, engine, "logs", "--release", release,
-                                          "-n", str(JOURNAL_LINES))
+                out, _ = pipeline.command(
+                    group, engine, "logs", "--release", release, "-n", str(JOURNAL_LINES)
+                )
                 for label, events in out.items():
                     if isinstance(events, str):
                         found[label] = f"not read: {events}"
                         continue
                     found[label] = self._write_journal(
-                        label, [e.get("detail", "") for e in events if e.get("step") == "log"])
+                        label, [e.get("detail", "") for e in events if e.get("step") == "log"]
+                    )
 
 
 def _safe(label: str) -> str:

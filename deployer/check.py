@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import List, Optional
 
-from deployer.build.manifest import host_config
-from deployer.build.release import build_engine, packaging_templates
+from deployer.builder.manifest import host_config
+from deployer.builder.release import build_engine, packaging_templates
 from deployer.errors import DeployerError
 from deployer.host.artifact import verify_artifact
 from deployer.host.service import Systemd
@@ -29,7 +28,7 @@ def sudo_rights(conn, unit: str) -> tuple[list[str], list[str]]:
     return [n for n in needed if n in listed], [n for n in needed if n not in listed]
 
 
-def unit_drift(conn, config, templates: dict) -> List[str]:
+def unit_drift(conn, config, templates: dict) -> list[str]:
     """The installed unit and launcher (read over SFTP) against the rendered templates."""
     hc = host_config(config)
     paths = installed_paths(hc)
@@ -37,7 +36,7 @@ def unit_drift(conn, config, templates: dict) -> List[str]:
     return compare(installed, render(templates, hc), paths)
 
 
-def run_check(obj, targets: List[Target], artifact: Optional[Path]) -> bool:
+def run_check(obj, targets: list[Target], artifact: Path | None) -> bool:
     config = obj.config()
     manifest = verify_artifact(str(artifact)) if artifact else None
     templates = {k: p.read_text() for k, p in _templates(obj).items()}
@@ -52,18 +51,32 @@ def run_check(obj, targets: List[Target], artifact: Optional[Path]) -> bool:
                     conn = pipeline.connect(t)
                 try:
                     allowed, missing = sudo_rights(conn, config.app.unit_name)
-                    report.event(t.label, {"step": "sudo", "status": "fail" if missing else "ok",
-                                           "detail": ("missing: " + ", ".join(missing)) if missing
-                                           else "allowed: " + ", ".join(allowed)})
+                    report.event(
+                        t.label,
+                        {
+                            "step": "sudo",
+                            "status": "fail" if missing else "ok",
+                            "detail": ("missing: " + ", ".join(missing))
+                            if missing
+                            else "allowed: " + ", ".join(allowed),
+                        },
+                    )
                     problems = unit_drift(conn, config, templates)
-                    report.event(t.label, {"step": "unit", "status": "fail" if problems else "ok",
-                                           "detail": "; ".join(problems) or "matches the template"})
+                    report.event(
+                        t.label,
+                        {
+                            "step": "unit",
+                            "status": "fail" if problems else "ok",
+                            "detail": "; ".join(problems) or "matches the template",
+                        },
+                    )
                     ok = ok and not missing and not problems
                     if manifest is not None:
                         remote = RemoteEngine(conn, config, engine, pipeline.run)
                         remote.ensure_uploaded()
-                        code, out, _ = conn.run(remote.argv("preflight", "-"),
-                                                stdin=json.dumps(manifest).encode())
+                        code, out, _ = conn.run(
+                            remote.argv("preflight", "-"), stdin=json.dumps(manifest).encode()
+                        )
                         for line in out.splitlines():
                             try:
                                 report.event(t.label, json.loads(line))

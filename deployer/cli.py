@@ -9,7 +9,6 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -22,7 +21,7 @@ from deployer.redact import SECRET_VARIABLES, Redactor
 
 
 class Context:
-    active: Optional[Context] = None  # for masking the final error line
+    active: Context | None = None  # for masking the final error line
 
     def __init__(self, config_path: str, mode: str):
         Context.active = self
@@ -56,28 +55,48 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
-host_option = click.option("--host", "hosts", multiple=True, metavar="NAME",
-                           help="Only this host (name or address); repeatable.")
-lock_wait_option = click.option("--lock-wait", type=click.FloatRange(0, 3600), default=0,
-                                metavar="SECONDS", help="Wait for another deploy's lock.")
+host_option = click.option(
+    "--host", "hosts", multiple=True, metavar="NAME", help="Only this host (name or address); repeatable."
+)
+lock_wait_option = click.option(
+    "--lock-wait",
+    type=click.FloatRange(0, 3600),
+    default=0,
+    metavar="SECONDS",
+    help="Wait for another deploy's lock.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deployer")
-@click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              envvar="DEPLOYER_CONFIG", help="Path of deploy.toml.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    envvar="DEPLOYER_CONFIG",
+    help="Path of deploy.toml.",
+)
 @click.option("--json", "mode", flag_value="json", help="JSON lines for machines.")
 @click.option("--plain", "mode", flag_value="plain", help="Plain lines (default when not a TTY).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, mode: Optional[str]) -> None:
+def cli(ctx: click.Context, config_path: str, mode: str | None) -> None:
     """Continuous delivery for Python services on systemd hosts."""
     ctx.obj = Context(config_path, mode or "auto")
 
 
 # ---------------------------------------------------------------------- build side
 @cli.command()
-@click.option("-o", "--out", "out_dir", default="dist", show_default=True,
-              type=click.Path(file_okay=False), help="Where the artifact is written.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    default="dist",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the artifact is written.",
+)
 @pass_ctx
 def build(obj: Context, out_dir: str) -> None:
     """Build ONE offline artifact (wheelhouse or pex) for the configured target."""
@@ -86,14 +105,18 @@ def build(obj: Context, out_dir: str) -> None:
 
 
 def _build(obj: Context, out_dir: Path, config=None, config_path=None):
-    from deployer.build import build_release
+    from deployer.builder import build_release
 
-    result = build_release(config or obj.config(), config_path or obj.config_path, out_dir,
-                           on_step=lambda name, detail: obj.reporter.event(
-                               "build", {"step": name, "status": "ok", "detail": detail}))
+    result = build_release(
+        config or obj.config(),
+        config_path or obj.config_path,
+        out_dir,
+        on_step=lambda name, detail: obj.reporter.event(
+            "build", {"step": name, "status": "ok", "detail": detail}
+        ),
+    )
     m = result.manifest
-    obj.reporter.say(f"built {m['app']} {m['version']} release {m['release_id']} "
-                     f"in {result.seconds:.1f}s")
+    obj.reporter.say(f"built {m['app']} {m['version']} release {m['release_id']} in {result.seconds:.1f}s")
     return result
 
 
@@ -106,9 +129,12 @@ def verify(obj: Context, artifact: str) -> None:
 
     m = verify_artifact(artifact)
     glibc = m.get("glibc_required") or "none"
-    obj.out(m, f"ok: {m['app']} {m['version']} release {m['release_id']} ({m['format']}), "
-            f"{len(m['files'])} files, Python {m['target']['python_version']} "
-            f"{m['target']['platform']}, needs glibc {glibc}")
+    obj.out(
+        m,
+        f"ok: {m['app']} {m['version']} release {m['release_id']} ({m['format']}), "
+        f"{len(m['files'])} files, Python {m['target']['python_version']} "
+        f"{m['target']['platform']}, needs glibc {glibc}",
+    )
 
 
 # ---------------------------------------------------------------------- deploy side
@@ -119,13 +145,18 @@ def verify(obj: Context, artifact: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Preflight, stage and smoke-test only: no switch.")
 @click.option("--env-file", type=click.Path(dir_okay=False), help="The .env to install.")
 @click.option("--accept-new", is_flag=True, help="Trust unknown host keys (first contact only).")
-@click.option("--watch", type=click.FloatRange(0, 3600), metavar="SECONDS",
-              help="Override health.watch: how long the new release is watched after healthy.")
+@click.option(
+    "--watch",
+    type=click.FloatRange(0, 3600),
+    metavar="SECONDS",
+    help="Override health.watch: how long the new release is watched after healthy.",
+)
 @lock_wait_option
 @log_dir_option
 @pass_ctx
-def deploy(obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, watch,
-           lock_wait, log_dir) -> None:
+def deploy(
+    obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, watch, lock_wait, log_dir
+) -> None:
     """Ship an artifact (default: build HEAD) to the hosts, switch, health-gate."""
     from deployer.pipeline import env_text
 
@@ -134,11 +165,14 @@ def deploy(obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, wa
     config = obj.config()
     if watch is not None:
         config = obj._config = config.model_copy(
-            update={"health": config.health.model_copy(update={"watch": watch})})
+            update={"health": config.health.model_copy(update={"watch": watch})}
+        )
     env = env_text(config, obj.config_path, env_file)
     targets = obj.hosts(hosts)
-    with Recorder(obj, "dry-run" if dry_run else "deploy", log_dir) as rec, \
-            tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp:
+    with (
+        Recorder(obj, "dry-run" if dry_run else "deploy", log_dir) as rec,
+        tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp,
+    ):
         if ref:
             artifact = _build_ref(obj, ref, Path(tmp)).path
         elif artifact is None:
@@ -155,8 +189,11 @@ def _build_ref(obj: Context, ref: str, tmp: Path):
 
     repo = obj.config_path.resolve().parent
     tree = tmp / "worktree"
-    proc = subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), ref],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), ref],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "not found"
         raise UsageError(f"--ref {ref}: {why}")
@@ -165,8 +202,9 @@ def _build_ref(obj: Context, ref: str, tmp: Path):
         config = load_config(config_path)
         return _build(obj, repo / "dist", config, config_path)
     finally:
-        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], capture_output=True
+        )
 
 
 @cli.command()
@@ -199,8 +237,10 @@ def releases(obj: Context, hosts) -> None:
         for e in events:
             if e.get("step") == "release":
                 mark = "*" if e.get("current") else " "
-                lines.append(f" {mark} {e['id']}  {e.get('version') or '?':<40} "
-                             f"{e.get('state') or '?':<8} {e.get('activated_at') or ''}")
+                lines.append(
+                    f" {mark} {e['id']}  {e.get('version') or '?':<40} "
+                    f"{e.get('state') or '?':<8} {e.get('activated_at') or ''}"
+                )
     obj.out(data, "\n".join(lines))
 
 
@@ -213,16 +253,21 @@ def status(obj: Context, hosts) -> None:
     lines = []
     ok = True
     for label, events in data.items():
-        st = next((e for e in events if e.get("step") == "status"), None) if not isinstance(
-            events, str) else None
+        st = (
+            next((e for e in events if e.get("step") == "status"), None)
+            if not isinstance(events, str)
+            else None
+        )
         if st is None:
             ok = False
             lines.append(f"{label}: error: {events}")
             continue
         unit = st.get("unit", {})
         ok = ok and st.get("health") == "ok"
-        lines.append(f"{label}: {unit.get('ActiveState')} ({unit.get('SubState')}), release "
-                     f"{st.get('current')} {st.get('version') or ''}, health: {st.get('health')}")
+        lines.append(
+            f"{label}: {unit.get('ActiveState')} ({unit.get('SubState')}), release "
+            f"{st.get('current')} {st.get('version') or ''}, health: {st.get('health')}"
+        )
     obj.out(data, "\n".join(lines))
     if not ok:
         sys.exit(1)
@@ -239,8 +284,9 @@ def logs(obj: Context, release, lines, hosts) -> None:
     data = _each(obj, hosts, *args)
     text = []
     for label, events in data.items():
-        text += [f"==> {label}"] + ([events] if isinstance(events, str) else
-                                    [e["detail"] for e in events if e.get("step") == "log"])
+        text += [f"==> {label}"] + (
+            [events] if isinstance(events, str) else [e["detail"] for e in events if e.get("step") == "log"]
+        )
     obj.out(data, "\n".join(text))
 
 
@@ -255,9 +301,13 @@ def lock() -> None:
 def lock_status(obj: Context, hosts) -> None:
     """Who holds the deploy lock."""
     data = _each(obj, hosts, "lock")
-    obj.out(data, "\n".join(
-        f"{label}: {events if isinstance(events, str) else events[-1].get('detail')}"
-        for label, events in data.items()))
+    obj.out(
+        data,
+        "\n".join(
+            f"{label}: {events if isinstance(events, str) else events[-1].get('detail')}"
+            for label, events in data.items()
+        ),
+    )
 
 
 @cli.command()
@@ -284,10 +334,12 @@ def host() -> None:
 
 @host.command("setup")
 @host_option
-@click.option("--admin-user", default="root", show_default=True,
-              help="An admin who may sudo (over SSH).")
-@click.option("--authorized-key", type=click.Path(dir_okay=False, exists=True),
-              help="Public key to authorize for the deploy user.")
+@click.option("--admin-user", default="root", show_default=True, help="An admin who may sudo (over SSH).")
+@click.option(
+    "--authorized-key",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Public key to authorize for the deploy user.",
+)
 @click.option("--local", is_flag=True, help="Set up THIS machine (run as root).")
 @click.option("--accept-new", is_flag=True, help="Trust unknown host keys (first contact only).")
 @pass_ctx
@@ -320,10 +372,16 @@ def install(artifact, env_file, dry_run, base, lock_wait) -> None:
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False, exists=True))
 @click.option("--owner", help="GitHub owner of the deployer repository (default: its origin's).")
-@click.option("--ref", "ref", default="main", show_default=True,
-              help="Tag or commit of deployer the workflows use (pin one).")
-@click.option("--source", default=".", show_default=True,
-              help="The service project (pyproject.toml) inside DIRECTORY.")
+@click.option(
+    "--ref",
+    "ref",
+    default="main",
+    show_default=True,
+    help="Tag or commit of deployer the workflows use (pin one).",
+)
+@click.option(
+    "--source", default=".", show_default=True, help="The service project (pyproject.toml) inside DIRECTORY."
+)
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
 def init(directory, owner, ref, source, force) -> None:
     """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows."""
@@ -350,7 +408,7 @@ class _local_engine:
     """The engine zipapp built from this very package (for commands without an artifact)."""
 
     def __enter__(self) -> Path:
-        from deployer.build.release import build_engine
+        from deployer.builder.release import build_engine
 
         self._tmp = tempfile.TemporaryDirectory(prefix="deployer-engine-")
         return build_engine(Path(self._tmp.name) / "engine.pyz")
@@ -365,12 +423,22 @@ def _finish(obj: Context, summary) -> None:
         times = ""
         if h.healthy_s is not None:
             times = f" healthy {h.healthy_s:.2f}s, gate closed {h.gate_s:.2f}s"
-        rows.append(f"  {h.label}: {h.result} {h.release or ''} {h.version or ''}{times}"
-                    + (f"\n    {h.detail}" if h.detail else ""))
+        rows.append(
+            f"  {h.label}: {h.result} {h.release or ''} {h.version or ''}{times}"
+            + (f"\n    {h.detail}" if h.detail else "")
+        )
     head = f"{summary.action} {'ok' if summary.ok else 'FAILED'} in {summary.seconds:.1f}s"
-    obj.out({"action": summary.action, "ok": summary.ok, "release": summary.release,
-             "version": summary.version, "seconds": round(summary.seconds, 2),
-             "hosts": [h.__dict__ for h in summary.hosts]}, "\n".join([head, *rows]))
+    obj.out(
+        {
+            "action": summary.action,
+            "ok": summary.ok,
+            "release": summary.release,
+            "version": summary.version,
+            "seconds": round(summary.seconds, 2),
+            "hosts": [h.__dict__ for h in summary.hosts],
+        },
+        "\n".join([head, *rows]),
+    )
     if not summary.ok:
         sys.exit(summary.exit_code)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from typing import Annotated, Literal, Optional
-
 import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -48,13 +48,13 @@ class App(Model):
     """What is deployed and where it lives on the host."""
 
     name: Name
-    module: Optional[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]] = None
-    unit: Optional[Name] = None
+    module: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")] | None = None
+    unit: Name | None = None
     source: str = "."
-    requirements: Optional[str] = "requirements.txt"
+    requirements: str | None = "requirements.txt"
     packaging: str = "packaging"
     user: Name = "tgstream"
-    base_path: Optional[str] = None
+    base_path: str | None = None
     keep_releases: Annotated[int, Field(ge=1, le=100)] = 5
     shared_dirs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]] = [
         "sessions",
@@ -63,7 +63,7 @@ class App(Model):
 
     @field_validator("base_path")
     @classmethod
-    def _absolute(cls, v: Optional[str]) -> Optional[str]:
+    def _absolute(cls, v: str | None) -> str | None:
         if v is not None and (not v.startswith("/") or ".." in v.split("/") or v == "/"):
             raise ValueError("must be an absolute path below / without '..'")
         return v.rstrip("/") if v else v
@@ -122,10 +122,10 @@ class Target(Model):
 
 
 class Host(Model):
-    name: Optional[Name] = None
+    name: Name | None = None
     address: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:\[\]-]+$")]
     port: Annotated[int, Field(ge=1, le=65535)] = 22
-    user: Optional[Name] = None
+    user: Name | None = None
 
     @property
     def label(self) -> str:
@@ -133,8 +133,8 @@ class Host(Model):
 
 
 class Ssh(Model):
-    key_file: Optional[str] = None
-    known_hosts: Optional[str] = None
+    key_file: str | None = None
+    known_hosts: str | None = None
     connect_timeout: Seconds = 10
     accept_new_host_keys: bool = False
 
@@ -142,8 +142,8 @@ class Ssh(Model):
 class Health(Model):
     """When a restarted service counts as healthy, and how long it is watched."""
 
-    http_url: Optional[Annotated[str, Field(pattern=r"^https?://[^\s]+$")]] = None
-    command: Optional[list[str]] = None
+    http_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
+    command: list[str] | None = None
     expect_version: bool = True
     timeout: Seconds = 30
     watch: Annotated[float, Field(ge=0, le=3600)] = 60
@@ -171,8 +171,8 @@ class Health(Model):
 class Env(Model):
     """Where the production .env comes from (a file, or an environment variable in CI)."""
 
-    file: Optional[str] = None
-    from_variable: Optional[Name] = None
+    file: str | None = None
+    from_variable: Name | None = None
     required: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
 
 
@@ -183,7 +183,7 @@ class Smoke(Model):
     ``{python} -m <module> --selfcheck``.
     """
 
-    command: Optional[list[str]] = None
+    command: list[str] | None = None
     timeout: Seconds = 60
 
 
@@ -201,7 +201,7 @@ class Artifact(Model):
     format: Literal["wheelhouse", "pex"] = "wheelhouse"
     ship_uv: bool = True
     bytecode: bool = True
-    build_python: Optional[str] = None
+    build_python: str | None = None
 
 
 class Config(Model):

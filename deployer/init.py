@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
-from typing import List, Optional
-
 import tomllib
+from pathlib import Path
 
 from deployer.config import NAME_RE, load_config, validate_config
 from deployer.errors import UsageError
@@ -88,7 +86,8 @@ _CHOICE = """\
 """
 
 CALLERS = {
-    "deploy.yml": _CALLER_HEAD + """\
+    "deploy.yml": _CALLER_HEAD
+    + """\
 # Production: every push to main is built into ONE artifact and deployed; a v* tag deploys
 # that tag, promoting the artifact main already built for its commit when still kept.
 # Run your tests first: add a job here and list it in the deploy job's `needs:`.
@@ -114,8 +113,10 @@ jobs:
       environment: production
       promote: ${{ github.ref_type == 'tag' }}
       ref: ${{ github.ref_type == 'tag' && github.ref_name || '' }}
-""" + _CALLER_WITH,
-    "deploy-staging.yml": _CALLER_HEAD + """\
+"""
+    + _CALLER_WITH,
+    "deploy-staging.yml": _CALLER_HEAD
+    + """\
 # Staging: the same pipeline for the branch it is run on. A dry run (the default) stages
 # and smoke-tests the release on the hosts without switching anything.
 name: deploy-staging
@@ -142,8 +143,10 @@ jobs:
     with:
       environment: staging
       dry-run: ${{ inputs.dry-run }}
-""" + _CALLER_WITH,
-    "manual-deploy.yml": _CALLER_HEAD + """\
+"""
+    + _CALLER_WITH,
+    "manual-deploy.yml": _CALLER_HEAD
+    + """\
 # Hotfix / manual deploy: exactly one earlier run's artifact (by id), or a tag or branch
 # built afresh (nothing given: the branch this is run on), to the environment chosen.
 name: manual-deploy
@@ -163,7 +166,9 @@ on:
         description: Or a branch to build and deploy (a tag wins over a branch)
         type: string
         default: ""
-""" + _CHOICE + """\
+"""
+    + _CHOICE
+    + """\
       dry-run:
         description: Dry run - preflight, stage and smoke-test only, switch nothing
         type: boolean
@@ -185,8 +190,10 @@ jobs:
       artifact-id: ${{ inputs.artifact-id }}
       ref: ${{ inputs.tag || inputs.branch }}
       dry-run: ${{ inputs.dry-run }}
-""" + _CALLER_WITH,
-    "rollback.yml": _CALLER_HEAD + """\
+"""
+    + _CALLER_WITH,
+    "rollback.yml": _CALLER_HEAD
+    + """\
 # Rollback: point `current` back at the previous good release (or the release id given),
 # restart, health-gate, status, log bundle, notifications.
 name: rollback
@@ -194,7 +201,9 @@ name: rollback
 on:
   workflow_dispatch:
     inputs:
-""" + _CHOICE + """\
+"""
+    + _CHOICE
+    + """\
       release-id:
         description: Release id to go back to (empty - the previous good one; `deployer releases` lists them)
         type: string
@@ -215,7 +224,8 @@ jobs:
       environment: ${{ inputs.environment }}
       command: rollback
       release-id: ${{ inputs.release-id }}
-""" + _CALLER_WITH,
+"""
+    + _CALLER_WITH,
 }
 
 
@@ -258,8 +268,11 @@ def _module(project_dir: Path, project: dict, name: str) -> str:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", head):
             return head
     for base in (project_dir / "src", project_dir):
-        found = sorted(p.parent.name for p in base.glob("*/__init__.py")
-                       if p.parent.name not in ("tests", "test", "docs", "packaging"))
+        found = sorted(
+            p.parent.name
+            for p in base.glob("*/__init__.py")
+            if p.parent.name not in ("tests", "test", "docs", "packaging")
+        )
         if len(found) == 1:
             return found[0]
     return wanted
@@ -272,11 +285,15 @@ def _python(project: dict) -> str:
     return f"3.{minor}"
 
 
-def detect_owner(deployer_root: Path) -> Optional[str]:
+def detect_owner(deployer_root: Path) -> str | None:
     """The GitHub owner of this deployer checkout's origin, when it is on GitHub."""
     try:
-        url = subprocess.run(["git", "-C", str(deployer_root), "remote", "get-url", "origin"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
+        url = subprocess.run(
+            ["git", "-C", str(deployer_root), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"github\.com[:/]([A-Za-z0-9-]+)/", url)
@@ -285,17 +302,24 @@ def detect_owner(deployer_root: Path) -> Optional[str]:
 
 def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
     """relative path -> text (or Path to copy) of everything init writes (pure apart from reads)."""
-    from deployer.build.release import default_packaging
+    from deployer.builder.release import default_packaging
 
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", owner):
         raise UsageError(f"--owner {owner!r}: not a GitHub user or organisation name")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", ref) or ".." in ref:
         raise UsageError(f"--ref {ref!r}: not a tag, branch or commit")
     app = guess_app(target / source)
-    values = {"NAME": app["name"], "MODULE": app["module"], "USER": app["user"],
-              "PYTHON": app["python"], "SOURCE": source, "CONFIG": "deploy.toml",
-              "REPO": f"{owner}/deployer", "REF": ref,
-              "USES": f"{owner}/deployer/{REUSABLE}@{ref}"}
+    values = {
+        "NAME": app["name"],
+        "MODULE": app["module"],
+        "USER": app["user"],
+        "PYTHON": app["python"],
+        "SOURCE": source,
+        "CONFIG": "deploy.toml",
+        "REPO": f"{owner}/deployer",
+        "REF": ref,
+        "USES": f"{owner}/deployer/{REUSABLE}@{ref}",
+    }
     config = _fill(DEPLOY_TOML, values)
     validate_config(tomllib.loads(config), "deploy.toml")  # never write a config that fails
     files: dict = {"deploy.toml": config}
@@ -304,8 +328,7 @@ def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
         files[f"packaging/{src.name}"] = src
     env_template = templates / "env.template"
     if env_template.is_file():
-        files["packaging/env.template"] = _env_template(env_template.read_text(encoding="utf-8"),
-                                                        app["name"])
+        files["packaging/env.template"] = _env_template(env_template.read_text(encoding="utf-8"), app["name"])
     for name in WORKFLOWS:
         files[f".github/workflows/{name}"] = _fill(CALLERS[name], values)
     return files
@@ -316,17 +339,20 @@ def _env_template(text: str, app: str) -> str:
     return text.replace("tg_video_streamer", app)
 
 
-def init_repo(target: Path, owner: str, ref: str = DEFAULT_REF, force: bool = False,
-              source: str = ".") -> List[Path]:
+def init_repo(
+    target: Path, owner: str, ref: str = DEFAULT_REF, force: bool = False, source: str = "."
+) -> list[Path]:
     """Write deploy.toml, packaging/ and the caller workflows into ``target``."""
     if not target.is_dir():
         raise UsageError(f"{target}: not a directory")
     files = plan(target, owner, ref, source)
     existing = [rel for rel in files if (target / rel).exists()]
     if existing and not force:
-        raise UsageError(f"{target / existing[0]} exists (and {len(existing) - 1} more); "
-                         "--force overwrites" if len(existing) > 1 else
-                         f"{target / existing[0]} exists; --force overwrites")
+        raise UsageError(
+            f"{target / existing[0]} exists (and {len(existing) - 1} more); --force overwrites"
+            if len(existing) > 1
+            else f"{target / existing[0]} exists; --force overwrites"
+        )
     written = []
     for rel, content in files.items():
         dest = target / rel

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from deployer.redact import Redactor
@@ -34,8 +34,26 @@ KIND_PREFIXES = {
 }
 TOKEN_AS_HOST = ("slack", "tgram")
 # query options of apprise URLs that are addresses or settings, not credentials
-PLAIN_OPTIONS = {"to", "from", "cc", "bcc", "smtp", "name", "mode", "format", "method", "overflow",
-                 "user", "port", "reply", "priority", "retry", "wait", "cto", "optional"}
+PLAIN_OPTIONS = {
+    "to",
+    "from",
+    "cc",
+    "bcc",
+    "smtp",
+    "name",
+    "mode",
+    "format",
+    "method",
+    "overflow",
+    "user",
+    "port",
+    "reply",
+    "priority",
+    "retry",
+    "wait",
+    "cto",
+    "optional",
+}
 _LINE_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 # apprise logs through `logging`; what it says is reported masked, never printed raw
@@ -73,15 +91,16 @@ def compose(report: dict, redactor: Redactor) -> Message:
     head = "ok" if result == "success" else "FAILED"
     release = report.get("release") or "?"
     title = f"{report.get('app', '?')} {action} {head}: {report.get('version') or release}"
-    lines = [f"result: {result}",
-             f"app: {report.get('app', '?')}",
-             f"action: {action}",
-             f"release: {release}",
-             f"version: {report.get('version') or '?'}"]
+    lines = [
+        f"result: {result}",
+        f"app: {report.get('app', '?')}",
+        f"action: {action}",
+        f"release: {release}",
+        f"version: {report.get('version') or '?'}",
+    ]
     artifact = report.get("artifact") or {}
     if artifact.get("id") or artifact.get("file"):
-        lines.append("artifact: " + " ".join(str(v) for v in (artifact.get("id"), artifact.get("file"))
-                                             if v))
+        lines.append("artifact: " + " ".join(str(v) for v in (artifact.get("id"), artifact.get("file")) if v))
     if report.get("seconds") is not None:
         lines.append(f"took: {report['seconds']:.1f}s")
     if report.get("error"):
@@ -92,8 +111,9 @@ def compose(report: dict, redactor: Redactor) -> Message:
         if h.get("healthy_s") is not None:
             times = f" (healthy {h['healthy_s']:.2f}s, gate closed {h.get('gate_s') or 0:.2f}s)"
         detail = f" - {h['detail']}" if h.get("detail") else ""
-        lines.append(f"- {h.get('label')}: {h.get('result')} {h.get('release') or ''}".rstrip()
-                     + times + detail)
+        lines.append(
+            f"- {h.get('label')}: {h.get('result')} {h.get('release') or ''}".rstrip() + times + detail
+        )
     if not report.get("hosts"):
         lines.append("- none reached")
     run = report.get("run") or {}
@@ -125,13 +145,13 @@ def _notify_file(environ) -> dict:
     return found
 
 
-def channel_url(variable: str, environ=None) -> Optional[str]:
+def channel_url(variable: str, environ=None) -> str | None:
     """The URL a channel's variable holds: the environment first, then the notify file."""
     env = os.environ if environ is None else environ
     return env.get(variable) or _notify_file(env).get(variable) or None
 
 
-def url_secrets(url: str) -> List[str]:
+def url_secrets(url: str) -> list[str]:
     """The parts of a channel URL that are credentials: the URL, its password, its tokens."""
     out = [url]
     try:
@@ -161,8 +181,9 @@ def register_secrets(channels: Iterable, redactor: Redactor, environ=None) -> No
             redactor.add(url_secrets(url))
 
 
-def send(channels: Iterable, message: Message, redactor: Redactor, environ=None,
-         timeout: float = TIMEOUT) -> List[Delivery]:
+def send(
+    channels: Iterable, message: Message, redactor: Redactor, environ=None, timeout: float = TIMEOUT
+) -> list[Delivery]:
     """Send ``message`` to every channel whose ``on`` lists its outcome; never raises."""
     deliveries = []
     for n in channels:
@@ -170,8 +191,9 @@ def send(channels: Iterable, message: Message, redactor: Redactor, environ=None,
             continue
         url = channel_url(n.url_from_variable, environ)
         if not url:
-            deliveries.append(Delivery(n.kind, n.url_from_variable, False,
-                                       f"{n.url_from_variable} is not set"))
+            deliveries.append(
+                Delivery(n.kind, n.url_from_variable, False, f"{n.url_from_variable} is not set")
+            )
             continue
         redactor.add(url_secrets(url))
         ok, detail = _deliver(n.kind, url, message, timeout)
@@ -190,8 +212,13 @@ def _deliver(kind: str, url: str, message: Message, timeout: float) -> tuple[boo
         if not channel.add(url):
             return False, "apprise does not understand this URL"
         kind_of = apprise.NotifyType.SUCCESS if message.outcome == "success" else apprise.NotifyType.FAILURE
-        result = channel.notify(body=message.body, title=message.title, notify_type=kind_of,
-                                body_format=apprise.NotifyFormat.TEXT, timeout=timeout)
+        result = channel.notify(
+            body=message.body,
+            title=message.title,
+            notify_type=kind_of,
+            body_format=apprise.NotifyFormat.TEXT,
+            timeout=timeout,
+        )
         if result:
             return True, "sent"
         said = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]

@@ -7,8 +7,8 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable, Optional
 
 from deployer.redact import Redactor
 
@@ -17,8 +17,7 @@ QUIET_STEPS = {"tick", "done"}
 
 
 class Reporter:
-    def __init__(self, mode: str = "auto", redactor: Optional[Redactor] = None,
-                 stream=None):
+    def __init__(self, mode: str = "auto", redactor: Redactor | None = None, stream=None):
         self.stream = stream or sys.stderr
         if mode == "auto":
             mode = "rich" if self.stream.isatty() else "plain"
@@ -28,11 +27,10 @@ class Reporter:
         if mode == "rich":  # rich is only loaded for a terminal: CI runs start faster
             from rich.console import Console
 
-            self.console = Console(file=self.stream, highlight=False, soft_wrap=True,
-                                   force_terminal=True)
+            self.console = Console(file=self.stream, highlight=False, soft_wrap=True, force_terminal=True)
         self._lock = threading.Lock()
         # every event and message shown is also handed here (the run's log bundle)
-        self.sink: Optional[Callable[[str, dict], None]] = None
+        self.sink: Callable[[str, dict], None] | None = None
 
     def event(self, host: str, event: dict) -> None:
         """One engine event from ``host``."""
@@ -51,8 +49,10 @@ class Reporter:
         if not isinstance(detail, str):
             detail = json.dumps(detail)
         if self.mode == "rich":
-            line = (f"{MARKS.get(status, '·')} [bold]{host}[/] {event.get('step')} "
-                    f"[dim]{_escape(self.redactor(detail))}{duration}[/]")
+            line = (
+                f"{MARKS.get(status, '·')} [bold]{host}[/] {event.get('step')} "
+                f"[dim]{_escape(self.redactor(detail))}{duration}[/]"
+            )
             with self._lock:
                 self.console.print(line)
         else:
@@ -66,11 +66,11 @@ class Reporter:
         try:
             yield
         except BaseException as e:
-            self.event(host, {"step": step, "status": "fail", "detail": str(e),
-                              "duration": time.monotonic() - t0})
+            self.event(
+                host, {"step": step, "status": "fail", "detail": str(e), "duration": time.monotonic() - t0}
+            )
             raise
-        self.event(host, {"step": step, "status": "ok", "detail": detail,
-                          "duration": time.monotonic() - t0})
+        self.event(host, {"step": step, "status": "ok", "detail": detail, "duration": time.monotonic() - t0})
 
     def say(self, text: str) -> None:
         if self.sink:

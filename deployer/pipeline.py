@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
 
 from deployer.check import unit_drift
 from deployer.config import Config, resolve
@@ -36,16 +36,16 @@ JOURNAL_LINES = 200
 class HostResult:
     label: str
     result: str = "pending"  # staged | success | reverted | failed | not switched | unknown
-    release: Optional[str] = None
-    version: Optional[str] = None
+    release: str | None = None
+    version: str | None = None
     detail: str = ""
-    healthy_s: Optional[float] = None
-    gate_s: Optional[float] = None
+    healthy_s: float | None = None
+    gate_s: float | None = None
     exit_code: int = 0
-    journal: Optional[List[str]] = None  # the excerpt the host kept for ``release``
+    journal: list[str] | None = None  # the excerpt the host kept for ``release``
 
 
-def journal(session: EngineSession, release: Optional[str]) -> Optional[List[str]]:
+def journal(session: EngineSession, release: str | None) -> list[str] | None:
     """The journal excerpt the host kept for ``release``, asked before ``bye``: no second
     connection for the audit log. None if there is none (the audit log says so)."""
     if not release:
@@ -59,9 +59,9 @@ def journal(session: EngineSession, release: Optional[str]) -> Optional[List[str
 @dataclass
 class Summary:
     action: str
-    release: Optional[str]
-    version: Optional[str]
-    hosts: List[HostResult] = field(default_factory=list)
+    release: str | None
+    version: str | None
+    hosts: list[HostResult] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -84,11 +84,10 @@ def artifact_templates(artifact: Path) -> dict:
     from deployer.host.setup import TEMPLATES
 
     with tarfile.open(artifact) as tar:
-        return {key: tar.extractfile(f"packaging/{name}").read().decode()
-                for key, name in TEMPLATES.items()}
+        return {key: tar.extractfile(f"packaging/{name}").read().decode() for key, name in TEMPLATES.items()}
 
 
-def targets(config: Config, only: Optional[List[str]] = None) -> List[Target]:
+def targets(config: Config, only: list[str] | None = None) -> list[Target]:
     if not config.hosts:
         raise UsageError("hosts: no hosts configured (deploy.toml [[hosts]] or DEPLOYER_HOSTS)")
     found = [Target(h.label, h.address, h.port, config.host_user(h)) for h in config.hosts]
@@ -100,7 +99,7 @@ def targets(config: Config, only: Optional[List[str]] = None) -> List[Target]:
     return found
 
 
-def env_text(config: Config, config_path: Path, env_file: Optional[str]) -> Optional[str]:
+def env_text(config: Config, config_path: Path, env_file: str | None) -> str | None:
     """The .env to install: --env-file, else env.file, else the variable env.from_variable."""
     if env_file or config.env.file:
         path = Path(env_file) if env_file else resolve(config_path, config.env.file)
@@ -118,13 +117,20 @@ def env_text(config: Config, config_path: Path, env_file: Optional[str]) -> Opti
 
 
 class Pipeline:
-    def __init__(self, config: Config, config_path: Path, reporter: Reporter,
-                 run: Optional[RunInfo] = None, accept_new: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path,
+        reporter: Reporter,
+        run: RunInfo | None = None,
+        accept_new: bool = False,
+    ):
         self.config, self.config_path, self.reporter = config, config_path, reporter
         self.run = run or RunInfo.from_env()
         ssh = config.ssh
-        self.creds = Credentials.from_env(ssh.key_file, ssh.known_hosts,
-                                          accept_new or ssh.accept_new_host_keys, ssh.connect_timeout)
+        self.creds = Credentials.from_env(
+            ssh.key_file, ssh.known_hosts, accept_new or ssh.accept_new_host_keys, ssh.connect_timeout
+        )
 
     # ------------------------------------------------------------------ building blocks
     def connect(self, target: Target) -> Connection:
@@ -145,20 +151,29 @@ class Pipeline:
     def remote(self, conn: Connection, engine: Path) -> RemoteEngine:
         return RemoteEngine(conn, self.config, engine, self.run)
 
-    def on_each(self, hosts: List[Target], fn: Callable[[Target], HostResult]) -> List[HostResult]:
+    def on_each(self, hosts: list[Target], fn: Callable[[Target], HostResult]) -> list[HostResult]:
         """Run ``fn`` for every host in parallel; errors become that host's failed result."""
+
         def guarded(t: Target) -> HostResult:
             try:
                 return fn(t)
             except DeployerError as e:
-                return HostResult(t.label, "failed", detail=self.reporter.redactor(str(e)),
-                                  exit_code=e.exit_code)
+                return HostResult(
+                    t.label, "failed", detail=self.reporter.redactor(str(e)), exit_code=e.exit_code
+                )
+
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
             return list(pool.map(guarded, hosts))
 
     # ------------------------------------------------------------------ deploy
-    def deploy(self, artifact: Path, env: Optional[str], hosts: List[Target], dry_run: bool = False,
-               lock_wait: float = 0.0) -> Summary:
+    def deploy(
+        self,
+        artifact: Path,
+        env: str | None,
+        hosts: list[Target],
+        dry_run: bool = False,
+        lock_wait: float = 0.0,
+    ) -> Summary:
         started = time.monotonic()
         # shape, lock and sizes at once; every hash while the hosts connect, and before
         # anything is sent to them
@@ -168,8 +183,10 @@ class Pipeline:
             self.reporter.redactor.add_env(env)
         summary = Summary("dry-run" if dry_run else "deploy", rid, version)
         sessions: dict = {}
-        with tempfile.TemporaryDirectory(prefix="deployer-") as tmp, \
-                ThreadPoolExecutor(max_workers=1) as hashing:
+        with (
+            tempfile.TemporaryDirectory(prefix="deployer-") as tmp,
+            ThreadPoolExecutor(max_workers=1) as hashing,
+        ):
             verified = hashing.submit(verify_artifact, str(artifact))
             engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
 
@@ -179,19 +196,24 @@ class Pipeline:
                 conn = self.connect(t)
                 drift = unit_drift(conn, self.config, templates)
                 if drift:  # `check` fails on drift; a deploy only warns
-                    self.reporter.event(t.label, {"step": "unit", "status": "info",
-                                                  "detail": "WARNING: " + "; ".join(drift)})
+                    self.reporter.event(
+                        t.label, {"step": "unit", "status": "info", "detail": "WARNING: " + "; ".join(drift)}
+                    )
                 remote = self.remote(conn, engine)
                 session = remote.session(self.reporter.event, lock_wait)
                 sessions[t.label] = (conn, session, remote)
                 pre = session.call("preflight", manifest=manifest, upload=True)
                 verified.result()
                 # a host that lacks every file gets the artifact itself, not a copy of it
-                thin = artifact if len(pre["missing"]) == len(manifest["files"]) else \
-                    write_thin(artifact, pre["missing"], Path(tmp) / f"{t.label}.tar")
+                thin = (
+                    artifact
+                    if len(pre["missing"]) == len(manifest["files"])
+                    else write_thin(artifact, pre["missing"], Path(tmp) / f"{t.label}.tar")
+                )
                 upload = f"{remote.incoming}/{rid}.tar"
-                with self.reporter.step(t.label, "upload",
-                                        f"{len(pre['missing'])} files, {thin.stat().st_size / 1e6:.1f} MB"):
+                with self.reporter.step(
+                    t.label, "upload", f"{len(pre['missing'])} files, {thin.stat().st_size / 1e6:.1f} MB"
+                ):
                     conn.upload(thin, upload)
                 session.call("stage", artifact=upload)
                 return HostResult(t.label, "staged", rid, version)
@@ -213,7 +235,7 @@ class Pipeline:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _switch_in_turn(self, summary: Summary, sessions: dict, env: Optional[str]) -> None:
+    def _switch_in_turn(self, summary: Summary, sessions: dict, env: str | None) -> None:
         stop = False
         for h in summary.hosts:
             if stop:
@@ -230,12 +252,13 @@ class Pipeline:
                 h.journal = journal(session, h.release)
                 session.call("prune")  # a bad release never holds a slot a good one needs
             except RemoteError as e:
-                if not any(ev.get("step") == "switch" and ev.get("status") == "ok"
-                           for ev in session.lines):
+                if not any(ev.get("step") == "switch" and ev.get("status") == "ok" for ev in session.lines):
                     h.result, h.detail, stop = "failed", str(e), True
                     continue
-                self.reporter.say(f"{h.label}: link lost after the switch; the engine finishes "
-                                  "the health gate alone - reading its outcome")
+                self.reporter.say(
+                    f"{h.label}: link lost after the switch; the engine finishes "
+                    "the health gate alone - reading its outcome"
+                )
                 self._outcome_after_loss(h, conn.target, remote.engine)
                 stop = h.result != "success"
             except DeployerError as e:
@@ -254,14 +277,16 @@ class Pipeline:
                     conn.close()
                 records = [ev.get("record", {}) for ev in events]
                 # the outcome of THIS activation: recorded after its last "live" record
-                lives = [i for i, r in enumerate(records)
-                         if r.get("to") == h.release and r.get("result") == "live"]
-                for rec in records[lives[-1] + 1:] if lives else []:
+                lives = [
+                    i for i, r in enumerate(records) if r.get("to") == h.release and r.get("result") == "live"
+                ]
+                for rec in records[lives[-1] + 1 :] if lives else []:
                     if rec.get("to") == h.release and rec.get("result") in OUTCOMES:
                         h.result = rec["result"]
                         h.healthy_s, h.gate_s = rec.get("healthy_s"), rec.get("gate_s")
                         h.detail = f"outcome read back after reconnecting: {rec['result']}" + (
-                            f" ({rec['reason']})" if rec.get("reason") else "")
+                            f" ({rec['reason']})" if rec.get("reason") else ""
+                        )
                         return
             except DeployerError as e:
                 last_error = str(e)
@@ -269,16 +294,16 @@ class Pipeline:
         h.result, h.detail = "unknown", f"no recorded outcome yet: {last_error}"
 
     # ------------------------------------------------------------------ rollback
-    def rollback(self, to: Optional[str], hosts: List[Target], lock_wait: float = 0.0,
-                 engine: Optional[Path] = None) -> Summary:
+    def rollback(
+        self, to: str | None, hosts: list[Target], lock_wait: float = 0.0, engine: Path | None = None
+    ) -> Summary:
         started = time.monotonic()
         summary = Summary("rollback", to, None)
 
         def roll(t: Target) -> HostResult:
             conn = self.connect(t)
             try:
-                session: EngineSession = self.remote(conn, engine).session(self.reporter.event,
-                                                                           lock_wait)
+                session: EngineSession = self.remote(conn, engine).session(self.reporter.event, lock_wait)
                 try:
                     record = session.call("rollback", to=to)
                     kept = journal(session, record.get("to"))
@@ -288,16 +313,22 @@ class Pipeline:
                 return HostResult(t.label, "reverted", detail=self.reporter.redactor(str(e)))
             finally:
                 conn.close()
-            return HostResult(t.label, "success", record.get("to"), record.get("version"),
-                              healthy_s=record.get("healthy_s"), gate_s=record.get("gate_s"),
-                              journal=kept)
+            return HostResult(
+                t.label,
+                "success",
+                record.get("to"),
+                record.get("version"),
+                healthy_s=record.get("healthy_s"),
+                gate_s=record.get("gate_s"),
+                journal=kept,
+            )
 
         summary.hosts = self.on_each(hosts, roll)
         summary.seconds = time.monotonic() - started
         return summary
 
     # ------------------------------------------------------------------ one-shot
-    def command(self, hosts: List[Target], engine: Path, *args: str) -> tuple[dict, int]:
+    def command(self, hosts: list[Target], engine: Path, *args: str) -> tuple[dict, int]:
         """Run one engine subcommand on every host.
 
         Returns (label -> its events, or its error line; the exit code: 0, or the worst

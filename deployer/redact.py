@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from deployer.host.envfile import env_values
 from deployer.host.events import redact
 
 # environment variables whose values are secrets whenever they are set
-SECRET_VARIABLES = ("DEPLOYER_SSH_KEY", "DEPLOYER_SSH_KEY_PASSPHRASE", "DEPLOYER_DOTENV",
-                    "DEPLOYER_KNOWN_HOSTS")
+SECRET_VARIABLES = (
+    "DEPLOYER_SSH_KEY",
+    "DEPLOYER_SSH_KEY_PASSPHRASE",
+    "DEPLOYER_DOTENV",
+    "DEPLOYER_KNOWN_HOSTS",
+)
 MIN_SECRET = 4
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
 class RunInfo:
     actor: str
-    url: Optional[str] = None
-    ref: Optional[str] = None
+    url: str | None = None
+    ref: str | None = None
 
     @classmethod
     def from_env(cls, environ=None) -> RunInfo:

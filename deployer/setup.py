@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import List, Optional
 
-from deployer.build.manifest import host_config
-from deployer.build.release import build_engine, packaging_templates
+from deployer.builder.manifest import host_config
+from deployer.builder.release import build_engine, packaging_templates
 from deployer.errors import DeployerError, RemoteError
 from deployer.remote.ssh import Target
 
@@ -22,13 +21,20 @@ def bundle(obj, dest: Path) -> Path:
     return dest
 
 
-def setup_argv(python: str, root: str, config: dict, authorized_key: Optional[str]) -> List[str]:
-    argv = [python, f"{root}/engine.pyz", "--config-json", json.dumps(config, separators=(",", ":")),
-            "setup", "--templates", f"{root}/packaging"]
+def setup_argv(python: str, root: str, config: dict, authorized_key: str | None) -> list[str]:
+    argv = [
+        python,
+        f"{root}/engine.pyz",
+        "--config-json",
+        json.dumps(config, separators=(",", ":")),
+        "setup",
+        "--templates",
+        f"{root}/packaging",
+    ]
     return argv + (["--authorized-key", f"{root}/authorized_key.pub"] if authorized_key else [])
 
 
-def setup_local(obj, authorized_key: Optional[str]) -> int:
+def setup_local(obj, authorized_key: str | None) -> int:
     from deployer.host.cli import main as engine_main
 
     with tempfile.TemporaryDirectory(prefix="deployer-setup-") as tmp:
@@ -43,8 +49,9 @@ def setup_local(obj, authorized_key: Optional[str]) -> int:
     return 0
 
 
-def setup_hosts(obj, targets: List[Target], admin_user: str, authorized_key: Optional[str],
-                accept_new: bool) -> bool:
+def setup_hosts(
+    obj, targets: list[Target], admin_user: str, authorized_key: str | None, accept_new: bool
+) -> bool:
     pipeline = obj.pipeline(accept_new)
     config = host_config(obj.config())
     ok = True
@@ -60,8 +67,7 @@ def setup_hosts(obj, targets: List[Target], admin_user: str, authorized_key: Opt
     return ok
 
 
-def _setup_one(obj, pipeline, admin: Target, root: Path, config: dict,
-               authorized_key: Optional[str]) -> None:
+def _setup_one(obj, pipeline, admin: Target, root: Path, config: dict, authorized_key: str | None) -> None:
     conn = pipeline.connect(admin)
     try:
         code, out, _ = conn.run(["mktemp", "-d", "-t", "deployer-setup.XXXXXX"])
@@ -85,8 +91,8 @@ def _setup_one(obj, pipeline, admin: Target, root: Path, config: dict,
             except ValueError:
                 continue
         if code != 0:
-            raise RemoteError(f"{admin.label}: setup failed: "
-                              f"{(err.strip().splitlines() or ['see above'])[-1]}")
+            raise RemoteError(
+                f"{admin.label}: setup failed: {(err.strip().splitlines() or ['see above'])[-1]}"
+            )
     finally:
         conn.close()
-

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.build import build_release
+from deployer.builder import build_release
 from deployer.config import load_config
 from deployer.host.artifact import iter_verified
 
@@ -26,17 +26,27 @@ ISOLATED_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": 
 
 
 def git(repo: Path, *args: str, date: str = COMMIT_DATE) -> str:
-    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date,
-           "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid",
-           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.invalid"}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_DATE": date,
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.invalid",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.invalid",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout.strip()
 
 
 def make_service_repo(dest: Path) -> Path:
     """A fresh git repo with deploy.toml and the example service, one commit."""
-    shutil.copytree(EXAMPLE, dest / "examples" / "tg_video_streamer",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist"))
+    shutil.copytree(
+        EXAMPLE,
+        dest / "examples" / "tg_video_streamer",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist"),
+    )
     shutil.copyfile(ROOT / "deploy.toml", dest / "deploy.toml")
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
@@ -75,9 +85,13 @@ def example_artifact(example_build) -> Path:
 def find_python(version: str) -> str | None:
     """The real executable of python<version>, or None (pyenv shims resolved)."""
     try:
-        out = subprocess.run([f"python{version}", "-c", "import sys; print(sys.executable)"],
-                             capture_output=True, text=True, timeout=30,
-                             env={**os.environ, "PYENV_VERSION": version})
+        out = subprocess.run(
+            [f"python{version}", "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYENV_VERSION": version},
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -100,10 +114,24 @@ def example_venv(example_artifact, tmp_path_factory) -> Path:
     env = {**os.environ, **ISOLATED_PIP}
     subprocess.run([*offline, target_python(), "-m", "venv", str(venv)], check=True, env=env)
     subprocess.run(
-        [*offline, str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
-         "--require-hashes", "--no-deps", "--find-links", str(tree / "wheels"),
-         "-r", str(tree / "requirements.lock")],
-        check=True, env=env)
+        [
+            *offline,
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--require-hashes",
+            "--no-deps",
+            "--find-links",
+            str(tree / "wheels"),
+            "-r",
+            str(tree / "requirements.lock"),
+        ],
+        check=True,
+        env=env,
+    )
     return venv
 
 
@@ -124,15 +152,23 @@ VARIANTS = {
     # a code-only change: one line, a new commit, so a new version
     "v2": (PKG / "health.py", '"status": "ok"', '"status": "ok", "build": "v2"'),
     # starts, then dies before it is ready: a Traceback in the journal
-    "crash": (PKG / "__main__.py", "    _setup_logging(settings.log_level_number)\n",
-              "    _setup_logging(settings.log_level_number)\n"
-              "    raise RuntimeError('crash at start')\n"),
+    "crash": (
+        PKG / "__main__.py",
+        "    _setup_logging(settings.log_level_number)\n",
+        "    _setup_logging(settings.log_level_number)\n    raise RuntimeError('crash at start')\n",
+    ),
     # ready and running, but /health fails
-    "unhealthy": (PKG / "health.py", "return web.Response(body=health_body, content_type=",
-                  "return web.Response(status=503, body=health_body, content_type="),
+    "unhealthy": (
+        PKG / "health.py",
+        "return web.Response(body=health_body, content_type=",
+        "return web.Response(status=503, body=health_body, content_type=",
+    ),
 }
-VARIANT_DATES = {"v2": "2026-11-26T11:00:00Z", "crash": "2026-11-26T12:00:00Z",
-                 "unhealthy": "2026-11-26T13:00:00Z"}
+VARIANT_DATES = {
+    "v2": "2026-11-26T11:00:00Z",
+    "crash": "2026-11-26T12:00:00Z",
+    "unhealthy": "2026-11-26T13:00:00Z",
+}
 
 
 def build_variant(service_repo: Path, name: str, work: Path):

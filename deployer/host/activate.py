@@ -64,9 +64,17 @@ class Activation:
     is finished and recorded in the history even when nobody is listening.
     """
 
-    def __init__(self, layout: Layout, config: dict, service: Service, events: Events,
-                 history: History, record: dict, on_switched: Callable[[], None] = lambda: None,
-                 check_abort: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        layout: Layout,
+        config: dict,
+        service: Service,
+        events: Events,
+        history: History,
+        record: dict,
+        on_switched: Callable[[], None] = lambda: None,
+        check_abort: Callable[[], None] = lambda: None,
+    ):
         self.layout, self.config, self.service = layout, config, service
         self.events, self.history, self.record = events, history, record
         self.on_switched = on_switched
@@ -82,8 +90,13 @@ class Activation:
         prev_env_sha = envfile.sha256_text(prev_env) if prev_env is not None else None
         if prev_env is not None:
             envfile.backup_env(layout, prev_env)  # the revert needs it whatever happens next
-        base = {**self.record, "action": action, "from": previous, "to": rid,
-                "version": read_manifest(rel).get("version")}
+        base = {
+            **self.record,
+            "action": action,
+            "from": previous,
+            "to": rid,
+            "version": read_manifest(rel).get("version"),
+        }
         with ev.step("env") as r:
             r["detail"] = env.apply(layout, self.config.get("env_required", []))
             ev.add_secrets(envfile.env_values(envfile.current_env(layout) or ""))
@@ -115,16 +128,19 @@ class Activation:
             self._save_journal(rid, started)
             reason = str(e)
             restored = self._revert(rid, previous, prev_env_sha, reason)
-            self.history.append({**base, "result": "reverted" if restored else "revert-failed",
-                                 "reason": ev.mask(reason)})
+            self.history.append(
+                {**base, "result": "reverted" if restored else "revert-failed", "reason": ev.mask(reason)}
+            )
             raise HealthError(f"{reason}; {restored or 'switch back FAILED'}") from None
         set_state(rel, "good")
         self._save_journal(rid, started)
-        return self.history.append({**base, "result": "success", "healthy_s": round(healthy, 3),
-                                    "gate_s": round(healthy + gate, 3)})
+        return self.history.append(
+            {**base, "result": "success", "healthy_s": round(healthy, 3), "gate_s": round(healthy + gate, 3)}
+        )
 
-    def _revert(self, rid: str, previous: Optional[str], prev_env_sha: Optional[str],
-                reason: str) -> Optional[str]:
+    def _revert(
+        self, rid: str, previous: Optional[str], prev_env_sha: Optional[str], reason: str
+    ) -> Optional[str]:
         """Back to the previous activation with its .env; None if that is not healthy either."""
         ev = self.events
         set_state(self.layout.release(rid), "bad")
@@ -140,8 +156,7 @@ class Activation:
                 self.service.restart()
                 started = self.service.show()
                 prev_version = read_manifest(self.layout.release(previous)).get("version")
-                HealthCheck(self.service, self.config.get("health", {}), prev_version) \
-                    .wait_healthy(started)
+                HealthCheck(self.service, self.config.get("health", {}), prev_version).wait_healthy(started)
             except HostError as e:
                 r["detail"] = f"previous release {previous} is not healthy either: {e}"
                 return None

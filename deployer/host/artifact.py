@@ -31,15 +31,24 @@ MANIFEST_SCHEMA = 1
 _CHUNK = 1 << 20
 _HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$")
-_REQUIRED_KEYS = ("schema", "app", "version", "release_id", "format", "target", "files",
-                  "lock", "engine", "app_wheel")
+_REQUIRED_KEYS = (
+    "schema",
+    "app",
+    "version",
+    "release_id",
+    "format",
+    "target",
+    "files",
+    "lock",
+    "engine",
+    "app_wheel",
+)
 
 
 def check_member_name(name: str) -> None:
     """Refuse absolute paths, ``..``, empty parts and odd characters in a member name."""
     parts = name.split("/")
-    if (name.startswith("/") or ".." in parts or "." in parts or "" in parts
-            or not _SAFE_NAME.match(name)):
+    if name.startswith("/") or ".." in parts or "." in parts or "" in parts or not _SAFE_NAME.match(name):
         raise ArtifactError(f"unsafe member name in artifact: {name!r}")
 
 
@@ -85,26 +94,34 @@ def validate_manifest_shape(manifest: object, where: str) -> dict:
     if missing:
         raise ArtifactError(f"{where}: {MANIFEST} lacks {', '.join(missing)}")
     if manifest["schema"] != MANIFEST_SCHEMA:
-        raise ArtifactError(f"{where}: manifest schema {manifest['schema']} is not supported "
-                            f"(this engine reads {MANIFEST_SCHEMA})")
+        raise ArtifactError(
+            f"{where}: manifest schema {manifest['schema']} is not supported "
+            f"(this engine reads {MANIFEST_SCHEMA})"
+        )
     files = manifest["files"]
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{where}: {MANIFEST} has no files")
     for name, meta in files.items():
         check_member_name(name)
-        if not (isinstance(meta, dict) and isinstance(meta.get("size"), int)
-                and re.fullmatch(r"[0-9a-f]{64}", str(meta.get("sha256", "")))):
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("size"), int)
+            and re.fullmatch(r"[0-9a-f]{64}", str(meta.get("sha256", "")))
+        ):
             raise ArtifactError(f"{where}: {MANIFEST} entry {name!r} needs size and sha256")
     for key in ("lock", "engine", "app_wheel"):
         if manifest[key] not in files:
-            raise ArtifactError(f"{where}: {MANIFEST} names {key} {manifest[key]!r}, "
-                                "which is not among its files")
+            raise ArtifactError(
+                f"{where}: {MANIFEST} names {key} {manifest[key]!r}, which is not among its files"
+            )
     return manifest
 
 
-def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = None,
-                  hashed: Optional[Callable[[str, dict], bool]] = None
-                  ) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
+def iter_verified(
+    path: str,
+    may_lack: Optional[Callable[[str, dict], bool]] = None,
+    hashed: Optional[Callable[[str, dict], bool]] = None,
+) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
     """Walk the artifact, yielding (member, reader, manifest) for each listed file.
 
     The reader is positioned at the member's data; callers may copy it out. Its hash
@@ -134,23 +151,26 @@ def iter_verified(path: str, may_lack: Optional[Callable[[str, dict], bool]] = N
                     raise ArtifactError(f"{path}: member {member.name!r} appears twice")
                 seen.add(member.name)
                 if member.size != meta["size"]:
-                    raise ArtifactError(f"{path}: {member.name}: size {member.size}, "
-                                        f"manifest says {meta['size']}")
+                    raise ArtifactError(
+                        f"{path}: {member.name}: size {member.size}, manifest says {meta['size']}"
+                    )
                 if hashed is not None and not hashed(member.name, manifest):
                     continue
                 reader = _HashingReader(tar.extractfile(member))
                 yield member, reader, manifest
                 reader.drain()
                 if reader.hexdigest() != meta["sha256"]:
-                    raise ArtifactError(f"{path}: {member.name}: sha256 does not match the "
-                                        "manifest (tampered or damaged)")
+                    raise ArtifactError(
+                        f"{path}: {member.name}: sha256 does not match the manifest (tampered or damaged)"
+                    )
         except (tarfile.TarError, EOFError, OSError) as e:
             raise ArtifactError(f"{path}: truncated or damaged ({e})") from None
-    missing = sorted(n for n in set(expected) - seen
-                     if may_lack is None or not may_lack(n, expected[n]))
+    missing = sorted(n for n in set(expected) - seen if may_lack is None or not may_lack(n, expected[n]))
     if missing:
-        raise ArtifactError(f"{path}: truncated: missing {', '.join(missing[:3])}"
-                            + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+        raise ArtifactError(
+            f"{path}: truncated: missing {', '.join(missing[:3])}"
+            + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        )
 
 
 class _HashingReader:
@@ -189,10 +209,11 @@ def verify_artifact(path: str, hash_all: bool = True) -> dict:
     for member, reader, manifest in iter_verified(path, hashed=only_lock):
         if member.name == manifest["lock"]:
             lock_text = reader.read().decode("utf-8", errors="replace")
-    wheel_hashes = {meta["sha256"] for name, meta in manifest["files"].items()
-                    if name.startswith("wheels/")}
+    wheel_hashes = {meta["sha256"] for name, meta in manifest["files"].items() if name.startswith("wheels/")}
     locked = set(lock_hashes(lock_text or ""))
     if locked != wheel_hashes:
-        raise ArtifactError(f"{path}: {manifest['lock']} does not pin exactly the shipped wheels "
-                            f"({len(locked)} hashes, {len(wheel_hashes)} wheels)")
+        raise ArtifactError(
+            f"{path}: {manifest['lock']} does not pin exactly the shipped wheels "
+            f"({len(locked)} hashes, {len(wheel_hashes)} wheels)"
+        )
     return manifest

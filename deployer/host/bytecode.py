@@ -1,7 +1,7 @@
 """The artifact's bytecode layers, written beside the installed sources (stdlib only).
 
 The build byte-compiles each wheel once for the target's Python
-(``deployer/build/bytecode.py``). Here every ``.pyc`` gets the header Python itself would
+(``deployer/builder/bytecode.py``). Here every ``.pyc`` gets the header Python itself would
 write for the installed source: its magic number, flags 0, the source's mtime and size.
 The result is an ordinary timestamp ``.pyc``: used while the source is unchanged,
 recompiled by Python on import if anyone edits the source. Only the code object comes
@@ -33,12 +33,15 @@ class Interpreter(NamedTuple):
 
 def interpreter(python: Path) -> Optional[Interpreter]:
     """Ask the venv's Python; None if it cannot tell (then the host compiles as before)."""
-    code = ("import importlib.util, json, sys, sysconfig; print(json.dumps(["
-            "importlib.util.MAGIC_NUMBER.hex(), sys.implementation.cache_tag, "
-            "sysconfig.get_path('purelib')]))")
+    code = (
+        "import importlib.util, json, sys, sysconfig; print(json.dumps(["
+        "importlib.util.MAGIC_NUMBER.hex(), sys.implementation.cache_tag, "
+        "sysconfig.get_path('purelib')]))"
+    )
     try:
-        proc = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True,
-                              timeout=60, env={})
+        proc = subprocess.run(
+            [str(python), "-I", "-c", code], capture_output=True, text=True, timeout=60, env={}
+        )
         magic, tag, site = json.loads(proc.stdout)
         return Interpreter(bytes.fromhex(magic), tag, Path(site))
     except (OSError, ValueError, TypeError, subprocess.SubprocessError):
@@ -94,9 +97,12 @@ def apply_layer(layer: Path, py: Interpreter) -> int:
 
 def _header(magic: bytes, st: os.stat_result) -> bytes:
     # what importlib's _code_to_timestamp_pyc writes for this source
-    return (magic + (0).to_bytes(4, "little")
-            + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little"))
+    return (
+        magic
+        + (0).to_bytes(4, "little")
+        + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
 
 
 def _write(path: Path, data: bytes) -> None:

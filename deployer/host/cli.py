@@ -43,12 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", help="host config as a JSON string (controller use)")
     p.add_argument("--actor", help="who deploys (audit log); default: the user")
     p.add_argument("--run-url", help="link to the CI run or log (audit log, lock holder)")
-    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait this long for another deploy's lock instead of failing")
+    p.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another deploy's lock instead of failing",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("verify", help="check an artifact's manifest and every hash").add_argument("artifact")
-    sub.add_parser("preflight", help="can this host take the release? writes nothing") \
-        .add_argument("artifact", help="the artifact, or - to read its manifest JSON from stdin")
+    sub.add_parser("preflight", help="can this host take the release? writes nothing").add_argument(
+        "artifact", help="the artifact, or - to read its manifest JSON from stdin"
+    )
     sub.add_parser("status", help="unit state, current release, health probe")
     lg = sub.add_parser("logs", help="the service's journal (masked)")
     lg.add_argument("--release", metavar="ID", help="the journal excerpts kept for a release")
@@ -69,8 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--env-file", help="the new .env (default: keep the current one)")
     i.add_argument("--dry-run", action="store_true", help="preflight, stage and smoke only")
     for sp in (a, i):
-        sp.add_argument("--watch", type=float, metavar="SECONDS",
-                        help="override health.watch (seconds watched after healthy)")
+        sp.add_argument(
+            "--watch",
+            type=float,
+            metavar="SECONDS",
+            help="override health.watch (seconds watched after healthy)",
+        )
     sub.add_parser("serve", help="one process per deploy, driven over stdin (controller use)")
     s = sub.add_parser("setup", help="as root, once: deploy user, layout, sudoers, unit")
     s.add_argument("--artifact", help="take the templates from this artifact")
@@ -103,8 +113,9 @@ def load_config(args: argparse.Namespace) -> dict:
             raise UsageError(f"{saved}: no saved config; pass --config") from None
     if args.base:
         config["base_path"] = args.base
-    missing = [k for k in ("base_path", "unit", "interpreter", "smoke", "app", "user", "module")
-               if k not in config]
+    missing = [
+        k for k in ("base_path", "unit", "interpreter", "smoke", "app", "user", "module") if k not in config
+    ]
     if missing:
         raise UsageError(f"host config lacks {', '.join(missing)}")
     return config
@@ -133,8 +144,7 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
         return run_setup(args, config, events)
     if args.command == "lock":
         status = DeployLock(base / ".lock", base / ".lock.holder").status()
-        events.emit("lock", "info", describe(status["holder"]) if status["held"] else "free",
-                    **status)
+        events.emit("lock", "info", describe(status["holder"]) if status["held"] else "free", **status)
         return 0
     engine = Engine(config, service_factory(config), events, actor=args.actor, run_url=args.run_url)
     if args.command == "releases":
@@ -142,7 +152,7 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
             events.emit("release", "info", row["id"], **row)
         return 0
     if args.command == "history":
-        for record in list(engine.history.records())[-args.last:]:
+        for record in list(engine.history.records())[-args.last :]:
             events.emit("history", "info", record.get("result", ""), record=record)
         return 0
     if args.command == "serve":
@@ -178,8 +188,7 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
             engine.preflight(read_manifest(args.artifact))
             rid = engine.stage(args.artifact)
             if args.dry_run:
-                engine.history.append({**engine.record, "action": "dry-run", "to": rid,
-                                       "result": "staged"})
+                engine.history.append({**engine.record, "action": "dry-run", "to": rid, "result": "staged"})
                 events.emit("dry-run", "ok", f"{rid} staged and smoke-tested; nothing switched")
                 return 0
             engine.activate(rid, EnvChange(text=env), action="install")
@@ -214,19 +223,23 @@ def run_setup(args: argparse.Namespace, config: dict, events: Events) -> int:
         problems = drift(templates, config)
         for p in problems:
             events.emit("drift", "fail", p)
-        events.emit("setup check", "ok" if not problems else "fail",
-                    "unit and launcher match the templates" if not problems else
-                    f"{len(problems)} difference(s)")
+        events.emit(
+            "setup check",
+            "ok" if not problems else "fail",
+            "unit and launcher match the templates" if not problems else f"{len(problems)} difference(s)",
+        )
         return 1 if problems else 0
     key = _read_text(args.authorized_key, "--authorized-key")
     changed = Setup(config, templates, events, authorized_key=key).run()
-    events.emit("setup", "ok", f"{len(changed)} change(s)" if changed else "nothing to change",
-                changed=changed)
+    events.emit(
+        "setup", "ok", f"{len(changed)} change(s)" if changed else "nothing to change", changed=changed
+    )
     return 0
 
 
-def main(argv: Optional[List[str]] = None,
-         service_factory: ServiceFactory = lambda config: Systemd(config["unit"])) -> None:
+def main(
+    argv: Optional[List[str]] = None, service_factory: ServiceFactory = lambda config: Systemd(config["unit"])
+) -> None:
     args = _parser().parse_args(argv)
     events = Events()
     try:
@@ -237,7 +250,8 @@ def main(argv: Optional[List[str]] = None,
     except KeyboardInterrupt:
         code = 130
     except OSError as e:  # a host problem (permissions, disk) is reported, not a traceback
-        events.emit("error", "fail", f"{e.strerror}: {e.filename}" if e.filename else str(e),
-                    error=HostError.__name__)
+        events.emit(
+            "error", "fail", f"{e.strerror}: {e.filename}" if e.filename else str(e), error=HostError.__name__
+        )
         code = 1
     sys.exit(code)

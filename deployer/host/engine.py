@@ -31,9 +31,15 @@ RELEASE_LINKS = (".env",)
 
 
 class Engine:
-    def __init__(self, config: dict, service: Service, events: Optional[Events] = None,
-                 abort: Optional[threading.Event] = None, actor: Optional[str] = None,
-                 run_url: Optional[str] = None):
+    def __init__(
+        self,
+        config: dict,
+        service: Service,
+        events: Optional[Events] = None,
+        abort: Optional[threading.Event] = None,
+        actor: Optional[str] = None,
+        run_url: Optional[str] = None,
+    ):
         self.config = config
         self.layout = Layout(config["base_path"])
         self.service = service
@@ -42,14 +48,18 @@ class Engine:
         self.history = History(self.layout)
         self.lock = DeployLock(self.layout.lock, self.layout.lock_holder)
         self.switched = threading.Event()  # past the point of no return
-        self.record = {"actor": actor or os.environ.get("DEPLOYER_ACTOR") or _user(),
-                       "run_url": run_url or os.environ.get("DEPLOYER_RUN_URL")}
+        self.record = {
+            "actor": actor or os.environ.get("DEPLOYER_ACTOR") or _user(),
+            "run_url": run_url or os.environ.get("DEPLOYER_RUN_URL"),
+        }
 
     # ------------------------------------------------------------------ lock
     def acquire(self, release: Optional[str] = None, wait: float = 0.0) -> None:
         with self.events.step("lock") as r:
-            self.lock.acquire({"who": self.record["actor"], "run_url": self.record["run_url"],
-                               "release": release}, wait=wait)
+            self.lock.acquire(
+                {"who": self.record["actor"], "run_url": self.record["run_url"], "release": release},
+                wait=wait,
+            )
             r["detail"] = f"held by pid {os.getpid()}"
 
     def release_lock(self) -> None:
@@ -61,11 +71,14 @@ class Engine:
         with self.events.step("preflight") as r:
             missing = missing_members(self.layout, manifest)
             incoming = sum(manifest["files"][n]["size"] for n in missing) if upload else 0
-            result = preflight(self.layout, manifest, self.config["interpreter"], incoming,
-                               self.service.problems())
+            result = preflight(
+                self.layout, manifest, self.config["interpreter"], incoming, self.service.problems()
+            )
             result["missing"] = missing
-            r["detail"] = (f"python {result['python']}, glibc {result['glibc']}, disk "
-                           f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB")
+            r["detail"] = (
+                f"python {result['python']}, glibc {result['glibc']}, disk "
+                f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB"
+            )
         return result
 
     def stage(self, artifact: str, expected: Optional[dict] = None) -> str:
@@ -78,8 +91,9 @@ class Engine:
         self._check_abort()
         manifest = read_artifact_manifest(artifact)
         if expected is not None and manifest != expected:
-            raise ArtifactError(f"upload {artifact}: its manifest is not the one the preflight "
-                                "checked (damaged in transit)")
+            raise ArtifactError(
+                f"upload {artifact}: its manifest is not the one the preflight checked (damaged in transit)"
+            )
         rid = manifest["release_id"]
         if not RELEASE_ID_RE.match(rid):
             raise HostError(f"artifact has a malformed release id {rid!r}")
@@ -103,32 +117,58 @@ class Engine:
         log = self.layout.release_log(rid) / "install.log"
         try:
             with self.events.step("venv") as r:
-                installer = install.build_venv(self.layout, rel, manifest,
-                                               self.config["interpreter"], log, self.abort,
-                                               seed=self._live_venv(rid))
+                installer = install.build_venv(
+                    self.layout,
+                    rel,
+                    manifest,
+                    self.config["interpreter"],
+                    log,
+                    self.abort,
+                    seed=self._live_venv(rid),
+                )
                 r["detail"] = f"installed offline with {installer}"
             with self.events.step("check"):
                 install.check_venv(self.layout, rel, manifest, installer, log, self.abort)
             self._check_abort()
             with self.events.step("smoke", " ".join(self.config["smoke"]["command"])):
-                install.smoke(rel, self.config["smoke"]["command"],
-                              float(self.config["smoke"].get("timeout", 60)), log, self.abort)
+                install.smoke(
+                    rel,
+                    self.config["smoke"]["command"],
+                    float(self.config["smoke"].get("timeout", 60)),
+                    log,
+                    self.abort,
+                )
         except AbortedError:
             shutil.rmtree(rel, ignore_errors=True)
             raise
         except InstallError:
             set_state(rel, "bad")
-            self.history.append({**self.record, "action": "stage", "to": rid, "result": "failed",
-                                 "version": manifest["version"], "reason": "install or smoke test"})
+            self.history.append(
+                {
+                    **self.record,
+                    "action": "stage",
+                    "to": rid,
+                    "result": "failed",
+                    "version": manifest["version"],
+                    "reason": "install or smoke test",
+                }
+            )
             raise
         set_state(rel, "staged")
         return rid
 
     def activate(self, rid: str, env: Optional[EnvChange] = None, action: str = "deploy") -> dict:
         self._check_abort()
-        activation = Activation(self.layout, self.config, self.service, self.events, self.history,
-                                self.record, on_switched=self.switched.set,
-                                check_abort=self._check_abort)
+        activation = Activation(
+            self.layout,
+            self.config,
+            self.service,
+            self.events,
+            self.history,
+            self.record,
+            on_switched=self.switched.set,
+            check_abort=self._check_abort,
+        )
         return activation.run(rid, env or EnvChange(), action)
 
     def rollback(self, to: Optional[str] = None) -> dict:
@@ -145,13 +185,18 @@ class Engine:
             raise HostError(f"release {target} is already current")
         from deployer.host.envfile import release_env_sha
 
-        return self.activate(target, EnvChange(restore_sha=release_env_sha(self.layout.release(target))),
-                             action="rollback")
+        return self.activate(
+            target, EnvChange(restore_sha=release_env_sha(self.layout.release(target))), action="rollback"
+        )
 
     def prune(self, staging: Optional[str] = None) -> dict:
         with self.events.step("prune") as r:
-            removed = retention.prune(self.layout, int(self.config.get("keep_releases", 5)),
-                                      staging, int(self.config.get("audit_retention_days", 30)))
+            removed = retention.prune(
+                self.layout,
+                int(self.config.get("keep_releases", 5)),
+                staging,
+                int(self.config.get("audit_retention_days", 30)),
+            )
             r["detail"] = ", ".join(f"{len(v)} {k}" for k, v in removed.items() if v) or "nothing"
         return removed
 
@@ -167,11 +212,18 @@ class Engine:
         props = self.service.show()
         current = self.layout.current_id()
         version = read_manifest(self.layout.release(current)).get("version") if current else None
-        problem = HealthCheck(self.service, self.config.get("health", {}), version).probe() \
-            if current else "no current release"
-        return {"unit": props, "current": current, "version": version,
-                "state": get_state(self.layout.release(current)) if current else None,
-                "health": problem or "ok"}
+        problem = (
+            HealthCheck(self.service, self.config.get("health", {}), version).probe()
+            if current
+            else "no current release"
+        )
+        return {
+            "unit": props,
+            "current": current,
+            "version": version,
+            "state": get_state(self.layout.release(current)) if current else None,
+            "health": problem or "ok",
+        }
 
     def logs(self, release: Optional[str], lines: int) -> List[str]:
         """The unit's journal now, or the excerpts kept for ``release``; masked."""

@@ -33,7 +33,7 @@ def env_values(text: str) -> List[str]:
     for line in text.splitlines():
         m = _KEY_RE.match(line)
         if m:
-            value = line[m.end():].strip()
+            value = line[m.end() :].strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
                 value = value[1:-1]
             if value:

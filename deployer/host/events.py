@@ -48,8 +48,9 @@ class Events:
     def mask(self, text: str) -> str:
         return redact(text, self.secrets) if self.secrets else text
 
-    def emit(self, step: str, status: str, detail: Any = "", duration: Optional[float] = None,
-             **extra: Any) -> dict:
+    def emit(
+        self, step: str, status: str, detail: Any = "", duration: Optional[float] = None, **extra: Any
+    ) -> dict:
         event = {"time": utc_now(), "step": step, "status": status, "detail": detail}
         if duration is not None:
             event["duration"] = round(duration, 3)

@@ -42,8 +42,7 @@ def probe_http(url: str, version: Optional[str], timeout: float = 2.0) -> Option
 
 def probe_command(argv: List[str], timeout: float = 10.0) -> Optional[str]:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"health command failed: {e}"
     if proc.returncode != 0:
@@ -110,8 +109,10 @@ class HealthCheck:
         state = props.get("ActiveState")
         if state != "active":
             return f"unit is {state} ({props.get('SubState', '?')}, result {props.get('Result', '?')})"
-        if props.get("InvocationID") != started.get("InvocationID") or \
-                props.get("NRestarts") != started.get("NRestarts"):
-            return (f"unit restarted by systemd (restarts {started.get('NRestarts')} -> "
-                    f"{props.get('NRestarts')})")
+        if props.get("InvocationID") != started.get("InvocationID") or props.get("NRestarts") != started.get(
+            "NRestarts"
+        ):
+            return (
+                f"unit restarted by systemd (restarts {started.get('NRestarts')} -> {props.get('NRestarts')})"
+            )
         return None

@@ -81,8 +81,11 @@ def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
     replace files rather than write into them, so the live venv is never touched.
     """
     python = seed / "bin" / "python"
-    if not (seed / "pyvenv.cfg").is_file() or not python.exists() or \
-            os.path.realpath(python) != os.path.realpath(interpreter):
+    if (
+        not (seed / "pyvenv.cfg").is_file()
+        or not python.exists()
+        or os.path.realpath(python) != os.path.realpath(interpreter)
+    ):
         return False
     old, new = str(seed).encode(), str(dest).encode()
     for root, dirs, files in os.walk(seed):
@@ -115,8 +118,9 @@ def changed_wheels(seed_manifest: Path, manifest: dict) -> List[str]:
     except (OSError, ValueError):
         before = {}
     old = {(n, m.get("sha256")) for n, m in before.items()}
-    return sorted(n for n, m in manifest["files"].items()
-                  if n.startswith("wheels/") and (n, m["sha256"]) not in old)
+    return sorted(
+        n for n, m in manifest["files"].items() if n.startswith("wheels/") and (n, m["sha256"]) not in old
+    )
 
 
 def dist_name(wheel: str) -> str:
@@ -154,8 +158,15 @@ def _try_clone(seed: Path, venv: Path, interpreter: str) -> bool:
         return False
 
 
-def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: str, log: Path,
-               abort: Optional[threading.Event] = None, seed: Optional[Path] = None) -> str:
+def build_venv(
+    layout: Layout,
+    release_dir: Path,
+    manifest: dict,
+    interpreter: str,
+    log: Path,
+    abort: Optional[threading.Event] = None,
+    seed: Optional[Path] = None,
+) -> str:
     """Create ``venv/`` and install the release into it; returns how.
 
     ``seed``: the live release's venv. With uv, the new venv starts as its hardlinked
@@ -168,8 +179,11 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
     lock = str(release_dir / manifest["lock"])
     run = _runner(log, env, release_dir, abort)
     if manifest.get("format") == "pex" and manifest.get("pex"):
-        run([interpreter, str(release_dir / manifest["pex"]), "venv", "--compile", str(venv)],
-            "turning app.pex into the venv", {"PEX_TOOLS": "1"})
+        run(
+            [interpreter, str(release_dir / manifest["pex"]), "venv", "--compile", str(venv)],
+            "turning app.pex into the venv",
+            {"PEX_TOOLS": "1"},
+        )
         return "pex"
     house = str(link_wheelhouse(layout, manifest))
     uv = uv_binary(layout, manifest)
@@ -181,29 +195,81 @@ def build_venv(layout: Layout, release_dir: Path, manifest: dict, interpreter: s
         # wheel is not byte for byte what the live release installed
         changed = changed_wheels(seed.parent / "manifest.json", manifest)
         reinstall = [arg for w in changed for arg in ("--reinstall-package", dist_name(w))]
-        run([str(uv), "pip", "sync", "--python", str(python), "--offline", "--no-index",
-             "--find-links", house, "--require-hashes", *reinstall, lock],
-            "installing dependencies")
+        run(
+            [
+                str(uv),
+                "pip",
+                "sync",
+                "--python",
+                str(python),
+                "--offline",
+                "--no-index",
+                "--find-links",
+                house,
+                "--require-hashes",
+                *reinstall,
+                lock,
+            ],
+            "installing dependencies",
+        )
         # the hardlinked .pyc of everything else are valid already
         return "uv, from a hardlinked copy of the live venv" + _byte_compile(
-            layout, manifest, python, changed, run, bytecode.fitting(manifest, python), log)
+            layout, manifest, python, changed, run, bytecode.fitting(manifest, python), log
+        )
     if uv is not None:
         run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
         py = bytecode.fitting(manifest, python)
-        run([str(uv), "pip", "install", "--python", str(python), "--offline", "--no-index",
-             "--find-links", house, "--require-hashes", "--no-deps",
-             *([] if py else ["--compile-bytecode"]), "-r", lock], "installing dependencies")
+        run(
+            [
+                str(uv),
+                "pip",
+                "install",
+                "--python",
+                str(python),
+                "--offline",
+                "--no-index",
+                "--find-links",
+                house,
+                "--require-hashes",
+                "--no-deps",
+                *([] if py else ["--compile-bytecode"]),
+                "-r",
+                lock,
+            ],
+            "installing dependencies",
+        )
         wheels = [n for n in manifest["files"] if n.startswith("wheels/")]
         return "uv" + (_byte_compile(layout, manifest, python, wheels, run, py, log) if py else "")
     run([interpreter, "-m", "venv", str(venv)], "creating the venv")
-    run([str(python), "-m", "pip", "install", "--quiet", "--no-index",
-         "--find-links", house, "--require-hashes", "--no-deps", "-r", lock],
-        "installing dependencies")
+    run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            house,
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            lock,
+        ],
+        "installing dependencies",
+    )
     return "pip"
 
 
-def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str], run,
-                  py: Optional[bytecode.Interpreter], log: Path) -> str:
+def _byte_compile(
+    layout: Layout,
+    manifest: dict,
+    python: Path,
+    wheels: List[str],
+    run,
+    py: Optional[bytecode.Interpreter],
+    log: Path,
+) -> str:
     """``.pyc`` for what ``wheels`` installed: the artifact's bytecode layers when they fit
     the venv's Python (``py``), ``compileall`` for the rest. Says how many layers served."""
     layers = bytecode.layers(manifest) if py else {}
@@ -218,8 +284,11 @@ def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str
             left.append(wheel)
         written += n
     if written:
-        log_line(log, f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
-                      f"in {time.monotonic() - t0:.2f}s")
+        log_line(
+            log,
+            f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
+            f"in {time.monotonic() - t0:.2f}s",
+        )
     files = changed_sources(python.parent.parent, [dist_name(w) for w in left])
     if files:
         run([str(python), "-m", "compileall", "-q", *files], "byte-compiling")
@@ -227,8 +296,14 @@ def _byte_compile(layout: Layout, manifest: dict, python: Path, wheels: List[str
     return f", bytecode of {served} wheels from the artifact" if served else ""
 
 
-def check_venv(layout: Layout, release_dir: Path, manifest: dict, installer: str, log: Path,
-               abort: Optional[threading.Event] = None) -> None:
+def check_venv(
+    layout: Layout,
+    release_dir: Path,
+    manifest: dict,
+    installer: str,
+    log: Path,
+    abort: Optional[threading.Event] = None,
+) -> None:
     """``pip check``: every installed distribution has what it requires."""
     env = base_env(layout)
     run = _runner(log, env, release_dir, abort)
@@ -244,17 +319,28 @@ def _has_pip(release_dir: Path) -> bool:
     return any((release_dir / VENV / "lib").glob("python3*/site-packages/pip"))
 
 
-def smoke(release_dir: Path, command: List[str], timeout: float, log: Path,
-          abort: Optional[threading.Event] = None) -> None:
+def smoke(
+    release_dir: Path, command: List[str], timeout: float, log: Path, abort: Optional[threading.Event] = None
+) -> None:
     """The smoke command with an EMPTY environment: never the production .env."""
     python = str(venv_python(release_dir))
     argv = [python if part == "{python}" else part.replace("{python}", python) for part in command]
-    run_logged(argv, log, what="smoke test", env={}, cwd=release_dir, timeout=timeout,
-               abort=abort, error=InstallError)
+    run_logged(
+        argv,
+        log,
+        what="smoke test",
+        env={},
+        cwd=release_dir,
+        timeout=timeout,
+        abort=abort,
+        error=InstallError,
+    )
 
 
 def _runner(log: Path, env: Dict[str, str], cwd: Path, abort):
     def run(argv: List[str], what: str, extra: Optional[Dict[str, str]] = None) -> None:
-        run_logged(argv, log, what=what, env={**env, **(extra or {})}, cwd=cwd, abort=abort,
-                   error=InstallError)
+        run_logged(
+            argv, log, what=what, env={**env, **(extra or {})}, cwd=cwd, abort=abort, error=InstallError
+        )
+
     return run

@@ -1,16 +1,16 @@
 """Where everything lives under the base path (pure)::
 
-    current -> releases/<id>          the one thing the unit runs
-    releases/<id>/                    manifest.json venv/ .state env.sha256 + shared links
-    releases/.<id>.partial/           being unpacked; never seen by `current`
-    shared/.env  shared/.env.bak.*    0600
-    shared/<dir>/                     state that survives deploys and pruning
-    cache/wheels/<sha256>/<name>      content-addressed wheels
-    cache/wheelhouse/<name>           hardlinks: one stable find-links dir (uv's cache keys on it)
-    cache/uv/  cache/tools/  cache/pex/
-    log/deploys.jsonl  log/<id>/      activation history + audit; journal excerpts, installer logs
-    incoming/                         uploads in flight
-    .lock  .lock.holder               flock held by the live engine; who holds it
+current -> releases/<id>          the one thing the unit runs
+releases/<id>/                    manifest.json venv/ .state env.sha256 + shared links
+releases/.<id>.partial/           being unpacked; never seen by `current`
+shared/.env  shared/.env.bak.*    0600
+shared/<dir>/                     state that survives deploys and pruning
+cache/wheels/<sha256>/<name>      content-addressed wheels
+cache/wheelhouse/<name>           hardlinks: one stable find-links dir (uv's cache keys on it)
+cache/uv/  cache/tools/  cache/pex/
+log/deploys.jsonl  log/<id>/      activation history + audit; journal excerpts, installer logs
+incoming/                         uploads in flight
+.lock  .lock.holder               flock held by the live engine; who holds it
 """
 
 from __future__ import annotations
@@ -116,5 +116,4 @@ class Layout:
         """Complete release dirs (not .partial), oldest id first."""
         if not self.releases.is_dir():
             return []
-        return sorted(p.name for p in self.releases.iterdir()
-                      if p.is_dir() and RELEASE_ID_RE.match(p.name))
+        return sorted(p.name for p in self.releases.iterdir() if p.is_dir() and RELEASE_ID_RE.match(p.name))

@@ -36,8 +36,10 @@ class DeployLock:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise LockHeldError(f"another deploy holds the lock: {describe(self.holder())}"
-                                        + (f" (waited {wait:.0f}s)" if wait else "")) from None
+                    raise LockHeldError(
+                        f"another deploy holds the lock: {describe(self.holder())}"
+                        + (f" (waited {wait:.0f}s)" if wait else "")
+                    ) from None
                 time.sleep(0.2)
         self._fd = fd
         info = {**holder, "pid": os.getpid(), "since": utc_now()}

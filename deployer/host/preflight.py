@@ -24,14 +24,21 @@ MIB = 1 << 20
 MARGIN_BYTES = 32 * MIB
 MARGIN_RATIO = 1.10
 PYC_RATIO = 0.3  # byte-compiled files written into the venv itself
-_PROBE = ("import json, platform, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
-          "'libc': platform.libc_ver(), 'machine': platform.machine()}))")
+_PROBE = (
+    "import json, platform, sys; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+    "'libc': platform.libc_ver(), 'machine': platform.machine()}))"
+)
 
 
 def probe_interpreter(interpreter: str) -> dict:
     try:
-        proc = subprocess.run([interpreter, "-c", _PROBE], capture_output=True, text=True,
-                              timeout=30, env={"PATH": "/usr/bin:/bin"})
+        proc = subprocess.run(
+            [interpreter, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin"},
+        )
     except FileNotFoundError:
         raise PreflightError(f"target interpreter {interpreter} is not installed on this host") from None
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -62,7 +69,7 @@ def wheel_problems(manifest: dict, machine: str, glibc: Optional[str]) -> List[s
                 arch, need = tag
                 ok = ok or (arch == machine and host_glibc is not None and need <= host_glibc)
             elif plat.startswith("linux_"):
-                ok = ok or plat[len("linux_"):] == machine
+                ok = ok or plat[len("linux_") :] == machine
         if not ok:
             problems.append(Path(name).name)
     return problems
@@ -73,10 +80,14 @@ def disk_needed(layout: Layout, manifest: dict, incoming: int, uv: bool) -> int:
     cached = cached_names(layout, manifest)
     files = manifest["files"]
     new_members = sum(m["size"] for n, m in files.items() if n not in cached)
-    unpacked_all = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
-                       if n.startswith("wheels/") or n.endswith(".pex"))
-    unpacked_new = sum(m.get("unpacked", m["size"] * 3) for n, m in files.items()
-                       if is_cache_only(n) and n not in cached)
+    unpacked_all = sum(
+        m.get("unpacked", m["size"] * 3)
+        for n, m in files.items()
+        if n.startswith("wheels/") or n.endswith(".pex")
+    )
+    unpacked_new = sum(
+        m.get("unpacked", m["size"] * 3) for n, m in files.items() if is_cache_only(n) and n not in cached
+    )
     # uv hardlinks the venv from its cache: only new wheels take space there, plus the .pyc
     # (a new bytecode layer's unpacked size is already in unpacked_new); pip and pex write
     # every file into the venv
@@ -101,32 +112,48 @@ def writable(path: Path) -> Optional[str]:
     return None
 
 
-def preflight(layout: Layout, manifest: dict, interpreter: str, incoming: int = 0,
-              service_problems: Optional[List[str]] = None) -> Dict[str, object]:
+def preflight(
+    layout: Layout,
+    manifest: dict,
+    interpreter: str,
+    incoming: int = 0,
+    service_problems: Optional[List[str]] = None,
+) -> Dict[str, object]:
     """All checks; PreflightError with one line for the first that fails."""
     target = manifest["target"]
     info = probe_interpreter(interpreter)
     if info["version"] != target["python_version"]:
-        raise PreflightError(f"{interpreter} is Python {info['version']}, the release is built "
-                             f"for {target['python_version']}")
+        raise PreflightError(
+            f"{interpreter} is Python {info['version']}, the release is built for {target['python_version']}"
+        )
     lib, glibc = info["libc"]
     required = manifest.get("glibc_required")
     if required and (lib != "glibc" or _tuple(glibc) < _tuple(required)):
-        raise PreflightError(f"the release needs glibc {required}, this host has "
-                             f"{glibc if lib == 'glibc' else lib or 'no glibc'}")
+        raise PreflightError(
+            f"the release needs glibc {required}, this host has "
+            f"{glibc if lib == 'glibc' else lib or 'no glibc'}"
+        )
     bad = wheel_problems(manifest, info["machine"], glibc if lib == "glibc" else None)
     if bad:
-        raise PreflightError(f"{len(bad)} wheel(s) cannot run on this {info['machine']} host "
-                             f"(glibc {glibc}): {', '.join(bad[:3])}")
+        raise PreflightError(
+            f"{len(bad)} wheel(s) cannot run on this {info['machine']} host "
+            f"(glibc {glibc}): {', '.join(bad[:3])}"
+        )
     problem = writable(layout.base)
     if problem:
         raise PreflightError(problem)
     uv = bool(manifest.get("uv_wheel")) and manifest.get("format") != "pex"
     need, free = disk_needed(layout, manifest, incoming, uv), free_bytes(layout.base)
     if free < need:
-        raise PreflightError(f"not enough disk on {layout.base}: needs {need / MIB:.0f} MiB, "
-                             f"{free / MIB:.0f} MiB free")
+        raise PreflightError(
+            f"not enough disk on {layout.base}: needs {need / MIB:.0f} MiB, {free / MIB:.0f} MiB free"
+        )
     if service_problems:
         raise PreflightError(service_problems[0])
-    return {"python": info["version"], "glibc": glibc, "machine": info["machine"],
-            "disk_needed": need, "disk_free": free}
+    return {
+        "python": info["version"],
+        "glibc": glibc,
+        "machine": info["machine"],
+        "disk_needed": need,
+        "disk_free": free,
+    }

@@ -51,10 +51,17 @@ def log_line(log: Path, text: str) -> None:
         out.write(text + "\n")
 
 
-def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str, str]] = None,
-               cwd: Optional[Path] = None, timeout: float = 900,
-               abort: Optional[threading.Event] = None,
-               error: type = HostError) -> None:
+def run_logged(
+    argv: List[str],
+    log: Path,
+    *,
+    what: str,
+    env: Optional[Dict[str, str]] = None,
+    cwd: Optional[Path] = None,
+    timeout: float = 900,
+    abort: Optional[threading.Event] = None,
+    error: type = HostError,
+) -> None:
     """Run ``argv`` with its output appended to ``log``; raise ``error`` with the log's tail.
 
     ``abort`` (set when the controller is gone before the switch) stops the process at
@@ -66,8 +73,9 @@ def run_logged(argv: List[str], log: Path, *, what: str, env: Optional[Dict[str,
         out.flush()
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd
+            )
         except OSError as e:
             raise error(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
         stopped = _Stopper(proc, abort, timeout)

@@ -17,8 +17,9 @@ from deployer.host.layout import Layout
 from deployer.host.state import History, get_state, read_manifest, rollback_target
 
 
-def choose_releases_to_prune(ids: List[str], states: Dict[str, Optional[str]], keep: int,
-                             protected: Set[str]) -> List[str]:
+def choose_releases_to_prune(
+    ids: List[str], states: Dict[str, Optional[str]], keep: int, protected: Set[str]
+) -> List[str]:
     """Keep the newest ``keep`` releases (good/live/staged before bad) plus ``protected``.
 
     ``protected`` holds `current`, the last good activation before it and anything
@@ -37,8 +38,9 @@ def _neg(rid: str) -> tuple:
     return tuple(-ord(c) for c in rid)  # newest id first within a rank
 
 
-def prune(layout: Layout, keep: int, staging: Optional[str] = None,
-          retention_days: int = 30) -> Dict[str, List[str]]:
+def prune(
+    layout: Layout, keep: int, staging: Optional[str] = None, retention_days: int = 30
+) -> Dict[str, List[str]]:
     """Delete what retention does not keep; returns what was removed."""
     history = History(layout)
     ids = layout.release_ids()
@@ -50,13 +52,15 @@ def prune(layout: Layout, keep: int, staging: Optional[str] = None,
     for rid in doomed:
         shutil.rmtree(layout.release(rid), ignore_errors=True)
     kept = [i for i in ids if i not in doomed]
-    removed = {"releases": doomed,
-               "partials": prune_partials(layout, staging),
-               "wheels": _prune_wheels(layout, kept),
-               "tools": _prune_tools(layout, kept),
-               "uv_cache": _prune_uv_cache(layout, kept),
-               "env_backups": _prune_env_backups(layout, kept),
-               "logs": _prune_logs(layout, kept, retention_days)}
+    removed = {
+        "releases": doomed,
+        "partials": prune_partials(layout, staging),
+        "wheels": _prune_wheels(layout, kept),
+        "tools": _prune_tools(layout, kept),
+        "uv_cache": _prune_uv_cache(layout, kept),
+        "env_backups": _prune_env_backups(layout, kept),
+        "logs": _prune_logs(layout, kept, retention_days),
+    }
     return removed
 
 
@@ -106,17 +110,31 @@ def _prune_uv_cache(layout: Layout, kept: List[str]) -> List[str]:
     ``cache/wheels`` again whenever a later release needs one. If cleaning fails,
     nothing is removed and the next prune tries again.
     """
-    names = sorted({name for archive in layout.uv_cache.glob("archive-v*/*")
-                    if _only_in_cache(archive) for name in _dist_names(archive)})
+    names = sorted(
+        {
+            name
+            for archive in layout.uv_cache.glob("archive-v*/*")
+            if _only_in_cache(archive)
+            for name in _dist_names(archive)
+        }
+    )
     if not names:
         return []
     try:
-        uv = next(filter(None, (uv_binary(layout, read_manifest(layout.release(rid)))
-                                for rid in reversed(kept))), None)
+        uv = next(
+            filter(None, (uv_binary(layout, read_manifest(layout.release(rid))) for rid in reversed(kept))),
+            None,
+        )
         if uv is None:
             return []
-        subprocess.run([str(uv), "cache", "clean", *names], env=base_env(layout), timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            [str(uv), "cache", "clean", *names],
+            env=base_env(layout),
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
     except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError):
         return []
     return names
@@ -136,8 +154,10 @@ def _only_in_cache(archive: Path) -> bool:
 
 def _dist_names(archive: Path) -> List[str]:
     """Normalized names of the distributions an unpacked wheel holds (its ``.dist-info``)."""
-    return [re.sub(r"[-_.]+", "-", d.name[:-len(".dist-info")].rsplit("-", 1)[0]).lower()
-            for d in archive.glob("*.dist-info")]
+    return [
+        re.sub(r"[-_.]+", "-", d.name[: -len(".dist-info")].rsplit("-", 1)[0]).lower()
+        for d in archive.glob("*.dist-info")
+    ]
 
 
 def _remove_unused(parent: Path, used: Set[str]) -> List[str]:

@@ -30,16 +30,16 @@ EXIT_ABORTED = 3
 
 
 class Serve:
-    def __init__(self, engine: Engine, stdin: Optional[IO[bytes]] = None,
-                 heartbeat_timeout: float = HEARTBEAT_TIMEOUT):
+    def __init__(
+        self, engine: Engine, stdin: Optional[IO[bytes]] = None, heartbeat_timeout: float = HEARTBEAT_TIMEOUT
+    ):
         self.engine = engine
         self.events = engine.events
         self.manifest: Optional[dict] = None  # the one the preflight checked
         # unbuffered: the reader thread is still blocked in a read when the engine exits,
         # and a daemon thread inside a *buffered* read makes the interpreter abort at exit
         # (SIGABRT, "could not acquire lock for <stdin> at interpreter shutdown")
-        self.stdin = stdin or open(sys.stdin.fileno(), "rb", buffering=0,  # noqa: SIM115
-                                   closefd=False)
+        self.stdin = stdin or open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
         self.timeout = heartbeat_timeout
         self.commands: queue.Queue[dict] = queue.Queue()
         self.last_input = time.monotonic()
@@ -65,8 +65,9 @@ class Serve:
             self.events.emit("tick", "info")
             silent = time.monotonic() - self.last_input
             if self.input_closed.is_set() or silent > self.timeout:
-                self.lost_reason = ("end of input" if self.input_closed.is_set()
-                                    else f"no heartbeat for {silent:.1f}s")
+                self.lost_reason = (
+                    "end of input" if self.input_closed.is_set() else f"no heartbeat for {silent:.1f}s"
+                )
                 if not self.engine.switched.is_set():
                     self.engine.abort.set()
 
@@ -89,8 +90,11 @@ class Serve:
     def _loop(self) -> int:
         while True:
             if self.engine.abort.is_set():
-                self.events.emit("abort", "fail", f"controller lost ({self.lost_reason}) "
-                                 "before the switch: nothing switched, lock freed")
+                self.events.emit(
+                    "abort",
+                    "fail",
+                    f"controller lost ({self.lost_reason}) before the switch: nothing switched, lock freed",
+                )
                 return EXIT_ABORTED
             try:
                 msg = self.commands.get(timeout=0.1)
@@ -112,8 +116,9 @@ class Serve:
         except DeployerError as e:
             self.events.emit("done", "fail", str(e), cmd=cmd, error=type(e).__name__)
         except Exception as e:  # an engine bug must still answer the controller
-            self.events.emit("done", "fail", f"internal error: {type(e).__name__}: {e}", cmd=cmd,
-                             error="InternalError")
+            self.events.emit(
+                "done", "fail", f"internal error: {type(e).__name__}: {e}", cmd=cmd, error="InternalError"
+            )
         else:
             self.events.emit("done", "ok", "", cmd=cmd, result=result)
 

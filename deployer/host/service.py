@@ -46,8 +46,7 @@ class Service:
 
 def _run(argv: List[str], timeout: float) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise HostError(f"{argv[0]} is not installed on this host") from None
     except subprocess.TimeoutExpired:
@@ -55,8 +54,13 @@ def _run(argv: List[str], timeout: float) -> subprocess.CompletedProcess:
 
 
 class Systemd(Service):
-    def __init__(self, unit: str, systemctl: str = "/usr/bin/systemctl",
-                 journalctl: str = "/usr/bin/journalctl", sudo: str = "/usr/bin/sudo"):
+    def __init__(
+        self,
+        unit: str,
+        systemctl: str = "/usr/bin/systemctl",
+        journalctl: str = "/usr/bin/journalctl",
+        sudo: str = "/usr/bin/sudo",
+    ):
         self.name = unit if unit.endswith(".service") else unit + ".service"
         self.unit = unit
         self.systemctl, self.journalctl, self.sudo = systemctl, journalctl, sudo
@@ -69,8 +73,10 @@ class Systemd(Service):
         # refused sudo is an error of its own
         refused = "password is required" in proc.stderr or "not allowed" in proc.stderr
         if proc.returncode != 0 and refused:
-            raise HostError(f"sudo refused `systemctl {verb} {self.unit}`: run "
-                            "`deployer host setup` to install the sudoers drop-in")
+            raise HostError(
+                f"sudo refused `systemctl {verb} {self.unit}`: run "
+                "`deployer host setup` to install the sudoers drop-in"
+            )
 
     def restart(self) -> None:
         if self.show().get("Result") == "start-limit-hit":
@@ -103,16 +109,24 @@ class Systemd(Service):
         return []
 
     def recent(self, lines: int) -> List[str]:
-        proc = _run([self.journalctl, "--no-pager", "-o", "short-iso", "-u", self.name,
-                     "-n", str(lines)], 30)
+        proc = _run([self.journalctl, "--no-pager", "-o", "short-iso", "-u", self.name, "-n", str(lines)], 30)
         return proc.stdout.splitlines()
 
     def journal(self, invocation_id: str) -> List[str]:
         if not invocation_id:
             return []
-        proc = _run([self.journalctl, "--no-pager", "-o", "cat",
-                     f"_SYSTEMD_INVOCATION_ID={invocation_id}", "+",
-                     f"INVOCATION_ID={invocation_id}"], 30)
+        proc = _run(
+            [
+                self.journalctl,
+                "--no-pager",
+                "-o",
+                "cat",
+                f"_SYSTEMD_INVOCATION_ID={invocation_id}",
+                "+",
+                f"INVOCATION_ID={invocation_id}",
+            ],
+            30,
+        )
         return proc.stdout.splitlines()
 
 

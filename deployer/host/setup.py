@@ -74,8 +74,9 @@ def installed_paths(config: dict) -> Dict[str, Path]:
     return {"unit": unit_path(config["unit"]), "launcher": launcher_path(config["app"])}
 
 
-def compare(installed: Dict[str, Optional[str]], rendered: Dict[str, str],
-            paths: Dict[str, Path]) -> List[str]:
+def compare(
+    installed: Dict[str, Optional[str]], rendered: Dict[str, str], paths: Dict[str, Path]
+) -> List[str]:
     """Drift between installed texts (None: missing) and rendered ones (pure)."""
     problems = []
     for key, path in paths.items():
@@ -99,8 +100,9 @@ def drift(templates: Dict[str, str], config: dict) -> List[str]:
 
 
 class Setup:
-    def __init__(self, config: dict, templates: Dict[str, str], events: Events,
-                 authorized_key: Optional[str] = None):
+    def __init__(
+        self, config: dict, templates: Dict[str, str], events: Events, authorized_key: Optional[str] = None
+    ):
         self.config, self.events = config, events
         self.rendered = render(templates, config)
         self.authorized_key = authorized_key
@@ -114,8 +116,10 @@ class Setup:
         pw = pwd.getpwnam(user)
         self._step("layout", lambda: self._layout(pw.pw_uid, pw.pw_gid))
         self._step("sudoers", self._sudoers)
-        self._step("launcher", lambda: self._write(launcher_path(self.config["app"]),
-                                                   self.rendered["launcher"], 0o755))
+        self._step(
+            "launcher",
+            lambda: self._write(launcher_path(self.config["app"]), self.rendered["launcher"], 0o755),
+        )
         unit = unit_path(self.config["unit"])
         self._step("unit", lambda: self._write(unit, self.rendered["unit"], 0o644))
         self._step("enable", self._enable)
@@ -158,8 +162,9 @@ class Setup:
 
     def _layout(self, uid: int, gid: int) -> None:
         layout = Layout(self.config["base_path"])
-        dirs = [layout.base, layout.releases, layout.shared, layout.cache, layout.log,
-                layout.incoming] + [layout.shared / d for d in self.config.get("shared_dirs", [])]
+        dirs = [layout.base, layout.releases, layout.shared, layout.cache, layout.log, layout.incoming] + [
+            layout.shared / d for d in self.config.get("shared_dirs", [])
+        ]
         created, chowned = [], []
         for d in dirs:
             if not d.is_dir():
@@ -171,12 +176,13 @@ class Setup:
                 chowned.append(d)
         os.chmod(layout.shared, 0o750)
         if set(chowned) - set(created):
-            self.changed.append(f"gave {len(set(chowned) - set(created))} dirs back to "
-                                f"{self.config['user']}")
+            self.changed.append(f"gave {len(set(chowned) - set(created))} dirs back to {self.config['user']}")
         if created:
-            self.changed.append(f"created {layout.base} and {len(created) - 1} dirs below it, "
-                                f"owned by {self.config['user']}" if layout.base in created
-                                else f"created {', '.join(str(d) for d in created)}")
+            self.changed.append(
+                f"created {layout.base} and {len(created) - 1} dirs below it, owned by {self.config['user']}"
+                if layout.base in created
+                else f"created {', '.join(str(d) for d in created)}"
+            )
 
     def _sudoers(self) -> None:
         path = sudoers_path(self.config["app"])
@@ -194,8 +200,12 @@ class Setup:
         self.changed.append(f"wrote {path} (visudo -c ok)")
 
     def _write(self, path: Path, text: str, mode: int) -> None:
-        if path.exists() and path.read_text(encoding="utf-8") == text and \
-                (path.stat().st_mode & 0o7777) == mode and path.stat().st_uid == 0:
+        if (
+            path.exists()
+            and path.read_text(encoding="utf-8") == text
+            and (path.stat().st_mode & 0o7777) == mode
+            and path.stat().st_uid == 0
+        ):
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

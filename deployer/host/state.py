@@ -90,8 +90,7 @@ class History:
 
     def activations(self) -> List[dict]:
         """Records that left their release live: the order releases were current in."""
-        return [r for r in self.records()
-                if r.get("to") and r.get("result") in ("success", "live")]
+        return [r for r in self.records() if r.get("to") and r.get("result") in ("success", "live")]
 
     def last_activation(self, rid: str) -> Optional[dict]:
         found = None
@@ -120,11 +119,13 @@ def list_releases(layout: Layout, history: History) -> List[dict]:
     for rid in layout.release_ids():
         rel = layout.release(rid)
         last = history.last_activation(rid)
-        rows.append({
-            "id": rid,
-            "version": read_manifest(rel).get("version"),
-            "state": get_state(rel),
-            "activated_at": last["time"] if last else None,
-            "current": rid == current,
-        })
+        rows.append(
+            {
+                "id": rid,
+                "version": read_manifest(rel).get("version"),
+                "state": get_state(rel),
+                "activated_at": last["time"] if last else None,
+                "current": rid == current,
+            }
+        )
     return rows

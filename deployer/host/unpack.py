@@ -56,8 +56,7 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     made: List[Path] = []  # cache dirs this walk created
     manifest = read_manifest(artifact)  # an upload may carry nothing else: all is cached
     try:
-        for member, reader, _ in iter_verified(
-                artifact, may_lack=lambda n, m: layout.cached(n, m).is_file()):
+        for member, reader, _ in iter_verified(artifact, may_lack=lambda n, m: layout.cached(n, m).is_file()):
             final = layout.cached(member.name, manifest["files"][member.name])
             if final.is_file() or any(final == f for _, f in pending):
                 continue  # the iterator still hashes the bytes it skips; same bytes, same name
@@ -86,8 +85,11 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
 
 
 def _copy(reader, dest: Path, mode: int) -> None:
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_CLOEXEC
-                 | getattr(os, "O_NOFOLLOW", 0), mode)
+    fd = os.open(
+        dest,
+        os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+        mode,
+    )
     with os.fdopen(fd, "wb") as out:
         while True:
             chunk = reader.read(_CHUNK)

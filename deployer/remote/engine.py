@@ -6,9 +6,8 @@ import hashlib
 import json
 import tarfile
 from pathlib import Path
-from typing import List
 
-from deployer.build.manifest import host_config
+from deployer.builder.manifest import host_config
 from deployer.config import Config
 from deployer.errors import HostError, RemoteError
 from deployer.remote.session import EngineSession, OnEvent
@@ -40,17 +39,25 @@ class RemoteEngine:
         if present:
             return
         if not self.conn.exists(self.incoming):
-            raise RemoteError(f"{self.conn.target.label}: {self.incoming} does not exist: run "
-                              "`deployer host setup` once for this host")
+            raise RemoteError(
+                f"{self.conn.target.label}: {self.incoming} does not exist: run "
+                "`deployer host setup` once for this host"
+            )
         self.conn.upload(self.engine, self.remote_path)
 
-    def argv(self, *args: str) -> List[str]:
-        return [self.config.target.interpreter, self.remote_path,
-                "--config-json", json.dumps(self.host_config, separators=(",", ":")),
-                "--actor", self.run.actor, *(["--run-url", self.run.url] if self.run.url else []),
-                *args]
+    def argv(self, *args: str) -> list[str]:
+        return [
+            self.config.target.interpreter,
+            self.remote_path,
+            "--config-json",
+            json.dumps(self.host_config, separators=(",", ":")),
+            "--actor",
+            self.run.actor,
+            *(["--run-url", self.run.url] if self.run.url else []),
+            *args,
+        ]
 
-    def command(self, *args: str, timeout: float = 300) -> List[dict]:
+    def command(self, *args: str, timeout: float = 300) -> list[dict]:
         """Run one engine subcommand; its events, or HostError with its last error line."""
         self.ensure_uploaded()
         code, out, err = self.conn.run(self.argv(*args), timeout=timeout)
@@ -68,7 +75,6 @@ class RemoteEngine:
 
     def session(self, on_event: OnEvent, lock_wait: float = 0.0) -> EngineSession:
         self.ensure_uploaded()
-        session = EngineSession(self.conn, self.argv("--lock-wait", str(lock_wait), "serve"),
-                                on_event)
+        session = EngineSession(self.conn, self.argv("--lock-wait", str(lock_wait), "serve"), on_event)
         session.wait_ready()
         return session

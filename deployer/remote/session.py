@@ -13,7 +13,7 @@ import contextlib
 import json
 import queue
 import threading
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import paramiko
 
@@ -31,19 +31,21 @@ from deployer.remote.ssh import Connection
 
 READ_TIMEOUT = 3.0
 HEARTBEAT = 1.0
-ERRORS = {cls.__name__: cls for cls in (AbortedError, HealthError, HostError, InstallError,
-                                        LockHeldError, PreflightError)}
+ERRORS = {
+    cls.__name__: cls
+    for cls in (AbortedError, HealthError, HostError, InstallError, LockHeldError, PreflightError)
+}
 OnEvent = Callable[[str, dict], None]
 
 
 class EngineSession:
-    def __init__(self, conn: Connection, argv: List[str], on_event: OnEvent):
+    def __init__(self, conn: Connection, argv: list[str], on_event: OnEvent):
         self.conn = conn
         self.label = conn.target.label
         self.on_event = on_event
-        self.events: queue.Queue[Optional[dict]] = queue.Queue()
-        self.dead: Optional[str] = None
-        self.lines: List[dict] = []
+        self.events: queue.Queue[dict | None] = queue.Queue()
+        self.dead: str | None = None
+        self.lines: list[dict] = []
         self._stop = threading.Event()
         try:
             self.chan = conn.open_channel(argv, READ_TIMEOUT)
@@ -76,8 +78,11 @@ class EngineSession:
                     self.on_event(self.label, event)
                     self.events.put(event)
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as e:
-            self.dead = (f"no word from the host for {READ_TIMEOUT:.0f}s (link down?)"
-                         if isinstance(e, TimeoutError) else f"connection lost ({e or type(e).__name__})")
+            self.dead = (
+                f"no word from the host for {READ_TIMEOUT:.0f}s (link down?)"
+                if isinstance(e, TimeoutError)
+                else f"connection lost ({e or type(e).__name__})"
+            )
         finally:
             self._stop.set()
             self.events.put(None)

@@ -18,7 +18,6 @@ import shlex
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
 
 import paramiko
 
@@ -41,25 +40,30 @@ class Target:
 
 @dataclass(frozen=True)
 class Credentials:
-    key_file: Optional[str] = None
-    key_text: Optional[str] = None  # a CI secret holding the private key itself
-    passphrase: Optional[str] = None
-    known_hosts_file: Optional[str] = None
-    known_hosts_text: Optional[str] = None
+    key_file: str | None = None
+    key_text: str | None = None  # a CI secret holding the private key itself
+    passphrase: str | None = None
+    known_hosts_file: str | None = None
+    known_hosts_text: str | None = None
     accept_new: bool = False
     connect_timeout: float = 10.0
-    agent_socket: Optional[str] = None  # SSH_AUTH_SOCK: where paramiko finds an ssh-agent
+    agent_socket: str | None = None  # SSH_AUTH_SOCK: where paramiko finds an ssh-agent
 
     @classmethod
-    def from_env(cls, key_file=None, known_hosts=None, accept_new=False, connect_timeout=10.0,
-                 environ=None) -> Credentials:
+    def from_env(
+        cls, key_file=None, known_hosts=None, accept_new=False, connect_timeout=10.0, environ=None
+    ) -> Credentials:
         env = os.environ if environ is None else environ
-        return cls(key_file=key_file, key_text=env.get("DEPLOYER_SSH_KEY") or None,
-                   passphrase=env.get("DEPLOYER_SSH_KEY_PASSPHRASE") or None,
-                   known_hosts_file=known_hosts,
-                   known_hosts_text=env.get("DEPLOYER_KNOWN_HOSTS") or None,
-                   accept_new=accept_new, connect_timeout=connect_timeout,
-                   agent_socket=env.get("SSH_AUTH_SOCK") or None)
+        return cls(
+            key_file=key_file,
+            key_text=env.get("DEPLOYER_SSH_KEY") or None,
+            passphrase=env.get("DEPLOYER_SSH_KEY_PASSPHRASE") or None,
+            known_hosts_file=known_hosts,
+            known_hosts_text=env.get("DEPLOYER_KNOWN_HOSTS") or None,
+            accept_new=accept_new,
+            connect_timeout=connect_timeout,
+            agent_socket=env.get("SSH_AUTH_SOCK") or None,
+        )
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -91,7 +95,7 @@ def load_host_keys(creds: Credentials) -> paramiko.HostKeys:
     return keys
 
 
-def load_private_key(creds: Credentials) -> Optional[paramiko.PKey]:
+def load_private_key(creds: Credentials) -> paramiko.PKey | None:
     """The deploy key from a CI secret or a file; None means: ask the agent."""
     text = creds.key_text
     where = "DEPLOYER_SSH_KEY"
@@ -103,9 +107,11 @@ def load_private_key(creds: Credentials) -> Optional[paramiko.PKey]:
             raise UsageError(f"{where}: {e.strerror}") from None
     if text is None:
         if not creds.agent_socket:
-            raise UsageError("no deploy key: set DEPLOYER_SSH_KEY or ssh.key_file "
-                             "(DEPLOYER_SSH_KEY_FILE), or add the key to an ssh-agent "
-                             "(SSH_AUTH_SOCK is not set)")
+            raise UsageError(
+                "no deploy key: set DEPLOYER_SSH_KEY or ssh.key_file "
+                "(DEPLOYER_SSH_KEY_FILE), or add the key to an ssh-agent "
+                "(SSH_AUTH_SOCK is not set)"
+            )
         return None
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
@@ -122,27 +128,33 @@ class _Verify(paramiko.MissingHostKeyPolicy):
 
     def __init__(self, target: Target, accept_new: bool):
         self.target, self.accept_new = target, accept_new
-        self.accepted: Optional[paramiko.PKey] = None
+        self.accepted: paramiko.PKey | None = None
 
     def missing_host_key(self, client, hostname, key):
         if self.accept_new:
             self.accepted = key
             return
-        raise HostKeyError(f"{self.target.label} ({hostname}): host key {key.get_name()} "
-                           f"{fingerprint(key)} is not in known_hosts; pin it (ssh-keyscan, "
-                           "then check the fingerprint) or pass --accept-new")
+        raise HostKeyError(
+            f"{self.target.label} ({hostname}): host key {key.get_name()} "
+            f"{fingerprint(key)} is not in known_hosts; pin it (ssh-keyscan, "
+            "then check the fingerprint) or pass --accept-new"
+        )
 
 
 def open_socket(t: Target, timeout: float) -> socket.socket:
     try:
         s = socket.create_connection((t.address, t.port), timeout=timeout)
-    except socket.timeout:
+    except TimeoutError:
         raise RemoteError(f"{t.label}: no answer from {t.address}:{t.port} in {timeout:.0f}s") from None
     except OSError as e:
         raise RemoteError(f"{t.label}: cannot reach {t.address}:{t.port}: {e.strerror or e}") from None
     s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for opt, value in (("TCP_KEEPIDLE", 1), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3),
-                       ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS)):
+    for opt, value in (
+        ("TCP_KEEPIDLE", 1),
+        ("TCP_KEEPINTVL", 1),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
         if hasattr(socket, opt):
             s.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
     return s
@@ -177,10 +189,19 @@ class Connection:
         pkey = load_private_key(creds)
         sock = open_socket(target, creds.connect_timeout)
         try:
-            self.client.connect(target.address, target.port, username=target.user, pkey=pkey,
-                                sock=sock, allow_agent=pkey is None, look_for_keys=False,
-                                timeout=creds.connect_timeout, banner_timeout=creds.connect_timeout,
-                                auth_timeout=creds.connect_timeout, transport_factory=gcm_first)
+            self.client.connect(
+                target.address,
+                target.port,
+                username=target.user,
+                pkey=pkey,
+                sock=sock,
+                allow_agent=pkey is None,
+                look_for_keys=False,
+                timeout=creds.connect_timeout,
+                banner_timeout=creds.connect_timeout,
+                auth_timeout=creds.connect_timeout,
+                transport_factory=gcm_first,
+            )
         except HostKeyError:
             sock.close()
             raise
@@ -189,26 +210,33 @@ class Connection:
             raise HostKeyError(
                 f"{target.label} ({target.address}): HOST KEY MISMATCH - it offers "
                 f"{fingerprint(e.key)}, known_hosts pins {fingerprint(e.expected_key)}; "
-                "refusing to connect (possible man-in-the-middle)") from None
+                "refusing to connect (possible man-in-the-middle)"
+            ) from None
         except paramiko.AuthenticationException:
             sock.close()
-            raise RemoteError(f"{target.label}: {target.user}@{target.address} refused our key "
-                              "(wrong user or key)") from None
+            raise RemoteError(
+                f"{target.label}: {target.user}@{target.address} refused our key (wrong user or key)"
+            ) from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             transport = self.client.get_transport()
-            agent_empty = (pkey is None and transport is not None and transport.is_active()
-                           and not transport.is_authenticated())
+            agent_empty = (
+                pkey is None
+                and transport is not None
+                and transport.is_active()
+                and not transport.is_authenticated()
+            )
             sock.close()
             if agent_empty:  # connected, but the agent had no key to offer
-                raise RemoteError(f"{target.label}: {target.user}@{target.address}: the ssh-agent "
-                                  "(SSH_AUTH_SOCK) offered no key") from None
+                raise RemoteError(
+                    f"{target.label}: {target.user}@{target.address}: the ssh-agent "
+                    "(SSH_AUTH_SOCK) offered no key"
+                ) from None
             raise RemoteError(f"{target.label}: SSH failed: {e or type(e).__name__}") from None
         self.accepted_key = policy.accepted
-        self._sftp: Optional[paramiko.SFTPClient] = None
+        self._sftp: paramiko.SFTPClient | None = None
 
     # ------------------------------------------------------------------ commands
-    def run(self, argv: List[str], timeout: float = 60, stdin: Optional[bytes] = None
-            ) -> tuple[int, str, str]:
+    def run(self, argv: list[str], timeout: float = 60, stdin: bytes | None = None) -> tuple[int, str, str]:
         """Run argv (quoted in ONE place, here) and return (exit code, stdout, stderr)."""
         try:
             chan = self.client.get_transport().open_session(timeout=timeout)
@@ -220,13 +248,14 @@ class Connection:
             out, err = _drain(chan)
             code = chan.recv_exit_status()
         except (OSError, paramiko.SSHException, EOFError) as e:
-            raise RemoteError(f"{self.target.label}: lost the connection running "
-                              f"{argv[0]}: {e or type(e).__name__}") from None
+            raise RemoteError(
+                f"{self.target.label}: lost the connection running {argv[0]}: {e or type(e).__name__}"
+            ) from None
         if code == -1:
             raise RemoteError(f"{self.target.label}: connection lost while running {argv[0]}")
         return code, out, err
 
-    def open_channel(self, argv: List[str], read_timeout: float) -> paramiko.Channel:
+    def open_channel(self, argv: list[str], read_timeout: float) -> paramiko.Channel:
         chan = self.client.get_transport().open_session(timeout=read_timeout)
         chan.settimeout(read_timeout)
         chan.exec_command(shlex.join(argv))
@@ -245,10 +274,11 @@ class Connection:
             self.sftp.put(str(local), tmp, callback=callback, confirm=True)
             self.sftp.posix_rename(tmp, remote)
         except (OSError, paramiko.SSHException, EOFError) as e:
-            raise RemoteError(f"{self.target.label}: upload of {local.name} failed: "
-                              f"{e or type(e).__name__}") from None
+            raise RemoteError(
+                f"{self.target.label}: upload of {local.name} failed: {e or type(e).__name__}"
+            ) from None
 
-    def read_text(self, remote: str) -> Optional[str]:
+    def read_text(self, remote: str) -> str | None:
         try:
             with self.sftp.open(remote, "r") as f:
                 return f.read().decode("utf-8", errors="replace")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from deployer.host.artifact import MANIFEST
 

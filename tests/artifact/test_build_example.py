@@ -18,8 +18,9 @@ def test_artifact_layout_and_manifest(example_build, service_repo):
     names = members(example_build.path)
     assert names[0] == "manifest.json"
     assert example_build.path.name == f"tg_video_streamer-{m['release_id']}.tar"
-    assert not [n for n in names if n.endswith((".tar.gz", ".zip", ".tgz"))
-                and not n.startswith("bytecode/")], "no sdists"
+    assert not [
+        n for n in names if n.endswith((".tar.gz", ".zip", ".tgz")) and not n.startswith("bytecode/")
+    ], "no sdists"
     assert all(n.endswith(".whl") for n in names if n.startswith("wheels/"))
     wheels = {n.split("/")[1].split("-")[0].lower() for n in names if n.startswith("wheels/")}
     # sdist-only pyaes was built into a wheel; the native ntgcalls wheel is for the target
@@ -40,12 +41,14 @@ def test_artifact_layout_and_manifest(example_build, service_repo):
     assert set(layers.values()) == {n for n in names if n.startswith("bytecode/")}
     assert set(layers) <= {n for n in names if n.startswith("wheels/")}
     assert {"aiohttp", "kurigram", "tg_video_streamer"} <= {
-        n.split("/")[1].split("-")[0].lower() for n in layers}
+        n.split("/")[1].split("-")[0].lower() for n in layers
+    }
 
 
 def test_verify_cli_and_engine_agree(example_artifact, tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "deployer", "verify", str(example_artifact)],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "deployer", "verify", str(example_artifact)], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("ok: tg_video_streamer")
     engine = tmp_path / "engine.pyz"
@@ -53,8 +56,12 @@ def test_verify_cli_and_engine_agree(example_artifact, tmp_path):
     pythons = [p for p in (find_python("3.9"), find_python("3.11")) if p]
     assert pythons
     for exe in pythons:
-        out = subprocess.run([exe, str(engine), "verify", str(example_artifact)],
-                             capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+        out = subprocess.run(
+            [exe, str(engine), "verify", str(example_artifact)],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"]},
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         assert '"status": "ok"' in out.stdout.splitlines()[-1]
 
@@ -64,16 +71,22 @@ def test_tampered_copy_is_refused_by_cli(example_artifact, tmp_path):
     data = bytearray(example_artifact.read_bytes())
     data[len(data) // 2] ^= 0x01
     bad.write_bytes(bytes(data))
-    out = subprocess.run([sys.executable, "-m", "deployer", "verify", str(bad)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "deployer", "verify", str(bad)], capture_output=True, text=True
+    )
     assert out.returncode == 1
     assert "sha256 does not match" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_lock_installs_offline_and_selfcheck_passes(example_python):
-    out = subprocess.run([example_python, "-m", "tg_video_streamer", "--selfcheck"],
-                         capture_output=True, text=True, env={}, timeout=120)
+    out = subprocess.run(
+        [example_python, "-m", "tg_video_streamer", "--selfcheck"],
+        capture_output=True,
+        text=True,
+        env={},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("selfcheck ok")
     check = subprocess.run([example_python, "-m", "pip", "check"], capture_output=True, text=True)
@@ -81,8 +94,20 @@ def test_lock_installs_offline_and_selfcheck_passes(example_python):
 
 
 def test_two_builds_of_one_commit_are_byte_identical(example_build, service_repo, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "deployer", "-c", str(service_repo / "deploy.toml"),
-                          "build", "-o", str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "-c",
+            str(service_repo / "deploy.toml"),
+            "build",
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     second = tmp_path / example_build.path.name
     assert second.read_bytes() == example_build.path.read_bytes()

@@ -140,18 +140,26 @@ class Deployer:
     def write_env(self, secret: str) -> None:
         (self.config.parent / "prod.env").write_text(
             "HTTP_PORT=8080\nHTTP_HOST=127.0.0.1\nSTATE_DIR=/opt/tg_video_streamer/shared/sessions\n"
-            f"API_TOKEN={secret}\nTG_NOTE='{SECRET_VALUES[1]}'\n")
+            f"API_TOKEN={secret}\nTG_NOTE='{SECRET_VALUES[1]}'\n"
+        )
 
     def __call__(self, *args: str, check: bool = True, env: dict | None = None):
         import subprocess
 
-        proc = subprocess.run([sys.executable, "-m", "deployer", "--plain", "-c", str(self.config),
-                               *args], capture_output=True, text=True, env={**self.env, **(env or {})},
-                              timeout=600, cwd=self.config.parent)
+        proc = subprocess.run(
+            [sys.executable, "-m", "deployer", "--plain", "-c", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            timeout=600,
+            cwd=self.config.parent,
+        )
         self.outputs.append(proc.stdout + proc.stderr)
         if check and proc.returncode != 0:
-            raise AssertionError(f"deployer {' '.join(args)} exited {proc.returncode}:\n"
-                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+            raise AssertionError(
+                f"deployer {' '.join(args)} exited {proc.returncode}:\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+            )
         return proc
 
 
@@ -183,8 +191,12 @@ class LiveDeploy:
 
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deployer", "--json", "-c", str(cli.config), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**cli.env, **(env or {})}, cwd=cli.config.parent)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**cli.env, **(env or {})},
+            cwd=cli.config.parent,
+        )
         self.events: list[dict] = []
         self.stderr_lines: list[str] = []
         self._cond = threading.Condition()
@@ -215,9 +227,11 @@ class LiveDeploy:
                         return e
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no {step} {status} event; saw "
-                                         f"{[(e.get('step'), e.get('status')) for e in self.events]}"
-                                         f"\n{''.join(self.stderr_lines[-20:])}")
+                    raise AssertionError(
+                        f"no {step} {status} event; saw "
+                        f"{[(e.get('step'), e.get('status')) for e in self.events]}"
+                        f"\n{''.join(self.stderr_lines[-20:])}"
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def finish(self, timeout: float = 300) -> tuple[int, str, str]:

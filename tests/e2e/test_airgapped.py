@@ -14,20 +14,47 @@ def test_copied_artifact_installs_with_its_own_engine(staging_host_factory, exam
     guest.exec(["chmod", "0644", art])
     guest.exec(["sh", "-c", f"cd /root && tar xf {art} engine.pyz && chmod 0755 /root /root/engine.pyz"])
     # no package index can be reached from here
-    assert guest.exec(["curl", "-s", "--max-time", "3", "https://pypi.org/simple/"],
-                      check=False).returncode != 0
+    assert (
+        guest.exec(["curl", "-s", "--max-time", "3", "https://pypi.org/simple/"], check=False).returncode != 0
+    )
     setup = guest.exec(["python3", "/root/engine.pyz", "setup", "--artifact", art], check=False)
     assert setup.returncode == 0, setup.stdout + setup.stderr
     guest.push("/root/prod.env", b"HTTP_PORT=8080\nSTATE_DIR=/opt/tg_video_streamer/shared/sessions\n")
     guest.exec(["chmod", "0644", "/root/prod.env"])
-    install = guest.exec(["runuser", "-u", "tgstream", "--", "python3", "/root/engine.pyz", "install",
-                          art, "--env-file", "/root/prod.env", "--watch", "3"],
-                         check=False, timeout=300)
+    install = guest.exec(
+        [
+            "runuser",
+            "-u",
+            "tgstream",
+            "--",
+            "python3",
+            "/root/engine.pyz",
+            "install",
+            art,
+            "--env-file",
+            "/root/prod.env",
+            "--watch",
+            "3",
+        ],
+        check=False,
+        timeout=300,
+    )
     events = [json.loads(line) for line in install.stdout.splitlines() if line.startswith("{")]
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-2000:]
     steps = [e["step"] for e in events if e["status"] == "ok"]
-    for step in ("lock", "preflight", "unpack", "venv", "smoke", "env", "switch", "restart",
-                 "healthy", "gate", "prune"):
+    for step in (
+        "lock",
+        "preflight",
+        "unpack",
+        "venv",
+        "smoke",
+        "env",
+        "switch",
+        "restart",
+        "healthy",
+        "gate",
+        "prune",
+    ):
         assert step in steps
     assert all({"time", "step", "status", "detail"} <= set(e) for e in events)
     answer = guest.exec(["curl", "-s", "http://127.0.0.1:8080/health"]).stdout

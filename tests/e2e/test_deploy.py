@@ -40,8 +40,7 @@ def unit_starts(guest) -> int:
     return sum(line.startswith("Started tg_video_streamer.service") for line in log.splitlines())
 
 
-def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, variant_builds,
-                                                     set_up_guests):
+def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, variant_builds, set_up_guests):
     guest = set_up_guests[0]
     v1, v2 = variant_builds("v1"), variant_builds("v2")
     id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
@@ -99,8 +98,7 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     assert "dry-run ok" in out
     assert current(guest) == id2
     assert sh(guest, "cat", f"{BASE}/releases/{crash.manifest['release_id']}/.state") == "staged"
-    assert sh(guest, "systemctl", "show", "-p", "InvocationID", "--value",
-              "tg_video_streamer") == before
+    assert sh(guest, "systemctl", "show", "-p", "InvocationID", "--value", "tg_video_streamer") == before
 
     # status and logs
     assert "active (running)" in deployer_cli("status").stdout
@@ -130,8 +128,9 @@ def test_two_guests_in_one_command(set_up_guests, service_repo, variant_builds, 
         assert f"{g.host}: success {v2.manifest['release_id']}" in out
 
 
-def test_check_reports_rights_and_refuses_unpinned_hosts(deployer_cli: Deployer, set_up_guests,
-                                                         example_artifact):
+def test_check_reports_rights_and_refuses_unpinned_hosts(
+    deployer_cli: Deployer, set_up_guests, example_artifact
+):
     guest = set_up_guests[0]
     out = deployer_cli("check", str(example_artifact))
     text = out.stdout + out.stderr
@@ -149,14 +148,17 @@ def test_check_reports_rights_and_refuses_unpinned_hosts(deployer_cli: Deployer,
 
     assert as_deploy_user("sudo", "-n", "journalctl", "--vacuum-time=1s").returncode != 0
     assert as_deploy_user("sudo", "-n", "systemctl", "restart", "ssh").returncode != 0
-    assert as_deploy_user("sh", "-c", "echo x >> /etc/systemd/system/tg_video_streamer.service"
-                          ).returncode != 0
-    assert as_deploy_user("journalctl", "-u", "tg_video_streamer", "-n", "1", "--no-pager"
-                          ).returncode == 0, "the journal is readable through systemd-journal"
+    assert (
+        as_deploy_user("sh", "-c", "echo x >> /etc/systemd/system/tg_video_streamer.service").returncode != 0
+    )
+    assert as_deploy_user("journalctl", "-u", "tg_video_streamer", "-n", "1", "--no-pager").returncode == 0, (
+        "the journal is readable through systemd-journal"
+    )
 
 
-def test_unit_drift_warns_on_deploy_and_fails_check(deployer_cli: Deployer, set_up_guests,
-                                                    variant_builds, service_repo):
+def test_unit_drift_warns_on_deploy_and_fails_check(
+    deployer_cli: Deployer, set_up_guests, variant_builds, service_repo
+):
     from tests.staging.guest import host_setup
 
     guest = set_up_guests[0]
@@ -191,13 +193,17 @@ def test_deploy_ref_builds_that_tag_in_a_clean_worktree(set_up_guests, service_r
     cli.config = repo / "deploy.toml"
     cli("deploy", "--ref", "v0.3.0")
     assert health(set_up_guests[0])["version"] == "0.3.0", "the tag's version, not a dirty tree"
-    worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True,
-                               text=True).stdout.strip().splitlines()
+    worktrees = (
+        subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()
+    )
     assert len(worktrees) == 1, "the temporary worktree is removed"
 
 
-def test_a_burst_of_activations_never_trips_the_start_limit(deployer_cli: Deployer, set_up_guests,
-                                                            variant_builds, service_repo):
+def test_a_burst_of_activations_never_trips_the_start_limit(
+    deployer_cli: Deployer, set_up_guests, variant_builds, service_repo
+):
     """Deploys and rollbacks restart the unit too: six within ten seconds must all work
     (systemd's default start limit would refuse the sixth and leave the service down)."""
     from tests.staging.guest import host_setup
@@ -212,18 +218,23 @@ def test_a_burst_of_activations_never_trips_the_start_limit(deployer_cli: Deploy
     assert sh(guest, "systemctl", "show", "-p", "Result", "--value", "tg_video_streamer") == "success"
 
 
-def test_host_setup_over_ssh_as_an_admin(staging_host_factory, service_repo, variant_builds,
-                                          tmp_path):
+def test_host_setup_over_ssh_as_an_admin(staging_host_factory, service_repo, variant_builds, tmp_path):
     """`deployer host setup` the way an admin runs it: over SSH, as a sudo-capable user."""
     guest = staging_host_factory(25)
     key = Path(guest.key_path + ".pub").read_text()
     guest.exec(["useradd", "--create-home", "--shell", "/bin/bash", "admin"])
     guest.exec(["usermod", "-p", "*", "admin"])
-    guest.exec(["sh", "-c", "install -d -m700 -o admin -g admin ~admin/.ssh && "
-                f"echo '{key.strip()}' > ~admin/.ssh/authorized_keys && "
-                "chown admin:admin ~admin/.ssh/authorized_keys && "
-                "echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin && "
-                "chmod 0440 /etc/sudoers.d/admin"])
+    guest.exec(
+        [
+            "sh",
+            "-c",
+            "install -d -m700 -o admin -g admin ~admin/.ssh && "
+            f"echo '{key.strip()}' > ~admin/.ssh/authorized_keys && "
+            "chown admin:admin ~admin/.ssh/authorized_keys && "
+            "echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin && "
+            "chmod 0440 /etc/sudoers.d/admin",
+        ]
+    )
     cli = Deployer(service_repo, [guest], tmp_path)
     first = cli("host", "setup", "--admin-user", "admin")
     assert "wrote /etc/sudoers.d/deployer-tg_video_streamer (visudo -c ok)" in first.stderr
@@ -239,8 +250,10 @@ def test_the_connection_negotiates_aes_gcm_with_openssh(set_up_guests):
     from deployer.remote.ssh import Connection, Credentials, Target
 
     guest = set_up_guests[0]
-    conn = Connection(Target(guest.host, guest.host, guest.port, guest.user),
-                      Credentials(key_file=guest.key_path, known_hosts_file=guest.known_hosts_path))
+    conn = Connection(
+        Target(guest.host, guest.host, guest.port, guest.user),
+        Credentials(key_file=guest.key_path, known_hosts_file=guest.known_hosts_path),
+    )
     try:
         transport = conn.client.get_transport()
         assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
@@ -263,8 +276,12 @@ def test_the_deploy_key_can_come_from_an_ssh_agent(deployer_cli: Deployer, set_u
         agent_env = {"DEPLOYER_SSH_KEY_FILE": "", "SSH_AUTH_SOCK": str(sock)}
         empty = deployer_cli("check", check=False, env=agent_env)
         assert empty.returncode == 1 and "the ssh-agent (SSH_AUTH_SOCK) offered no key" in empty.stderr
-        subprocess.run(["ssh-add", "-q", guest.key_path], env={"SSH_AUTH_SOCK": str(sock)},
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["ssh-add", "-q", guest.key_path],
+            env={"SSH_AUTH_SOCK": str(sock)},
+            check=True,
+            capture_output=True,
+        )
         logins = ssh_logins(guest)
         proc = deployer_cli("check", env=agent_env)
         assert "check passed" in proc.stdout + proc.stderr

@@ -197,8 +197,7 @@ def test_controller_killed_mid_deploy_frees_the_lock(faulty, variant_builds):
     next_deploy_succeeds(faulty, v2)
 
 
-def test_broken_dependency_keeps_the_old_release_and_shows_the_installer(faulty, variant_builds,
-                                                                          tmp_path):
+def test_broken_dependency_keeps_the_old_release_and_shows_the_installer(faulty, variant_builds, tmp_path):
     guest, v1 = faulty.guest, variant_builds("v1")
     back_to_v1(faulty, variant_builds)
     broken = corrupt_wheel(v1.path, tmp_path / "broken.tar", "aiohttp")
@@ -275,8 +274,9 @@ def test_bad_connections_are_refused_before_anything_is_sent(faulty, variant_bui
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     wrong_pin = tmp_path / "wrong_known_hosts"
-    wrong_pin.write_text(f"{guest.host} " + " ".join(
-        (tmp_path / "other_key.pub").read_text().split()[:2]) + "\n")
+    wrong_pin.write_text(
+        f"{guest.host} " + " ".join((tmp_path / "other_key.pub").read_text().split()[:2]) + "\n"
+    )
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     cases = [
@@ -339,8 +339,11 @@ def test_secret_inputs_never_printed(faulty, variant_builds, tmp_path):
     key.chmod(0o600)
     passphrase = "correct-horse-battery-staple-77"
     subprocess.run(["ssh-keygen", "-q", "-p", "-N", passphrase, "-f", str(key)], check=True)
-    secret_env = {"DEPLOYER_SSH_KEY": key.read_text(), "DEPLOYER_SSH_KEY_PASSPHRASE": passphrase,
-                  "DEPLOYER_SSH_KEY_FILE": ""}
+    secret_env = {
+        "DEPLOYER_SSH_KEY": key.read_text(),
+        "DEPLOYER_SSH_KEY_PASSPHRASE": passphrase,
+        "DEPLOYER_SSH_KEY_FILE": "",
+    }
     faulty("deploy", str(v2.path), env=secret_env)
     faulty("deploy", str(variant_builds("crash").path), env=secret_env, check=False)
     faulty("rollback", env=secret_env)

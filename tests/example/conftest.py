@@ -16,6 +16,7 @@ _PRINT_VERSION = "import importlib.metadata as m; print(m.version('tg_video_stre
 @pytest.fixture(scope="session")
 def example_version(example_python: str) -> str:
     """The installed version of ``tg_video_streamer``, read from its metadata."""
-    done = subprocess.run([example_python, "-c", _PRINT_VERSION], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [example_python, "-c", _PRINT_VERSION], capture_output=True, text=True, timeout=60, check=True
+    )
     return done.stdout.strip()

@@ -11,9 +11,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -23,7 +23,7 @@ READY_WITHIN = 15.0  # seconds; the service is ready in about one
 STOP_WITHIN = 10.0
 
 
-def run_example(python: str, args: List[str], env: Dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+def run_example(python: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """Run ``python -m tg_video_streamer ARGS`` with exactly ``env``."""
     return subprocess.run(
         [python, "-m", "tg_video_streamer", *args],
@@ -55,9 +55,9 @@ def notify_socket() -> Iterator[socket.socket]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def receive_until(sock: socket.socket, wanted: str, deadline: float, proc=None) -> List[str]:
+def receive_until(sock: socket.socket, wanted: str, deadline: float, proc=None) -> list[str]:
     """Collect notify messages until one has the line ``wanted``; fail at ``deadline``."""
-    messages: List[str] = []
+    messages: list[str] = []
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -67,7 +67,7 @@ def receive_until(sock: socket.socket, wanted: str, deadline: float, proc=None) 
         sock.settimeout(min(remaining, 0.5))
         try:
             message = sock.recv(4096).decode()
-        except socket.timeout:
+        except TimeoutError:
             continue
         messages.append(message)
         if wanted in message.split("\n"):
@@ -97,7 +97,7 @@ class Service:
 
 @contextmanager
 def running_service(
-    python: str, workdir: Path, env: Dict[str, str], port: Optional[int] = None
+    python: str, workdir: Path, env: dict[str, str], port: int | None = None
 ) -> Iterator[Service]:
     """Start the service with ``env`` (plus HTTP_PORT); kill it if a test leaves it running."""
     port = port or free_port()

@@ -10,8 +10,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.build.archive import write_release_tar
-from deployer.build.manifest import file_facts, hash_lock, release_id
+from deployer.builder.archive import write_release_tar
+from deployer.builder.manifest import file_facts, hash_lock, release_id
 from deployer.host.artifact import read_manifest
 from tests.conftest import extract
 
@@ -28,10 +28,14 @@ def rebuild(src: Path, dest: Path, mutate) -> Artifact:
         tree = extract(src, Path(tmp) / "tree")
         manifest = read_manifest(str(src))
         mutate(tree)
-        members = {p.relative_to(tree).as_posix(): p for p in tree.rglob("*")
-                   if p.is_file() and p.name != "manifest.json"}
-        wheels = {Path(n).name: file_facts(p)["sha256"] for n, p in members.items()
-                  if n.startswith("wheels/")}
+        members = {
+            p.relative_to(tree).as_posix(): p
+            for p in tree.rglob("*")
+            if p.is_file() and p.name != "manifest.json"
+        }
+        wheels = {
+            Path(n).name: file_facts(p)["sha256"] for n, p in members.items() if n.startswith("wheels/")
+        }
         lock = hash_lock(wheels)
         (tree / manifest["lock"]).write_text(lock)
         manifest["release_id"] = release_id(1764159300, lock, wheels)

@@ -32,14 +32,15 @@ class Host:
         self.port = port
         self.config = json.loads(json.dumps(manifest_config))
         self.config.update(base_path=str(base), interpreter=target_python(), keep_releases=3)
-        self.config["health"].update(http_url=f"http://127.0.0.1:{port}/health", watch=1.0,
-                                     timeout=20)
+        self.config["health"].update(http_url=f"http://127.0.0.1:{port}/health", watch=1.0, timeout=20)
         self.service = ProcessService(base, self.config["module"])
         self.lines: list[str] = []
 
     def env_text(self, secret: str = "s3cr3t-token-value") -> str:
-        return (f"HTTP_PORT={self.port}\nHTTP_HOST=127.0.0.1\n"
-                f"STATE_DIR={self.base}/shared/sessions\nAPI_SECRET={secret}\n")
+        return (
+            f"HTTP_PORT={self.port}\nHTTP_HOST=127.0.0.1\n"
+            f"STATE_DIR={self.base}/shared/sessions\nAPI_SECRET={secret}\n"
+        )
 
     def engine(self) -> Engine:
         out = _Lines(self.lines)

@@ -13,13 +13,13 @@ import os
 import subprocess
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from collections.abc import Callable
 
 Event = dict
 Pred = Callable[[Event], bool]
 
 
-def step(name: str, status: Optional[str] = None) -> Pred:
+def step(name: str, status: str | None = None) -> Pred:
     return lambda e: e.get("step") == name and (status is None or e.get("status") == status)
 
 
@@ -28,14 +28,19 @@ def done(cmd: str) -> Pred:
 
 
 class EngineProcess:
-    def __init__(self, argv: List[str], env: Optional[dict] = None):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    def __init__(self, argv: list[str], env: dict | None = None):
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
         self.pid = self.proc.pid
         self.started = time.monotonic()
-        self.events: List[Tuple[float, Event]] = []
-        self.stdout_lines: List[str] = []
-        self.stderr_lines: List[str] = []
+        self.events: list[tuple[float, Event]] = []
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
         self.last_sent = time.monotonic()
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
@@ -66,7 +71,7 @@ class EngineProcess:
         for raw in self.proc.stderr:
             self.stderr_lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
 
-    def wait_for(self, pred: Pred, timeout: float) -> Tuple[float, Event]:
+    def wait_for(self, pred: Pred, timeout: float) -> tuple[float, Event]:
         """The first event (arrival time, event) matching ``pred``; fails after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -82,7 +87,7 @@ class EngineProcess:
     def transcript(self) -> str:
         return "\n".join(self.stdout_lines[-40:] + self.stderr_lines[-20:])
 
-    def steps(self) -> List[Event]:
+    def steps(self) -> list[Event]:
         with self._cond:
             return [e for _, e in self.events]
 
@@ -126,8 +131,7 @@ class EngineProcess:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"engine still running after {timeout}s:\n{self.transcript()}") \
-                from None
+            raise AssertionError(f"engine still running after {timeout}s:\n{self.transcript()}") from None
 
     def kill(self) -> None:
         """Stop it (by its pid) if it still runs; always safe in a finalizer."""
@@ -146,12 +150,19 @@ class EngineProcess:
         self.kill()
 
 
-def run_cli(argv: List[str], timeout: float = 120, env: Optional[dict] = None,
-            stdin: Optional[str] = None) -> Tuple[int, List[Event], str]:
+def run_cli(
+    argv: list[str], timeout: float = 120, env: dict | None = None, stdin: str | None = None
+) -> tuple[int, list[Event], str]:
     """Run an engine CLI command to the end: (exit code, events, stderr)."""
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, input=stdin,
-                          stdin=None if stdin is not None else subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
     events = []
     for line in proc.stdout.splitlines():
         try:

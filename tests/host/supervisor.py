@@ -64,9 +64,14 @@ class ProcessService(Service):
         self.logs[self.invocation] = lines
         env = {"PATH": "/usr/bin:/bin", **parse_env(env_text), "NOTIFY_SOCKET": str(sock_path)}
         real = os.path.realpath(current)  # resolve `current` once, as the unit's launcher does
-        self.proc = subprocess.Popen([f"{real}/venv/bin/python", "-m", self.module], cwd=real,
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [f"{real}/venv/bin/python", "-m", self.module],
+            cwd=real,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.pidfile.write_text(f"{self.proc.pid}\n")
         threading.Thread(target=self._pump, args=(self.proc, lines), daemon=True).start()
         deadline = time.monotonic() + self.start_timeout
@@ -76,7 +81,7 @@ class ProcessService(Service):
                     if b"READY=1" in sock.recv(4096):
                         self.ready = True
                         break
-                except socket.timeout:
+                except TimeoutError:
                     pass
         finally:
             sock.close()
@@ -108,8 +113,13 @@ class ProcessService(Service):
             state = "failed"
         else:
             state = "active" if self.ready else "activating"
-        return {"ActiveState": state, "SubState": state, "Result": "success",
-                "NRestarts": str(self.restarts), "InvocationID": self.invocation}
+        return {
+            "ActiveState": state,
+            "SubState": state,
+            "Result": "success",
+            "NRestarts": str(self.restarts),
+            "InvocationID": self.invocation,
+        }
 
     def journal(self, invocation_id: str) -> list[str]:
         return list(self.logs.get(invocation_id, []))

@@ -67,8 +67,10 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     assert os.path.samefile(rel1 / site / shared, base / "releases" / id2 / site / shared)
     app_pyc = base / "releases" / id2 / site / "tg_video_streamer" / "__pycache__"
     assert (app_pyc / "health.cpython-311.pyc").is_file(), "the new app is byte-compiled"
-    assert not os.path.samefile(app_pyc / "health.cpython-311.pyc",
-                                rel1 / site / "tg_video_streamer/__pycache__/health.cpython-311.pyc")
+    assert not os.path.samefile(
+        app_pyc / "health.cpython-311.pyc",
+        rel1 / site / "tg_video_streamer/__pycache__/health.cpython-311.pyc",
+    )
     script = (base / "releases" / id2 / "venv" / "bin" / "idna").read_text()  # a dependency's
     assert f"releases/{id2}/venv/bin/python" in script and f"releases/{id1}/" not in script
     assert f"releases/{id1}/venv/bin/python" in (rel1 / "venv" / "bin" / "idna").read_text()
@@ -165,8 +167,7 @@ def test_a_new_release_is_rebuilt_from_the_cache_plus_only_what_changed(host, va
     try:
         engine.stage(str(v1.path))
         missing = engine.preflight(v2.manifest, upload=True)["missing"]
-        changed = {n for n, meta in v2.manifest["files"].items()
-                   if v1.manifest["files"].get(n) != meta}
+        changed = {n for n, meta in v2.manifest["files"].items() if v1.manifest["files"].get(n) != meta}
         # the engine, the templates and unchanged wheels are not sent again
         assert set(missing) == changed and "engine.pyz" not in missing
         assert not any(n.startswith("packaging/") for n in missing)

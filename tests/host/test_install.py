@@ -18,8 +18,7 @@ STAGE_STEPS = ["lock", "preflight", "unpack", "venv", "check", "smoke"]
 SWITCH_STEPS = ["env", "switch", "restart", "healthy", "gate", "prune"]
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # loopback only (the service's health endpoint); refuse to run if any other link exists
-NO_NETWORK = ('ip link set lo up || exit 97; '
-              '[ "$(ip -o link show | wc -l)" -eq 1 ] || exit 98; exec "$@"')
+NO_NETWORK = 'ip link set lo up || exit 97; [ "$(ip -o link show | wc -l)" -eq 1 ] || exit 98; exec "$@"'
 
 
 def ok_steps(events: list[dict]) -> list[str]:
@@ -41,15 +40,23 @@ def test_offline_install_in_a_network_namespace(host, example_build, tmp_path):
     rid = example_build.manifest["release_id"]
     env_file = tmp_path / "prod.env"
     env_file.write_text(host.env_text())
-    argv = ["unshare", "--net", "sh", "-c", NO_NETWORK, "sh",
-            *host.cli("install", str(example_build.path), "--env-file", str(env_file))]
+    argv = [
+        "unshare",
+        "--net",
+        "sh",
+        "-c",
+        NO_NETWORK,
+        "sh",
+        *host.cli("install", str(example_build.path), "--env-file", str(env_file)),
+    ]
     rc, events, stderr = run_cli(argv, timeout=180)
     try:
         assert rc == 0, stderr + "\n".join(map(str, events[-5:]))
         assert_event_lines(events)
         assert ok_steps(events) == STAGE_STEPS + SWITCH_STEPS
-        assert "installed offline with uv" in next(e["detail"] for e in events
-                                                     if e["step"] == "venv" and e["status"] == "ok")
+        assert "installed offline with uv" in next(
+            e["detail"] for e in events if e["step"] == "venv" and e["status"] == "ok"
+        )
         base = host.base
         assert os.readlink(base / "current") == f"releases/{rid}"
         assert get_state(base / "releases" / rid) == "good"
@@ -74,8 +81,10 @@ def test_dry_run_stages_and_smokes_then_stops_and_prune_removes_it(host, example
     base = host.base
     # left by interrupted deploys (of another release, and of this one): the next stage
     # removes them, under the lock
-    leftovers = [base / "releases" / ".20261120T000000Z-0000000.partial",
-                 base / "releases" / f".{rid}.partial"]
+    leftovers = [
+        base / "releases" / ".20261120T000000Z-0000000.partial",
+        base / "releases" / f".{rid}.partial",
+    ]
     for leftover in leftovers:
         (leftover / "wheels").mkdir(parents=True)
         (leftover / "wheels" / ".half-a-wheel.whl.tmp").write_bytes(b"PK")
@@ -84,8 +93,9 @@ def test_dry_run_stages_and_smokes_then_stops_and_prune_removes_it(host, example
     env_file = tmp_path / "prod.env"
     env_file.write_text(host.env_text())
 
-    rc, events, stderr = run_cli(host.cli("install", "--dry-run", str(example_build.path),
-                                          "--env-file", str(env_file)), timeout=180)
+    rc, events, stderr = run_cli(
+        host.cli("install", "--dry-run", str(example_build.path), "--env-file", str(env_file)), timeout=180
+    )
     assert rc == 0, stderr
     assert_event_lines(events)
     assert ok_steps(events) == STAGE_STEPS + ["dry-run"]
@@ -96,8 +106,12 @@ def test_dry_run_stages_and_smokes_then_stops_and_prune_removes_it(host, example
     # imports has one, and the host compiled nothing
     venv = next(e["detail"] for e in events if e["step"] == "venv" and e["status"] == "ok")
     assert f"bytecode of {len(example_build.manifest['bytecode']['layers'])} wheels" in venv
-    plugin = next((base / "releases" / rid / "venv").glob(
-        "lib/python3*/site-packages/aiohttp/__pycache__/pytest_plugin.cpython-3*.pyc"), None)
+    plugin = next(
+        (base / "releases" / rid / "venv").glob(
+            "lib/python3*/site-packages/aiohttp/__pycache__/pytest_plugin.cpython-3*.pyc"
+        ),
+        None,
+    )
     assert plugin is not None
     assert not any(p.exists() for p in leftovers)
     assert not list((base / "releases").glob(".*"))

@@ -18,8 +18,14 @@ def test_output_goes_to_the_log_and_a_failure_carries_its_tail(tmp_path):
     with pytest.raises(InstallError, match=r"second step failed \(exit 3\):[\s\S]*boom"):
         run_logged(["sh", "-c", "echo boom; exit 3"], log, what="second step", error=InstallError)
     lines = re.sub(r"after \d+\.\d\ds", "after Ts", log.read_text()).splitlines()
-    assert lines == ["$ sh -c echo first", "first", "# exit 0 after Ts",
-                     "$ sh -c echo boom; exit 3", "boom", "# exit 3 after Ts"]
+    assert lines == [
+        "$ sh -c echo first",
+        "first",
+        "# exit 0 after Ts",
+        "$ sh -c echo boom; exit 3",
+        "boom",
+        "# exit 3 after Ts",
+    ]
 
 
 def test_a_process_past_its_timeout_is_stopped(tmp_path):

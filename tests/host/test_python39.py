@@ -40,12 +40,18 @@ def engine_pyz(example_build, tmp_path_factory):
 
 def test_every_engine_module_imports_on_39(python39, engine_pyz):
     with zipfile.ZipFile(engine_pyz) as z:
-        names = sorted(n[:-3].replace("/", ".") for n in z.namelist()
-                       if n.startswith("deployer/host/") and n.endswith(".py"))
-    code = ("import importlib, sys; sys.path.insert(0, sys.argv[1]); "
-            "[importlib.import_module(m) for m in sys.argv[2:]]; print(sys.version_info[:2])")
-    proc = subprocess.run([python39, "-c", code, str(engine_pyz), *names], capture_output=True,
-                          text=True, timeout=60)
+        names = sorted(
+            n[:-3].replace("/", ".")
+            for n in z.namelist()
+            if n.startswith("deployer/host/") and n.endswith(".py")
+        )
+    code = (
+        "import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+        "[importlib.import_module(m) for m in sys.argv[2:]]; print(sys.version_info[:2])"
+    )
+    proc = subprocess.run(
+        [python39, "-c", code, str(engine_pyz), *names], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(3, 9)"
     assert "deployer.host.serve" in names and "deployer.host.cli" in names
@@ -62,16 +68,16 @@ def test_engine_commands_on_39(python39, engine_pyz, example_build, tmp_path):
     (rel / "manifest.json").write_text(json.dumps({"release_id": RID, "version": "1.0"}))
     os.symlink(f"releases/{RID}", base / "current")
     (base / "log").mkdir()
-    (base / "log" / "deploys.jsonl").write_text(json.dumps(
-        {"time": "2026-11-26T10:20:00.00Z", "action": "deploy", "to": RID, "result": "success"})
-        + "\n")
+    (base / "log" / "deploys.jsonl").write_text(
+        json.dumps({"time": "2026-11-26T10:20:00.00Z", "action": "deploy", "to": RID, "result": "success"})
+        + "\n"
+    )
     (base / "deploy.json").write_text(json.dumps(config))
     engine = [python39, str(engine_pyz)]
 
     rc, events, stderr = run_cli([*engine, "--base", str(base), "releases"])
     assert rc == 0, stderr
-    assert [(e["id"], e["state"], e["current"], e["version"]) for e in events] == \
-        [(RID, "good", True, "1.0")]
+    assert [(e["id"], e["state"], e["current"], e["version"]) for e in events] == [(RID, "good", True, "1.0")]
 
     rc, events, stderr = run_cli([*engine, "--base", str(base), "lock"])
     assert rc == 0 and events[0]["held"] is False and events[0]["detail"] == "free", stderr
@@ -88,8 +94,9 @@ def test_engine_commands_on_39(python39, engine_pyz, example_build, tmp_path):
     # then asks systemd for the unit, which is not installed here
     config_file = tmp_path / "host-config.json"
     config_file.write_text(json.dumps(config))
-    rc, events, stderr = run_cli([*engine, "--config", str(config_file), "preflight",
-                                  str(example_build.path)])
+    rc, events, stderr = run_cli(
+        [*engine, "--config", str(config_file), "preflight", str(example_build.path)]
+    )
     assert "Traceback" not in stderr, stderr
     outcome = [e for e in events if e["step"] == "preflight" and e["status"] != "start"]
     assert len(outcome) == 1, events

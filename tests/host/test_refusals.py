@@ -24,7 +24,10 @@ def snapshot(root) -> dict:
         for name in dirnames + filenames:
             st = os.lstat(os.path.join(dirpath, name))
             found[os.path.relpath(os.path.join(dirpath, name), root)] = (
-                st.st_mode, st.st_size, st.st_mtime_ns)
+                st.st_mode,
+                st.st_size,
+                st.st_mtime_ns,
+            )
     st = os.stat(root)
     found["."] = (st.st_mode, st.st_mtime_ns)
     return found
@@ -42,8 +45,9 @@ def small_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     yield mnt
@@ -82,17 +86,14 @@ def unsafe_artifacts(example_build, tmp_path_factory):
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     # each one is refused only at its LAST member, after everything else was unpacked
     return {
-        "dotdot": (with_member(src, work / "dotdot.tar", dotdot, b"* * * * * x\n"),
-                   "unsafe member name"),
+        "dotdot": (with_member(src, work / "dotdot.tar", dotdot, b"* * * * * x\n"), "unsafe member name"),
         "symlink": (with_member(src, work / "symlink.tar", link), "refusing link"),
-        "tampered": (tampered(src, work / "tampered.tar", last_wheel),
-                     "sha256 does not match the manifest"),
+        "tampered": (tampered(src, work / "tampered.tar", last_wheel), "sha256 does not match the manifest"),
     }
 
 
 @pytest.mark.parametrize("kind", ["dotdot", "symlink", "tampered"])
-def test_unsafe_artifact_refused_leaving_nothing_behind(host, example_build, unsafe_artifacts,
-                                                        kind):
+def test_unsafe_artifact_refused_leaving_nothing_behind(host, example_build, unsafe_artifacts, kind):
     path, message = unsafe_artifacts[kind]
     rid = example_build.manifest["release_id"]
     engine = host.engine()

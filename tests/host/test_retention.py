@@ -18,7 +18,7 @@ from deployer.host.layout import Layout
 from deployer.host.retention import choose_releases_to_prune
 from deployer.host.state import History, get_state, rollback_target
 
-IDS = [f"202611{d:02d}T000000Z-{c * 7}" for d, c in zip(range(1, 7), "abcdef")]
+IDS = [f"202611{d:02d}T000000Z-{c * 7}" for d, c in zip(range(1, 7), "abcdef", strict=True)]
 A, B, C, D, E, F = IDS
 
 
@@ -56,8 +56,9 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fabricate_release(layout: Layout, rid: str, state: str | None, wheels: dict[str, bytes],
-                      env_text: str | None) -> None:
+def fabricate_release(
+    layout: Layout, rid: str, state: str | None, wheels: dict[str, bytes], env_text: str | None
+) -> None:
     """A release dir as the engine leaves it, with its wheels in the content-addressed cache."""
     rel = layout.release(rid)
     (rel / "venv" / "bin").mkdir(parents=True)
@@ -72,8 +73,7 @@ def fabricate_release(layout: Layout, rid: str, state: str | None, wheels: dict[
         if not (layout.wheelhouse / name).exists():
             os.link(cached, layout.wheelhouse / name)
     files["requirements.lock"] = {"size": 1, "sha256": _sha(b"x")}
-    (rel / "manifest.json").write_text(json.dumps({"release_id": rid, "version": rid[-7:],
-                                                   "files": files}))
+    (rel / "manifest.json").write_text(json.dumps({"release_id": rid, "version": rid[-7:], "files": files}))
     if state:
         (rel / ".state").write_text(state + "\n")
     if env_text is not None:

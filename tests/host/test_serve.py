@@ -63,8 +63,7 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_session_deploys_with_ticks_then_finishes_the_gate_alone_after_the_switch(
-        host, variant_builds):
+def test_session_deploys_with_ticks_then_finishes_the_gate_alone_after_the_switch(host, variant_builds):
     v1, v2, crash = variant_builds("v1"), variant_builds("v2"), variant_builds("crash")
     id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
 
@@ -85,7 +84,7 @@ def test_session_deploys_with_ticks_then_finishes_the_gate_alone_after_the_switc
         ticks = [t for t, e in eng.events if e["step"] == "tick"]
         span = eng.events[-1][0] - eng.events[0][0]
     assert len(ticks) >= int(span) - 1, "a tick every second"
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert max(gaps) < 1.6, f"ticks must come at least once a second: {max(gaps):.2f}s gap"
     for e in eng.steps():
         assert {"time", "step", "status", "detail"} <= set(e)
@@ -130,16 +129,16 @@ def test_session_deploys_with_ticks_then_finishes_the_gate_alone_after_the_switc
     assert lock_free(host)
 
 
-def test_controller_lost_before_the_switch_aborts_cleans_up_and_frees_the_lock(
-        host, variant_builds):
+def test_controller_lost_before_the_switch_aborts_cleans_up_and_frees_the_lock(host, variant_builds):
     v1 = variant_builds("v1")
     rid = v1.manifest["release_id"]
     # a smoke test that imports the app, then outlasts the heartbeat timeout: the abort
     # must land while the release is being staged, and stop what is running
     marker = f"slow-smoke-{uuid.uuid4().hex[:8]}"
-    host.config["smoke"] = {"command": ["{python}", "-c",
-                                        f"import tg_video_streamer, time; m = '{marker}'; "
-                                        "time.sleep(60)"], "timeout": 120}
+    host.config["smoke"] = {
+        "command": ["{python}", "-c", f"import tg_video_streamer, time; m = '{marker}'; time.sleep(60)"],
+        "timeout": 120,
+    }
 
     # 1. heartbeats stop, stdin stays open: abort 5-6 s after the last line
     with serve(host) as eng:

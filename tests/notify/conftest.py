@@ -27,8 +27,14 @@ class Webhook:
                     parsed = json.loads(body)
                 except ValueError:
                     parsed = None
-                hook.requests.append({"path": self.path, "headers": dict(self.headers),
-                                      "body": body.decode("utf-8", "replace"), "json": parsed})
+                hook.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body.decode("utf-8", "replace"),
+                        "json": parsed,
+                    }
+                )
                 self.send_response(hook.status)
                 self.end_headers()
 
@@ -58,13 +64,18 @@ class Mailbox:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
-                raw = envelope.content if isinstance(envelope.content, bytes) else \
-                    envelope.content.encode()
+                raw = envelope.content if isinstance(envelope.content, bytes) else envelope.content.encode()
                 msg = message_from_bytes(raw, policy=email_policy)
                 text = msg.get_body(preferencelist=("plain",))
-                box.messages.append({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                                     "subject": str(msg["subject"]), "raw": raw.decode("utf-8", "replace"),
-                                     "text": text.get_content() if text else ""})
+                box.messages.append(
+                    {
+                        "from": envelope.mail_from,
+                        "to": envelope.rcpt_tos,
+                        "subject": str(msg["subject"]),
+                        "raw": raw.decode("utf-8", "replace"),
+                        "text": text.get_content() if text else "",
+                    }
+                )
                 return "250 OK"
 
         def authenticator(server, session, envelope, mechanism, auth_data):
@@ -72,8 +83,13 @@ class Mailbox:
             return AuthResult(success=True)
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
-                                     authenticator=authenticator, auth_require_tls=False)
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=authenticator,
+            auth_require_tls=False,
+        )
         self.controller.start()
 
     def close(self) -> None:

@@ -46,8 +46,10 @@ def main() -> int:
     subprocess.run([*deployer, "releases"], env=env, cwd=ROOT)
     say("GET /health on the host")
     print("    " + guest.exec(["curl", "-s", "http://127.0.0.1:8080/health"], check=False).stdout)
-    print("\nThe staging host stays up: `make staging-ssh`, `deployer -c deploy.toml status` "
-          "with the printed environment, or `make staging-down`.")
+    print(
+        "\nThe staging host stays up: `make staging-ssh`, `deployer -c deploy.toml status` "
+        "with the printed environment, or `make staging-down`."
+    )
     return rc
 
 

@@ -10,7 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from deployer.build.manifest import host_config
+from deployer.builder.manifest import host_config
 from deployer.config import load_config
 from deployer.setup import bundle, setup_argv
 

@@ -18,8 +18,8 @@ import atexit
 import contextlib
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 SCRIPT = Path(__file__).resolve().with_name("staging-host.sh")
 
@@ -140,8 +140,10 @@ class StagingHost:
         """Write ``data`` to ``path`` inside the guest, as root (base64 through exec)."""
         import base64
 
-        self.exec(["sh", "-c", f'base64 -d > "$1" && chmod {mode:o} "$1"', "push", path],
-                  input=base64.b64encode(data).decode())
+        self.exec(
+            ["sh", "-c", f'base64 -d > "$1" && chmod {mode:o} "$1"', "push", path],
+            input=base64.b64encode(data).decode(),
+        )
 
     def cut(self, kind: str) -> None:
         """``sessions``, ``reset``, ``link-down``, ``link-up`` or ``heal``."""

@@ -13,8 +13,10 @@ import yaml
 BIN = Path(sys.executable).parent
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # `deployer [--global-option [value]]... <sub-command>`, not `.deployer` (a folder)
-DEPLOYER_CALL = re.compile(r"(?<![\w./-])deployer((?:\s+--?[\w-]+(?:\s+\"?\$?\w+\"?)?)*)"
-                           r"\s+([a-z][a-z-]*)\b")
+DEPLOYER_CALL = re.compile(
+    r"(?<![\w./-])deployer((?:\s+--?[\w-]+(?:\s+\"?\$?\w+\"?)?)*)"
+    r"\s+([a-z][a-z-]*)\b"
+)
 
 
 def load(path: Path) -> dict:
@@ -32,8 +34,13 @@ def tool(name: str) -> str:
 
 
 def actionlint(*files: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"),
-                           *map(str, files)], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), *map(str, files)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def steps(wf: dict):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.build.archive import write_release_tar
-from deployer.build.manifest import hash_lock
+from deployer.builder.archive import write_release_tar
+from deployer.builder.manifest import hash_lock
 from deployer.errors import ArtifactError
 from deployer.host.artifact import read_manifest, verify_artifact
 
@@ -34,9 +34,15 @@ def make_artifact(tmp_path: Path, extra: dict[str, bytes] | None = None) -> tupl
         p.write_bytes(data)
         files[name] = p
     manifest = {
-        "schema": 1, "app": "demo", "version": "1.0", "release_id": "20260101T000000Z-abcdef0",
-        "format": "wheelhouse", "target": {"python_version": "3.11"}, "lock": "requirements.lock",
-        "engine": "engine.pyz", "app_wheel": f"wheels/{WHEEL}",
+        "schema": 1,
+        "app": "demo",
+        "version": "1.0",
+        "release_id": "20260101T000000Z-abcdef0",
+        "format": "wheelhouse",
+        "target": {"python_version": "3.11"},
+        "lock": "requirements.lock",
+        "engine": "engine.pyz",
+        "app_wheel": f"wheels/{WHEEL}",
         "files": {n: {"size": len(d), "sha256": _sha(d)} for n, d in contents.items()},
     }
     return write_release_tar(tmp_path / "demo.tar", manifest, files, 1700000000), manifest
@@ -129,8 +135,7 @@ def test_links_devices_and_dirs_refused(tmp_path, kind):
 
 def test_member_missing_from_manifest_or_tar(tmp_path):
     path, _ = make_artifact(tmp_path)
-    dropped = rewrite(path, tmp_path / "dropped.tar",
-                      lambda i, d: None if i.name == "engine.pyz" else (i, d))
+    dropped = rewrite(path, tmp_path / "dropped.tar", lambda i, d: None if i.name == "engine.pyz" else (i, d))
     with pytest.raises(ArtifactError, match="missing engine.pyz"):
         verify_artifact(str(dropped))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -43,18 +44,39 @@ def test_two_runs_in_one_second_get_two_folders(tmp_path):
 
 
 def test_report_and_markdown_carry_the_facts():
-    summary = Summary("deploy", "20261126T101500Z-3f2a9c1", "1.2.3", [
-        HostResult("prod-1", "success", "20261126T101500Z-3f2a9c1", "1.2.3", healthy_s=1.5, gate_s=61.0),
-        HostResult("prod-2", "reverted", "20261126T101500Z-3f2a9c1", "1.2.3",
-                   detail="health | probe failed\nTraceback")], seconds=88.25)
+    summary = Summary(
+        "deploy",
+        "20261126T101500Z-3f2a9c1",
+        "1.2.3",
+        [
+            HostResult("prod-1", "success", "20261126T101500Z-3f2a9c1", "1.2.3", healthy_s=1.5, gate_s=61.0),
+            HostResult(
+                "prod-2",
+                "reverted",
+                "20261126T101500Z-3f2a9c1",
+                "1.2.3",
+                detail="health | probe failed\nTraceback",
+            ),
+        ],
+        seconds=88.25,
+    )
     run = RunInfo("octocat", "https://github.com/acme/svc/actions/runs/7", "refs/tags/v1.2.3")
     env = {"DEPLOYER_ARTIFACT_ID": "555", "DEPLOYER_ARTIFACT_URL": "https://x.invalid/a/555"}
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    rep = report(summary, "svc", run, datetime(2026, 11, 26, tzinfo=timezone.utc),
-                 Path("dist/svc-20261126T101500Z-3f2a9c1.tar"), environ=env)
+    rep = report(
+        summary,
+        "svc",
+        run,
+        datetime(2026, 11, 26, tzinfo=UTC),
+        Path("dist/svc-20261126T101500Z-3f2a9c1.tar"),
+        environ=env,
+    )
     assert rep["ok"] is False and rep["artifact"] == {
-        "file": "svc-20261126T101500Z-3f2a9c1.tar", "id": "555", "url": "https://x.invalid/a/555"}
+        "file": "svc-20261126T101500Z-3f2a9c1.tar",
+        "id": "555",
+        "url": "https://x.invalid/a/555",
+    }
     md = markdown(rep)
     assert md.startswith("### ❌ svc deploy FAILED")
     assert "| artifact | [555](https://x.invalid/a/555) `svc-20261126T101500Z-3f2a9c1.tar` |" in md
@@ -84,8 +106,13 @@ def test_recorder_writes_bundle_and_appends_the_job_summary(tmp_path):
     step_summary = tmp_path / "step_summary.md"
     step_summary.write_text("### artifact\n")
     env = {"GITHUB_STEP_SUMMARY": str(step_summary), "GITHUB_ACTOR": "octocat"}
-    summary = Summary("rollback", None, None, [HostResult("prod-1", "success", "r1", "1.0",
-                                                          detail=f"x {SECRET}")], seconds=3)
+    summary = Summary(
+        "rollback",
+        None,
+        None,
+        [HostResult("prod-1", "success", "r1", "1.0", detail=f"x {SECRET}")],
+        seconds=3,
+    )
     with Recorder(ctx, "rollback", str(tmp_path / "logs"), environ=env) as rec:
         ctx.reporter.event("prod-1", {"step": "rollback", "status": "ok", "detail": "r2 -> r1"})
         rec.finish(summary)
@@ -100,8 +127,10 @@ def test_recorder_writes_bundle_and_appends_the_job_summary(tmp_path):
     assert SECRET not in text + (bundle / "summary.json").read_text()
 
 
-@pytest.mark.parametrize("exc, said", [(RemoteError("prod-1: link lost"), "prod-1: link lost"),
-                                       (KeyboardInterrupt(), "interrupted")])
+@pytest.mark.parametrize(
+    "exc, said",
+    [(RemoteError("prod-1: link lost"), "prod-1: link lost"), (KeyboardInterrupt(), "interrupted")],
+)
 def test_an_error_inside_is_recorded_as_a_failure_and_goes_on_up(tmp_path, exc, said):
     ctx = _Ctx(tmp_path)
     with pytest.raises(type(exc)), Recorder(ctx, "deploy", str(tmp_path / "logs"), environ={}):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from deployer.build.manifest import hash_lock, release_id
-from deployer.build.source import Commit, release_version
-from deployer.build.target import pip_target_args, platform_tags, uv_platform, wheel_glibc
+from deployer.builder.manifest import hash_lock, release_id
+from deployer.builder.source import Commit, release_version
+from deployer.builder.target import pip_target_args, platform_tags, uv_platform, wheel_glibc
 from deployer.config import Target
 
 T = Target(python_version="3.11", platform="linux_x86_64", glibc="2.28")
@@ -55,11 +55,15 @@ def test_hash_lock_and_release_id():
 def test_host_reads_the_same_tags_the_build_writes():
     from deployer.host.preflight import wheel_problems
 
-    files = {f"wheels/{n}": {} for n in (
-        "a-1-py3-none-any.whl", "b-1-cp311-cp311-manylinux_2_28_x86_64.whl",
-        "c-1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
-        "d-1-cp311-cp311-linux_x86_64.whl")}
+    files = {
+        f"wheels/{n}": {}
+        for n in (
+            "a-1-py3-none-any.whl",
+            "b-1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "c-1-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+            "d-1-cp311-cp311-linux_x86_64.whl",
+        )
+    }
     assert wheel_problems({"files": files}, "x86_64", "2.36") == []
-    assert wheel_problems({"files": files}, "x86_64", "2.17") == [
-        "b-1-cp311-cp311-manylinux_2_28_x86_64.whl"]
+    assert wheel_problems({"files": files}, "x86_64", "2.17") == ["b-1-cp311-cp311-manylinux_2_28_x86_64.whl"]
     assert len(wheel_problems({"files": files}, "aarch64", "2.36")) == 3

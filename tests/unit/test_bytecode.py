@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.build.bytecode import build_layers
+from deployer.builder.bytecode import build_layers
 from deployer.errors import ArtifactError
 from deployer.host.bytecode import Interpreter, apply_layer, fitting
 
@@ -75,8 +75,7 @@ def test_stamped_pyc_are_what_python_itself_accepts(tmp_path, layer):
     site = tmp_path / "site"
     install(site, tmp_path / "demo-1.0-py3-none-any.whl")
     assert apply_layer(layer, here()._replace(site=site)) == 3
-    code = ("import demo, demo.util, demo_extra; "
-            "print(demo.util.answer.__code__.co_filename)")
+    code = "import demo, demo.util, demo_extra; print(demo.util.answer.__code__.co_filename)"
     argv = [sys.executable, "-B", "-v", "-c", code]
     out = subprocess.run(argv, capture_output=True, text=True, env={"PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr
@@ -88,8 +87,12 @@ def test_stamped_pyc_are_what_python_itself_accepts(tmp_path, layer):
     # an edited source: the stamped .pyc is stale, and Python recompiles it
     (site / "demo" / "util.py").write_text("def answer():\n    return 43\n")
     os.utime(site / "demo" / "util.py", (1, 1))
-    out = subprocess.run([sys.executable, "-B", "-c", "import demo.util; print(demo.util.answer())"],
-                         capture_output=True, text=True, env={"PYTHONPATH": str(site)})
+    out = subprocess.run(
+        [sys.executable, "-B", "-c", "import demo.util; print(demo.util.answer())"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site)},
+    )
     assert out.stdout.strip() == "43"
 
 
@@ -135,7 +138,7 @@ def test_a_pyc_shared_with_another_venv_is_replaced_not_written_into(tmp_path, l
 
 
 def test_the_build_compiles_with_its_own_python_or_one_of_the_targets_version():
-    from deployer.build.bytecode import build_python
+    from deployer.builder.bytecode import build_python
     from deployer.config import Target
     from deployer.errors import BuildError
 

@@ -17,9 +17,14 @@ def run(tmp_path: Path, config: str | None, *args: str, env: dict | None = None)
     if config is not None:
         (tmp_path / "deploy.toml").write_text(config)
     base_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "deployer", "--plain", *args],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env={**base_env, **(env or {}), "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", "--plain", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**base_env, **(env or {}), "PYTHONPATH": str(ROOT)},
+    )
 
 
 def assert_one_line(proc, code: int, *needles: str) -> None:
@@ -40,22 +45,52 @@ def artifact(tmp_path):
 CASES = [
     ("no config", None, ["releases"], {}, ["deploy.toml: not found"]),
     ("unknown key", GOOD + "[health]\ncolour = 1\n", ["releases"], {}, ["health.colour: unknown key"]),
-    ("bad port", GOOD.replace("port = 9", "port = 0"), ["releases"], {},
-     ["hosts[0].port: Input should be greater than or equal to 1"]),
+    (
+        "bad port",
+        GOOD.replace("port = 9", "port = 0"),
+        ["releases"],
+        {},
+        ["hosts[0].port: Input should be greater than or equal to 1"],
+    ),
     ("toml syntax", "[app\n", ["releases"], {}, ["deploy.toml: not valid TOML"]),
     ("no hosts", '[app]\nname = "svc"\n', ["releases"], {}, ["hosts: no hosts configured"]),
     ("unknown --host", GOOD, ["releases", "--host", "nope"], {}, ["--host nope: not among"]),
     ("artifact and ref", GOOD, ["deploy", "ARTIFACT", "--ref", "v1"], {}, ["ARTIFACT or --ref"]),
-    ("missing env file", GOOD + '[env]\nfile = "prod.env"\n', ["deploy", "ARTIFACT"], {},
-     ["env.file:", "prod.env"]),
-    ("env variable unset", GOOD + '[env]\nfrom_variable = "DOTENV"\n', ["deploy", "ARTIFACT"], {},
-     ["env.from_variable: DOTENV is not set"]),
-    ("bad DEPLOYER_HOSTS", GOOD, ["releases"], {"DEPLOYER_HOSTS": "a:b:c"},
-     ["DEPLOYER_HOSTS: cannot parse host 'a:b:c'"]),
-    ("missing key file", GOOD, ["releases"], {"DEPLOYER_SSH_KEY_FILE": "/nonexistent/key"},
-     ["ssh.key_file /nonexistent/key"]),
-    ("garbage key secret", GOOD, ["releases"], {"DEPLOYER_SSH_KEY": "not a key at all"},
-     ["DEPLOYER_SSH_KEY: not a private key"]),
+    (
+        "missing env file",
+        GOOD + '[env]\nfile = "prod.env"\n',
+        ["deploy", "ARTIFACT"],
+        {},
+        ["env.file:", "prod.env"],
+    ),
+    (
+        "env variable unset",
+        GOOD + '[env]\nfrom_variable = "DOTENV"\n',
+        ["deploy", "ARTIFACT"],
+        {},
+        ["env.from_variable: DOTENV is not set"],
+    ),
+    (
+        "bad DEPLOYER_HOSTS",
+        GOOD,
+        ["releases"],
+        {"DEPLOYER_HOSTS": "a:b:c"},
+        ["DEPLOYER_HOSTS: cannot parse host 'a:b:c'"],
+    ),
+    (
+        "missing key file",
+        GOOD,
+        ["releases"],
+        {"DEPLOYER_SSH_KEY_FILE": "/nonexistent/key"},
+        ["ssh.key_file /nonexistent/key"],
+    ),
+    (
+        "garbage key secret",
+        GOOD,
+        ["releases"],
+        {"DEPLOYER_SSH_KEY": "not a key at all"},
+        ["DEPLOYER_SSH_KEY: not a private key"],
+    ),
 ]
 
 
@@ -71,8 +106,15 @@ def test_bad_input_is_one_line_exit_2(tmp_path, artifact, name, config, args, en
     assert_one_line(proc, 2, *needles)
 
 
-@pytest.mark.parametrize("args", [["deploy", "--lock-wait", "-1"], ["nosuchcommand"],
-                                  ["verify", "/nonexistent.tar"], ["rollback", "--to"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["deploy", "--lock-wait", "-1"],
+        ["nosuchcommand"],
+        ["verify", "/nonexistent.tar"],
+        ["rollback", "--to"],
+    ],
+)
 def test_bad_arguments_exit_2(tmp_path, args):
     proc = run(tmp_path, GOOD, *args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

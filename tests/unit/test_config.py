@@ -109,7 +109,10 @@ def test_env_overrides_replace_ci_injected_values(tmp_path):
     }
     c = load_config(p, environ=env)
     assert [(h.address, h.port, h.user) for h in c.hosts] == [
-        ("10.1.1.1", 2222, "deploy"), ("fe80::1", 22, None), ("h3", 22, None)]
+        ("10.1.1.1", 2222, "deploy"),
+        ("fe80::1", 22, None),
+        ("h3", 22, None),
+    ]
     assert (c.ssh.key_file, c.ssh.known_hosts, c.env.file) == ("/run/key", "/run/kh", "/run/env")
     c = load_config(p, environ={"DEPLOYER_USER": "ci"})
     assert c.app.user == "ci" and c.host_user(c.hosts[0]) == "ci"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.build.release import default_packaging
+from deployer.builder.release import default_packaging
 from deployer.config import load_config
 from tests.unit.ghactions import actionlint, evaluate_group, load
 from tests.unit.test_workflows import WORKFLOWS, secret_problems
@@ -20,8 +20,12 @@ USES = "acme/deployer/.github/workflows/deploy-reusable.yml@v1.2.3"
 
 
 def init(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "deployer", "init", str(repo), *args],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "init", str(repo), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -35,7 +39,8 @@ def service(tmp_path) -> Path:
     (repo / "src" / "my_svc" / "__init__.py").write_text("")
     (repo / "pyproject.toml").write_text(
         '[project]\nname = "my-svc"\nversion = "1.0"\nrequires-python = ">=3.12"\n'
-        'dependencies = ["aiohttp"]\n')
+        'dependencies = ["aiohttp"]\n'
+    )
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     return repo
 
@@ -43,10 +48,17 @@ def service(tmp_path) -> Path:
 def test_init_writes_a_config_that_loads_packaging_and_workflows(service):
     proc = init(service, "--owner", "acme", "--ref", "v1.2.3")
     wrote = [line.removeprefix("wrote ") for line in proc.stdout.splitlines()]
-    assert wrote == ["deploy.toml", "packaging/launch.sh.in", "packaging/sudoers.in",
-                     "packaging/unit.service.in", "packaging/env.template",
-                     ".github/workflows/deploy.yml", ".github/workflows/deploy-staging.yml",
-                     ".github/workflows/manual-deploy.yml", ".github/workflows/rollback.yml"]
+    assert wrote == [
+        "deploy.toml",
+        "packaging/launch.sh.in",
+        "packaging/sudoers.in",
+        "packaging/unit.service.in",
+        "packaging/env.template",
+        ".github/workflows/deploy.yml",
+        ".github/workflows/deploy-staging.yml",
+        ".github/workflows/manual-deploy.yml",
+        ".github/workflows/rollback.yml",
+    ]
     config = load_config(service / "deploy.toml", environ={})
     assert (config.app.name, config.app.module_name, config.app.source) == ("my-svc", "my_svc", ".")
     assert config.app.user == "my-svc" and config.target.python_version == "3.12"
@@ -84,8 +96,9 @@ def test_generated_callers_deploy_like_this_repos_own(service):
         [generated] = theirs["jobs"].values()
         [own] = [j for j in mine["jobs"].values() if j.get("uses")]
         for env in ("production", "staging"):
-            assert evaluate_group(generated["concurrency"]["group"], env) == \
-                evaluate_group(own["concurrency"]["group"], env)
+            assert evaluate_group(generated["concurrency"]["group"], env) == evaluate_group(
+                own["concurrency"]["group"], env
+            )
         assert generated["concurrency"]["cancel-in-progress"] is False
         assert generated["with"].get("command", "deploy") == own["with"].get("command", "deploy")
 
@@ -103,19 +116,23 @@ def test_init_refuses_to_overwrite_unless_forced(service):
 
 def test_init_on_the_example_service_guesses_its_module(tmp_path):
     repo = tmp_path / "example"
-    shutil.copytree(ROOT / "examples" / "tg_video_streamer", repo,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "examples" / "tg_video_streamer", repo, ignore=shutil.ignore_patterns("__pycache__")
+    )
     init(repo, "--owner", "acme")
     config = load_config(repo / "deploy.toml", environ={})
     assert config.app.module_name == "tg_video_streamer"
     assert config.target.python_version == "3.11"
 
 
-@pytest.mark.parametrize("args, said", [
-    (["--owner", "acme"], "pyproject.toml: not found"),
-    (["--owner", "-bad-"], "--owner"),
-    (["--owner", "acme", "--ref", "../x"], "--ref"),
-])
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--owner", "acme"], "pyproject.toml: not found"),
+        (["--owner", "-bad-"], "--owner"),
+        (["--owner", "acme", "--ref", "../x"], "--ref"),
+    ],
+)
 def test_init_says_what_is_wrong(tmp_path, args, said):
     if said != "pyproject.toml: not found":
         (tmp_path / "pyproject.toml").write_text('[project]\nname = "x-svc"\n')

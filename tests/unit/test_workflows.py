@@ -28,8 +28,12 @@ from tests.unit.ghactions import (
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 REUSABLE = "./.github/workflows/deploy-reusable.yml"
-DEPLOYING = {"deploy.yml": "deploy", "deploy-staging.yml": "deploy", "manual-deploy.yml": "deploy",
-             "rollback.yml": "rollback"}
+DEPLOYING = {
+    "deploy.yml": "deploy",
+    "deploy-staging.yml": "deploy",
+    "manual-deploy.yml": "deploy",
+    "rollback.yml": "rollback",
+}
 ALL = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
 
 
@@ -50,8 +54,7 @@ def test_actionlint_would_catch_a_mistake(tmp_path):
     """The linter really runs (shellcheck included): a broken copy fails."""
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
     broken = tmp_path / ".github" / "workflows" / "deploy.yml"
-    broken.write_text((WORKFLOWS / "ci.yml").read_text().replace("run: make lint",
-                                                                 "run: cat $UNQUOTED"))
+    broken.write_text((WORKFLOWS / "ci.yml").read_text().replace("run: make lint", "run: cat $UNQUOTED"))
     proc = actionlint(broken, cwd=tmp_path)
     assert proc.returncode != 0 and "SC2086" in proc.stdout
 
@@ -107,8 +110,7 @@ def test_workflows_use_only_real_cli_options_and_make_targets():
 
 def test_make_release_builds_and_verifies_one_artifact():
     """The deploy workflows build with `make release`: deployer build + deployer verify."""
-    assert "release" in make_targets(wf("deploy.yml")) and "release" in make_targets(
-        wf("deploy-staging.yml"))
+    assert "release" in make_targets(wf("deploy.yml")) and "release" in make_targets(wf("deploy-staging.yml"))
     recipe = re.search(r"^release:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert "deployer build" in recipe.group(1) and "deployer verify" in recipe.group(1)
 
@@ -177,9 +179,11 @@ def secret_problems(name: str, w: dict) -> list[str]:
                 if f"${var}" not in line and f"${{{var}}}" not in line:
                     continue
                 # allowed: a test, writing a file, masking; deployer reads its own env
-                if not (re.search(r"\[ -n \"\$" + var, line)
-                        or re.search(r"^printf '%s\\n' \"\$" + var + r'" > "\$dir/\w+"$', line.strip())
-                        or re.match(r"mask_(lines|values) <<< \"\$" + var + '"$', line.strip())):
+                if not (
+                    re.search(r"\[ -n \"\$" + var, line)
+                    or re.search(r"^printf '%s\\n' \"\$" + var + r'" > "\$dir/\w+"$', line.strip())
+                    or re.match(r"mask_(lines|values) <<< \"\$" + var + '"$', line.strip())
+                ):
                     problems.append(f"{name}: {line.strip()!r} may print {var}")
     for job_id, job in w["jobs"].items():
         if job.get("uses"):
@@ -195,12 +199,15 @@ def test_no_step_prints_a_secret():
         assert secret_problems(name, wf(name)) == []
 
 
-@pytest.mark.parametrize("edit", [
-    ("printf '%s\\n' \"$SSH_KEY\" > \"$dir/ssh_key\"", 'echo "$SSH_KEY"'),
-    ("umask 077", "set -x; umask 077"),
-    ("mask_values <<< \"$DOTENV\"", "mask_values <<< \"${{ secrets.DEPLOY_DOTENV }}\""),
-    ("mask_lines <<< \"$SSH_KEY\"", 'cat <<< "$SSH_KEY"'),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ('printf \'%s\\n\' "$SSH_KEY" > "$dir/ssh_key"', 'echo "$SSH_KEY"'),
+        ("umask 077", "set -x; umask 077"),
+        ('mask_values <<< "$DOTENV"', 'mask_values <<< "${{ secrets.DEPLOY_DOTENV }}"'),
+        ('mask_lines <<< "$SSH_KEY"', 'cat <<< "$SSH_KEY"'),
+    ],
+)
 def test_the_secret_check_catches_a_leak(edit):
     text = (WORKFLOWS / "deploy-reusable.yml").read_text()
     assert edit[0] in text
@@ -217,9 +224,11 @@ def test_secrets_are_masked_before_they_are_written_and_removed_after():
     [creds] = [s for s in deploy["steps"] if s.get("id") == "credentials"]
     script = creds["run"]
     assert script.index("umask 077") < script.index('> "$dir/ssh_key"')
-    for masked, written in (("mask_lines <<< \"$SSH_KEY\"", '"$SSH_KEY" > '),
-                            ("mask_values <<< \"$DOTENV\"", '"$DOTENV" > '),
-                            ("mask_values <<< \"$NOTIFY_URLS\"", '"$NOTIFY_URLS" > ')):
+    for masked, written in (
+        ('mask_lines <<< "$SSH_KEY"', '"$SSH_KEY" > '),
+        ('mask_values <<< "$DOTENV"', '"$DOTENV" > '),
+        ('mask_values <<< "$NOTIFY_URLS"', '"$NOTIFY_URLS" > '),
+    ):
         assert script.index(masked) < script.index(written)
     assert "::add-mask::" in script
     assert names.index("Write the credentials") < names.index("Deploy")
@@ -230,8 +239,12 @@ def test_secrets_are_masked_before_they_are_written_and_removed_after():
 def test_logs_and_artifacts_are_kept_thirty_days_by_default():
     inputs = wf("deploy-reusable.yml")["on"]["workflow_call"]["inputs"]
     assert inputs["retention-days"]["default"] == 30
-    uploads = [(n, s) for n in ALL for _, s in steps(wf(n))
-               if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    uploads = [
+        (n, s)
+        for n in ALL
+        for _, s in steps(wf(n))
+        if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+    ]
     assert uploads
     for name, s in uploads:
         days = str(s["with"]["retention-days"])

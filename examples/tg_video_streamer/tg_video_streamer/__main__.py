@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import installed_version
 
@@ -20,7 +20,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the service, or the self-check, and return the exit code."""
     parser = argparse.ArgumentParser(
         prog="tg_video_streamer",

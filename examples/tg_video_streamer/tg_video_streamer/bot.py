@@ -6,7 +6,7 @@ Imported lazily: without credentials the service never loads pyrogram.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from .settings import Settings
 
@@ -26,8 +26,8 @@ class Bot:
             raise ValueError("Telegram credentials are not configured")
         self._settings = settings
         self._version = version
-        self._client: Optional[Any] = None
-        self._calls: Optional[Any] = None
+        self._client: Any | None = None
+        self._calls: Any | None = None
 
     async def start(self) -> None:
         """Connect to Telegram (session file in ``STATE_DIR``) and start PyTgCalls."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 __all__ = ["sd_notify"]
 
 log = logging.getLogger(__name__)
 
 
-def sd_notify(state: str, environ: Optional[Mapping[str, str]] = None) -> bool:
+def sd_notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
     """Send ``state`` (e.g. ``"READY=1"``) to the socket named by ``NOTIFY_SOCKET``.
 
     A leading ``@`` names a socket in the abstract namespace. Returns True when

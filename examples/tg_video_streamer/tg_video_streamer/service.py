@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Awaitable, Sequence, TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from aiohttp import web
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from pydantic import (
     BaseModel,
@@ -51,9 +51,9 @@ class Settings(BaseModel):
     http_host: str = Field("127.0.0.1", alias="HTTP_HOST", min_length=1)
     state_dir: Path = Field(alias="STATE_DIR")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
-    tg_api_id: Optional[int] = Field(None, alias="TG_API_ID", ge=1)
-    tg_api_hash: Optional[SecretStr] = Field(None, alias="TG_API_HASH")
-    tg_bot_token: Optional[SecretStr] = Field(None, alias="TG_BOT_TOKEN")
+    tg_api_id: int | None = Field(None, alias="TG_API_ID", ge=1)
+    tg_api_hash: SecretStr | None = Field(None, alias="TG_API_HASH")
+    tg_bot_token: SecretStr | None = Field(None, alias="TG_BOT_TOKEN")
 
     @field_validator("log_level")
     @classmethod
@@ -95,7 +95,7 @@ class Settings(BaseModel):
         return tuple(values)
 
 
-def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default: ``os.environ``).
 
     Empty values count as unset. Raises :class:`ConfigError` with a one-line

@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from deployer.build.target import pip_target_args, uv_platform
-from deployer.host.wheeltags import wheel_tags
+from deployer.builder.target import pip_target_args, uv_platform
 from deployer.config import Target
 from deployer.errors import BuildError, WheelUnavailableError
+from deployer.host.wheeltags import wheel_tags
 
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 _MISSING_RE = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)")
@@ -84,21 +84,38 @@ def resolve_lock(requirements: list[str], target: Target, work: Path, as_of: int
     if not requirements:
         return []
     out = work / "requirements.pins"
-    exclude_newer = datetime.fromtimestamp(as_of + 1, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    exclude_newer = datetime.fromtimestamp(as_of + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     proc = _run(
-        [uv_bin(), "pip", "compile", str(req_in), "-o", str(out), "--quiet", "--no-header",
-         "--no-annotate", "--python-version", target.python_version,
-         "--python-platform", uv_platform(target), "--exclude-newer", exclude_newer],
+        [
+            uv_bin(),
+            "pip",
+            "compile",
+            str(req_in),
+            "-o",
+            str(out),
+            "--quiet",
+            "--no-header",
+            "--no-annotate",
+            "--python-version",
+            target.python_version,
+            "--python-platform",
+            uv_platform(target),
+            "--exclude-newer",
+            exclude_newer,
+        ],
         "resolving the lock",
     )
     if proc.returncode != 0:
-        raise BuildError(f"resolving the lock for Python {target.python_version} "
-                         f"{uv_platform(target)} failed: {_tail(proc.stderr)}")
+        raise BuildError(
+            f"resolving the lock for Python {target.python_version} "
+            f"{uv_platform(target)} failed: {_tail(proc.stderr)}"
+        )
     return parse_pins(out.read_text(encoding="utf-8"))
 
 
-def fetch_wheels(pins: list[Pin], target: Target, dest: Path, built_cache: Path,
-                 build_python: str | None) -> list[Path]:
+def fetch_wheels(
+    pins: list[Pin], target: Target, dest: Path, built_cache: Path, build_python: str | None
+) -> list[Path]:
     """Wheels for every pin, for the target; sdist-only pins are built (and cached)."""
     dest.mkdir(parents=True, exist_ok=True)
     remaining = list(pins)
@@ -106,9 +123,23 @@ def fetch_wheels(pins: list[Pin], target: Target, dest: Path, built_cache: Path,
     while remaining:
         reqs = dest.parent / "pins.txt"
         reqs.write_text("".join(p.spec + "\n" for p in remaining), encoding="utf-8")
-        proc = _run([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
-                     "-d", str(dest), *pip_target_args(target), "-r", str(reqs)],
-                    "downloading wheels")
+        proc = _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--progress-bar",
+                "off",
+                "-d",
+                str(dest),
+                *pip_target_args(target),
+                "-r",
+                str(reqs),
+            ],
+            "downloading wheels",
+        )
         if proc.returncode == 0:
             break
         missing = _MISSING_RE.search(proc.stderr)
@@ -130,15 +161,22 @@ def find_build_python(target: Target, configured: str | None) -> str:
         path = shutil.which(c) if c else None
         if path:
             # print the real executable: a version-manager shim is not an interpreter
-            proc = _run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); "
-                         "print(sys.executable)"], "checking the build interpreter", timeout=30)
+            proc = _run(
+                [path, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"],
+                "checking the build interpreter",
+                timeout=30,
+            )
             found = proc.stdout.split()
             if proc.returncode == 0 and len(found) == 2 and found[0] == target.python_version:
                 return found[1]
-            raise BuildError(f"artifact.build_python: {c} is not a working Python "
-                             f"{target.python_version} ({_tail(proc.stderr or proc.stdout, 1)})")
-    raise BuildError(f"no python{target.python_version} here to build sdist-only dependencies "
-                     "or bytecode with (install it or set artifact.build_python)")
+            raise BuildError(
+                f"artifact.build_python: {c} is not a working Python "
+                f"{target.python_version} ({_tail(proc.stderr or proc.stdout, 1)})"
+            )
+    raise BuildError(
+        f"no python{target.python_version} here to build sdist-only dependencies "
+        "or bytecode with (install it or set artifact.build_python)"
+    )
 
 
 def build_sdist_wheel(pin: Pin, target: Target, cache: Path, build_python: str | None) -> Path:
@@ -152,14 +190,30 @@ def build_sdist_wheel(pin: Pin, target: Target, cache: Path, build_python: str |
     work = key_dir / ".work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    proc = _run([python, "-m", "pip", "wheel", "--no-deps", "--no-binary", pin.name,
-                 "--progress-bar", "off", "-w", str(work), pin.spec], f"building {pin.spec}")
+    proc = _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-binary",
+            pin.name,
+            "--progress-bar",
+            "off",
+            "-w",
+            str(work),
+            pin.spec,
+        ],
+        f"building {pin.spec}",
+    )
     wheels = list(work.glob("*.whl"))
     if proc.returncode != 0 or len(wheels) != 1:
         shutil.rmtree(work, ignore_errors=True)
         raise WheelUnavailableError(
             f"{pin.spec}: no wheel for Python {target.python_version} {target.platform} "
-            f"(glibc {target.glibc}) and building one from source failed: {_tail(proc.stderr)}")
+            f"(glibc {target.glibc}) and building one from source failed: {_tail(proc.stderr)}"
+        )
     final = key_dir / wheels[0].name
     os.replace(wheels[0], final)
     shutil.rmtree(work, ignore_errors=True)
@@ -172,8 +226,22 @@ def fetch_uv_wheel(target: Target, dest: Path) -> Path:
 
     dest.mkdir(parents=True, exist_ok=True)
     spec = f"uv=={version('uv')}"
-    proc = _run([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
-                 "-d", str(dest), *pip_target_args(target), spec], "downloading uv")
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "off",
+            "-d",
+            str(dest),
+            *pip_target_args(target),
+            spec,
+        ],
+        "downloading uv",
+    )
     wheels = sorted(dest.glob("uv-*.whl"))
     if proc.returncode != 0 or not wheels:
         raise WheelUnavailableError(f"{spec}: no wheel for {target.platform}: {_tail(proc.stderr)}")

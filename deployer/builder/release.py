@@ -7,13 +7,13 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import deployer
-from deployer.build import archive, bytecode, manifest, source, wheelhouse
-from deployer.build.target import glibc_str, wheel_glibc
+from deployer.builder import archive, bytecode, manifest, source, wheelhouse
+from deployer.builder.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
 from deployer.errors import BuildError
 from deployer.host.artifact import ENGINE, LOCK
@@ -73,14 +73,17 @@ def requirements_of(config: Config, config_path: Path, src: Path, pyproject: dic
                 line = line.split(" #", 1)[0].strip()
                 if line and not line.startswith("#"):
                     if line.startswith("-"):
-                        raise BuildError(f"{path}: option lines ({line.split()[0]}) are not "
-                                         "supported; list requirements only")
+                        raise BuildError(
+                            f"{path}: option lines ({line.split()[0]}) are not "
+                            "supported; list requirements only"
+                        )
                     reqs.append(line)
     return reqs
 
 
-def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
-                  on_step: Optional[Step] = None) -> BuildResult:
+def build_release(
+    config: Config, config_path: str | os.PathLike, out_dir: Path, on_step: Step | None = None
+) -> BuildResult:
     """Build ONE offline artifact for ``config.target`` from the service's HEAD."""
     step = on_step or (lambda name, detail: None)
     started = time.monotonic()
@@ -89,10 +92,13 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
     commit = source.read_commit(src)
     pyproject = source.load_pyproject(src)
     files = source.source_files(src)
-    version = source.release_version(source.base_version(pyproject, src), commit,
-                                     source.tree_hash(src, files))
-    step("source", f"{config.app.name} {version} at {commit.short}"
-         + (" (uncommitted changes)" if commit.dirty else ""))
+    version = source.release_version(
+        source.base_version(pyproject, src), commit, source.tree_hash(src, files)
+    )
+    step(
+        "source",
+        f"{config.app.name} {version} at {commit.short}" + (" (uncommitted changes)" if commit.dirty else ""),
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
         work = Path(tmp)
@@ -100,16 +106,21 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         app_wheel = source.build_app_wheel(staged, work / "app", commit.epoch)
         step("app wheel", app_wheel.name)
 
-        pins = wheelhouse.resolve_lock(requirements_of(config, Path(config_path), src, pyproject),
-                                       target, work, commit.epoch)
+        pins = wheelhouse.resolve_lock(
+            requirements_of(config, Path(config_path), src, pyproject), target, work, commit.epoch
+        )
         app_name = wheelhouse.normalize(config.app.name)
         if any(p.name == app_name for p in pins):
             raise BuildError(f"the service {config.app.name} is also listed as its own dependency")
-        step("lock", f"{len(pins)} dependencies for Python {target.python_version} "
-             f"{target.platform} glibc {target.glibc}")
+        step(
+            "lock",
+            f"{len(pins)} dependencies for Python {target.python_version} "
+            f"{target.platform} glibc {target.glibc}",
+        )
         wheels_dir = work / "wheels"
-        deps = wheelhouse.fetch_wheels(pins, target, wheels_dir,
-                                       cache_dir() / "built-wheels", config.artifact.build_python)
+        deps = wheelhouse.fetch_wheels(
+            pins, target, wheels_dir, cache_dir() / "built-wheels", config.artifact.build_python
+        )
         shutil.copyfile(app_wheel, wheels_dir / app_wheel.name)
         build_glibc = _build_glibc()
         _check_glibc(deps, target, build_glibc)
@@ -124,8 +135,7 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
         members[ENGINE] = build_engine(work / ENGINE)
         for name, path in packaging_templates(config, Path(config_path)).items():
             members[f"packaging/{name}"] = path
-        layers, python = _bytecode_layers(config, sorted(wheels_dir.glob("*.whl")),
-                                          work / "bytecode", step)
+        layers, python = _bytecode_layers(config, sorted(wheels_dir.glob("*.whl")), work / "bytecode", step)
         for layer in layers.values():
             members[f"bytecode/{layer.name}"] = layer
         uv_name = None
@@ -135,21 +145,30 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
             members[uv_name] = uv
         pex_name = None
         if config.artifact.format == "pex":
-            from deployer.build.pex import build_pex
+            from deployer.builder.pex import build_pex
 
-            members["app.pex"] = build_pex(work, wheels_dir, work / LOCK, target, commit.epoch,
-                                           config.artifact.build_python)
+            members["app.pex"] = build_pex(
+                work, wheels_dir, work / LOCK, target, commit.epoch, config.artifact.build_python
+            )
             pex_name = "app.pex"
             step("pex", f"app.pex {members['app.pex'].stat().st_size // 1024} KiB")
 
         rid = manifest.release_id(commit.epoch, lock_text, wheel_hashes)
         file_facts = {n: facts.get(n) or manifest.file_facts(p) for n, p in members.items()}
         doc = manifest.build_manifest(
-            config=config, version=version, rid=rid, commit=commit, files=file_facts,
-            app_wheel=f"wheels/{app_wheel.name}", uv_wheel=uv_name, pex=pex_name,
+            config=config,
+            version=version,
+            rid=rid,
+            commit=commit,
+            files=file_facts,
+            app_wheel=f"wheels/{app_wheel.name}",
+            uv_wheel=uv_name,
+            pex=pex_name,
             build_glibc=build_glibc,
-            bytecode={**python, "layers": {f"wheels/{w}": f"bytecode/{p.name}"
-                                           for w, p in layers.items()}} if layers else None)
+            bytecode={**python, "layers": {f"wheels/{w}": f"bytecode/{p.name}" for w, p in layers.items()}}
+            if layers
+            else None,
+        )
         doc["config"] = manifest.host_config(config)
         dest = out_dir / f"{config.app.name}-{rid}.tar"
         archive.write_release_tar(dest, doc, members, commit.epoch)
@@ -158,20 +177,26 @@ def build_release(config: Config, config_path: str | os.PathLike, out_dir: Path,
     return BuildResult(dest, doc, digest, time.monotonic() - started)
 
 
-def _bytecode_layers(config: Config, wheels: list[Path], dest: Path, step: Step
-                     ) -> tuple[dict[str, Path], dict[str, str]]:
+def _bytecode_layers(
+    config: Config, wheels: list[Path], dest: Path, step: Step
+) -> tuple[dict[str, Path], dict[str, str]]:
     """The wheels' bytecode layers, unless turned off, a pex, or no target Python here."""
     if not config.artifact.bytecode or config.artifact.format == "pex":
         return {}, {}
     python = bytecode.build_python(config.target, config.artifact.build_python)
     if python is None:
-        step("bytecode", f"skipped: no python{config.target.python_version} here "
-             "(hosts byte-compile the dependencies themselves)")
+        step(
+            "bytecode",
+            f"skipped: no python{config.target.python_version} here "
+            "(hosts byte-compile the dependencies themselves)",
+        )
         return {}, {}
     layers, interpreter = bytecode.build_layers(wheels, python, cache_dir() / "bytecode", dest)
     size = sum(p.stat().st_size for p in layers.values())
-    step("bytecode", f"{len(layers)} wheels byte-compiled for Python "
-         f"{config.target.python_version} ({size / 1e6:.1f} MB)")
+    step(
+        "bytecode",
+        f"{len(layers)} wheels byte-compiled for Python {config.target.python_version} ({size / 1e6:.1f} MB)",
+    )
     return layers, interpreter
 
 
@@ -188,5 +213,7 @@ def _check_glibc(wheels: list[Path], target, build_glibc) -> None:
     for w in wheels:
         need = wheel_glibc(w.name, build_glibc)
         if need and need > target.glibc_tuple:
-            raise BuildError(f"{w.name} needs glibc {glibc_str(need)}, the target has "
-                             f"{target.glibc} (build on an older system or raise target.glibc)")
+            raise BuildError(
+                f"{w.name} needs glibc {glibc_str(need)}, the target has "
+                f"{target.glibc} (build on an older system or raise target.glibc)"
+            )

@@ -21,10 +21,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from deployer.build.archive import zip_bytes
-from deployer.build.manifest import sha256_file
+from deployer.builder.archive import zip_bytes
+from deployer.builder.manifest import sha256_file
+from deployer.builder.wheelhouse import find_build_python
 from deployer.config import Target
-from deployer.build.wheelhouse import find_build_python
 from deployer.errors import ArtifactError, BuildError
 from deployer.host.artifact import check_member_name
 
@@ -34,7 +34,7 @@ _SITE_DATA = ("purelib", "platlib")
 
 def build_python(target: Target, configured: str | None) -> str | None:
     """An interpreter of the target's version to compile with; None if this machine has none."""
-    if not configured and "%d.%d" % sys.version_info[:2] == target.python_version:
+    if not configured and "{}.{}".format(*sys.version_info[:2]) == target.python_version:
         return sys.executable
     try:
         return find_build_python(target, configured)
@@ -46,9 +46,17 @@ def build_python(target: Target, configured: str | None) -> str | None:
 
 def interpreter_tag(python: str) -> tuple[str, str]:
     """``python``'s bytecode cache tag and magic number: (``cpython-311``, ``a70d0d0a``)."""
-    proc = subprocess.run([python, "-c", "import importlib.util, sys; print("
-                           "sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex())"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            python,
+            "-c",
+            "import importlib.util, sys; print("
+            "sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = proc.stdout.split()
     if proc.returncode != 0 or len(found) != 2:
         raise BuildError(f"{python} cannot report its bytecode tag: {proc.stderr.strip()}")
@@ -59,8 +67,9 @@ def layer_name(wheel: Path, tag: str) -> str:
     return f"{wheel.name}.{tag}.zip"
 
 
-def build_layers(wheels: list[Path], python: str, cache: Path, dest: Path
-                 ) -> tuple[dict[str, Path], dict[str, str]]:
+def build_layers(
+    wheels: list[Path], python: str, cache: Path, dest: Path
+) -> tuple[dict[str, Path], dict[str, str]]:
     """A bytecode layer per wheel that has Python sources: (wheel file name -> layer path,
     the interpreter's ``tag`` and ``magic`` for the manifest)."""
     tag, magic = interpreter_tag(python)
@@ -77,16 +86,19 @@ def build_layers(wheels: list[Path], python: str, cache: Path, dest: Path
     return layers, {"tag": tag, "magic": magic}
 
 
-def _compile_into_cache(wheels: list[Path], cached: dict[Path, Path], python: str,
-                        tag: str) -> None:
+def _compile_into_cache(wheels: list[Path], cached: dict[Path, Path], python: str, tag: str) -> None:
     with tempfile.TemporaryDirectory(prefix="deployer-bytecode-") as tmp:
         work = Path(tmp)
         sources = {w: _extract_sources(w, work / str(i)) for i, w in enumerate(wheels)}
         # relative paths (cwd=work): no temporary path ends up in the bytecode, so the
         # same wheel gives the same bytes; Python names the real source when it loads it
-        proc = subprocess.run([python, "-m", "compileall", "-q", "-j", "0",
-                               *[str(i) for i in range(len(wheels))]],
-                              cwd=work, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [python, "-m", "compileall", "-q", "-j", "0", *[str(i) for i in range(len(wheels))]],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if proc.returncode not in (0, 1):  # 1: some file did not compile; Python will at import
             raise BuildError(f"byte-compiling the dependencies failed: {proc.stderr.strip()[-400:]}")
         for i, wheel in enumerate(wheels):

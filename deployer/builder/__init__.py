@@ -5,6 +5,6 @@
 (``source`` runs git and the wheel backend, ``wheelhouse`` runs uv and pip, ``pex``).
 """
 
-from deployer.build.release import BuildResult, build_release
+from deployer.builder.release import BuildResult, build_release
 
 __all__ = ["BuildResult", "build_release"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from deployer.build.target import abi_tag, glibc_str, platform_tags, wheel_glibc
-from deployer.build.wheelhouse import normalize
+from deployer.builder.target import abi_tag, glibc_str, platform_tags, wheel_glibc
+from deployer.builder.wheelhouse import normalize
 from deployer.config import Config
 from deployer.host.artifact import ENGINE, LOCK, MANIFEST_SCHEMA
 from deployer.host.wheeltags import wheel_tags
@@ -49,7 +49,7 @@ def release_id(commit_epoch: int, lock_text: str, wheels: dict[str, str]) -> str
     h = hashlib.sha256(lock_text.encode())
     for name in sorted(wheels):
         h.update(f"{name}\0{wheels[name]}\n".encode())
-    stamp = datetime.fromtimestamp(commit_epoch, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(commit_epoch, UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{h.hexdigest()[:7]}"
 
 
@@ -72,9 +72,19 @@ def host_config(config: Config) -> dict:
     }
 
 
-def build_manifest(*, config: Config, version: str, rid: str, commit, files: dict[str, dict],
-                   app_wheel: str, uv_wheel: str | None, pex: str | None,
-                   build_glibc: tuple[int, int] | None, bytecode: dict | None) -> dict:
+def build_manifest(
+    *,
+    config: Config,
+    version: str,
+    rid: str,
+    commit,
+    files: dict[str, dict],
+    app_wheel: str,
+    uv_wheel: str | None,
+    pex: str | None,
+    build_glibc: tuple[int, int] | None,
+    bytecode: dict | None,
+) -> dict:
     """manifest.json: what the artifact is, for whom, and every file's size and sha256."""
     target = config.target
     wheel_files = [f for f in files if f.startswith("wheels/")]
@@ -91,8 +101,7 @@ def build_manifest(*, config: Config, version: str, rid: str, commit, files: dic
             "ref": commit.ref,
             "tag": commit.tag,
             "dirty": commit.dirty,
-            "commit_time": datetime.fromtimestamp(commit.epoch, timezone.utc).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"),
+            "commit_time": datetime.fromtimestamp(commit.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "target": {
             "python_version": target.python_version,

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deployer.build.wheelhouse import find_build_python
+from deployer.builder.wheelhouse import find_build_python
 from deployer.config import Target
 from deployer.errors import BuildError
 
@@ -27,14 +27,28 @@ def pex_bin() -> str:
     return found
 
 
-def build_pex(work: Path, wheels: Path, lock: Path, target: Target, epoch: int,
-              build_python: str | None = None) -> Path:
+def build_pex(
+    work: Path, wheels: Path, lock: Path, target: Target, epoch: int, build_python: str | None = None
+) -> Path:
     """No entry point: the host never runs the pex itself, it runs ``venv/bin/python -m``."""
     dest = work / "app.pex"
     python = find_build_python(target, build_python)
-    argv = [pex_bin(), "--venv", "--no-pypi", "--find-links", str(wheels), "--intransitive",
-            "--requirement", str(lock), "--python", python,
-            "--python-shebang", target.interpreter, "--output-file", str(dest)]
+    argv = [
+        pex_bin(),
+        "--venv",
+        "--no-pypi",
+        "--find-links",
+        str(wheels),
+        "--intransitive",
+        "--requirement",
+        str(lock),
+        "--python",
+        python,
+        "--python-shebang",
+        target.interpreter,
+        "--output-file",
+        str(dest),
+    ]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
     if proc.returncode != 0:

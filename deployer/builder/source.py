@@ -9,7 +9,6 @@ import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from deployer.errors import BuildError
 
@@ -21,8 +20,8 @@ _TAG_VERSION = re.compile(r"^v?(\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?)$"
 class Commit:
     sha: str
     epoch: int
-    ref: Optional[str]
-    tag: Optional[str]
+    ref: str | None
+    tag: str | None
     dirty: bool
 
     @property
@@ -32,11 +31,9 @@ class Commit:
 
 def _git(repo: Path, *args: str) -> str:
     try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60
-        )
+        out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
-        raise BuildError("git is not installed; the build needs the service's git repository")
+        raise BuildError("git is not installed; the build needs the service's git repository") from None
     if out.returncode != 0:
         raise BuildError(f"git {' '.join(args)}: {out.stderr.strip() or 'failed'}")
     return out.stdout.strip()
@@ -62,7 +59,7 @@ def base_version(pyproject: dict, where: Path) -> str:
     project = pyproject.get("project", {})
     version = project.get("version")
     if not version:
-        raise BuildError(f"{where}: [project] needs a static version = \"X.Y.Z\" line")
+        raise BuildError(f'{where}: [project] needs a static version = "X.Y.Z" line')
     return str(version)
 
 
@@ -130,8 +127,7 @@ def build_app_wheel(staged: Path, out_dir: Path, epoch: int) -> Path:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
 
     def runner(cmd, cwd=None, extra_environ=None):
-        subprocess.run(cmd, cwd=cwd, env={**env, **(extra_environ or {})}, check=True,
-                       capture_output=True)
+        subprocess.run(cmd, cwd=cwd, env={**env, **(extra_environ or {})}, check=True, capture_output=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -146,5 +142,6 @@ def build_app_wheel(staged: Path, out_dir: Path, epoch: int) -> Path:
     except (BuildException, BuildBackendException, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", None) or getattr(getattr(e, "exception", None), "stderr", b"")
         tail = (detail or b"").decode(errors="replace").strip().splitlines()[-5:]
-        raise BuildError(f"building the app wheel failed: {e}" + (
-            ": " + " | ".join(tail) if tail else "")) from None
+        raise BuildError(
+            f"building the app wheel failed: {e}" + (": " + " | ".join(tail) if tail else "")
+        ) from None
