@@ -17,17 +17,17 @@ from deployer.config import load_config
 
 def controller(bench, reps: int) -> None:
     """Where the controller's time before the engine's first event goes."""
+    from deployer.artifact import Artifact
     from deployer.host.artifact import verify_artifact
-    from deployer.remote.engine import RemoteEngine, extract_engine
-    from deployer.remote.ssh import Connection, Credentials, Target
-    from deployer.remote.upload import write_thin
+    from deployer.remote.engine import RemoteEngine
+    from deployer.remote.ssh import Connection, Credentials, Endpoint
     from deployer.runinfo import RunInfo
 
     art = bench.builds["v1"].path
     manifest = bench.builds["v1"].manifest
     config = load_config(bench.config, environ=bench.env)
     g = bench.guest
-    target = Target(g.host, g.host, g.port, g.user)
+    target = Endpoint(g.host, g.host, g.port, g.user)
     creds = Credentials(key_file=g.key_path, known_hosts_file=g.known_hosts_path)
     app_only = [manifest["app_wheel"]]
     for rep in range(1, reps + 1):
@@ -44,13 +44,13 @@ def controller(bench, reps: int) -> None:
             verify_artifact(str(art), hash_all=False)
         with tempfile.TemporaryDirectory(dir=bench.work) as tmp:
             with sw("extract engine.pyz"):
-                engine = extract_engine(art, Path(tmp) / "engine.pyz")
+                engine = Artifact(art).engine(Path(tmp) / "engine.pyz")
             with sw("thin tar, app wheel only (code-only)"):
-                write_thin(art, app_only, Path(tmp) / "thin.tar")
+                Artifact(art).thin(app_only, Path(tmp) / "thin.tar")
             with sw("SSH connect + auth (paramiko)"):
                 conn = Connection(target, creds)
             try:
-                remote = RemoteEngine(conn, config, engine, RunInfo.from_env())
+                remote = RemoteEngine(conn, config.host_config(), engine, RunInfo.from_env())
                 with sw("engine start on the host until lock ok"):
                     session = remote.session(lambda *_: None)
                 with sw("engine bye + close"):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +26,13 @@ from pathlib import Path
 import click
 
 from deployer import notify
+from deployer.config import Config
 from deployer.errors import DeployerError
+from deployer.output import Reporter
 from deployer.runinfo import RunInfo
+from deployer.summary import JOURNALED, Summary
 
 DEFAULT_LOG_DIR = "deploy-logs"
-JOURNAL_RESULTS = ("success", "reverted", "revert-failed")
 
 log_dir_option = click.option(
     "--log-dir",
@@ -189,46 +190,42 @@ def _secs(value) -> str:
 class Recorder:
     """The bundle, the job summary and the notifications of one deploy or rollback.
 
-    ``with Recorder(ctx, action, log_dir) as rec: ... rec.finish(summary, ...)`` - an
-    exception inside is recorded and notified as a failure, then goes on up.
+    ``with Recorder(config, reporter, action, log_dir) as rec: ... rec.finish(summary)`` -
+    an exception inside is recorded and notified as a failure, then goes on up. It writes
+    files and sends notifications; it never connects to a host (the pipeline hands it
+    the journal excerpts).
     """
 
-    def __init__(self, ctx, action: str, log_dir: str, environ=None):
-        self.ctx, self.action = ctx, action
+    def __init__(self, config: Config, reporter: Reporter, action: str, log_dir: str, environ=None):
+        self.config, self.reporter, self.redactor = config, reporter, reporter.redactor
+        self.action = action
         self.environ = os.environ if environ is None else environ
         self.log_dir = Path(log_dir)
         self.bundle: Bundle | None = None
         self.finished = False
 
     def __enter__(self) -> Recorder:
-        config = self.ctx.config()
-        notify.register_secrets(config.notify, self.ctx.redactor, self.environ)
+        notify.register_secrets(self.config.notify, self.redactor, self.environ)
         try:
-            self.bundle = Bundle(self.log_dir, self.action, self.ctx.redactor)
+            self.bundle = Bundle(self.log_dir, self.action, self.redactor)
         except OSError as e:
-            self.ctx.reporter.say(f"log bundle: cannot write {self.log_dir}: {e.strerror}")
+            self.reporter.say(f"log bundle: cannot write {self.log_dir}: {e.strerror}")
             self.bundle = None
         if self.bundle:
-            self.ctx.reporter.sink = self.bundle.record
+            self.reporter.sink = self.bundle.record
         self.started = self.bundle.started if self.bundle else _now()
         return self
 
-    def finish(
-        self, summary, pipeline=None, targets=None, artifact: Path | None = None, engine: Path | None = None
-    ) -> None:
+    def finish(self, summary: Summary, artifact: Path | None = None) -> None:
         """Journal excerpts, summary.json/.md, the job summary, notifications."""
-        journals = self._journals(summary, pipeline, targets, artifact, engine) if targets else {}
+        journals = self._journals(summary)
         self._close(
-            report(
-                summary, self.ctx.config().app.name, self._run(), self.started, artifact, None, self.environ
-            ),
+            report(summary, self.config.app.name, self._run(), self.started, artifact, None, self.environ),
             journals,
         )
 
     def __exit__(self, kind, exc, tb) -> bool:
         if exc is not None and not self.finished:
-            from deployer.pipeline import Summary
-
             if isinstance(exc, DeployerError):
                 error = str(exc)
             elif isinstance(exc, KeyboardInterrupt):
@@ -238,16 +235,16 @@ class Recorder:
             failed = Summary(self.action, None, None, seconds=(_now() - self.started).total_seconds())
             rep = report(
                 failed,
-                self.ctx.config().app.name,
+                self.config.app.name,
                 self._run(),
                 self.started,
                 None,
-                self.ctx.redactor(error),
+                self.redactor(error),
                 self.environ,
             )
             self._close(rep, {})
-        if self.ctx.reporter.sink and self.bundle and self.ctx.reporter.sink == self.bundle.record:
-            self.ctx.reporter.sink = None
+        if self.reporter.sink and self.bundle and self.reporter.sink == self.bundle.record:
+            self.reporter.sink = None
         return False
 
     # ------------------------------------------------------------------ helpers
@@ -257,14 +254,14 @@ class Recorder:
     def _close(self, rep: dict, journals: dict) -> None:
         self.finished = True
         rep["journal"] = journals
-        config = self.ctx.config()
+        config = self.config
         deliveries = notify.send(
-            config.notify, notify.compose(rep, self.ctx.redactor), self.ctx.redactor, self.environ
+            config.notify, notify.compose(rep, self.redactor), self.redactor, self.environ
         )
         for d in deliveries:
             if not d.ok:
                 click.echo(
-                    self.ctx.redactor(f"deployer: notify {d.kind} ({d.variable}) failed: {d.detail}"),
+                    self.redactor(f"deployer: notify {d.kind} ({d.variable}) failed: {d.detail}"),
                     err=True,
                 )
         rep["notifications"] = [d.as_dict() for d in deliveries]
@@ -280,7 +277,7 @@ class Recorder:
         if summary_file:
             try:
                 with open(summary_file, "a", encoding="utf-8") as f:
-                    f.write(self.ctx.redactor(text) + "\n")
+                    f.write(self.redactor(text) + "\n")
             except OSError:
                 pass
 
@@ -289,11 +286,10 @@ class Recorder:
         self.bundle.write(name, "".join(line + "\n" for line in lines))
         return name
 
-    def _journals(self, summary, pipeline, targets, artifact, engine) -> dict:
+    def _journals(self, summary: Summary) -> dict:
         """The journal each host kept for the release it started (never fails the run).
 
-        Handed back by the engine's session before ``bye``; a host whose link was lost is
-        asked again over a new connection."""
+        The pipeline asks the engine for it before ``bye`` (or after reconnecting)."""
         if self.bundle is None:
             return {}
         found = {}
@@ -301,40 +297,11 @@ class Recorder:
             for h in summary.hosts:
                 if h.journal is not None:
                     found[h.label] = self._write_journal(h.label, h.journal)
-            missing = [
-                h for h in summary.hosts if h.result in JOURNAL_RESULTS and h.release and h.label not in found
-            ]
-            if missing:
-                self._journals_again(missing, pipeline, targets, artifact, engine, found)
-        except Exception as e:  # the excerpt is a courtesy: it never fails a deploy
-            found["error"] = f"journal not read: {type(e).__name__}: {e}"
-        return {k: self.ctx.redactor(v) for k, v in found.items()}
-
-    def _journals_again(self, missing, pipeline, targets, artifact, engine, found: dict) -> None:
-        from deployer.pipeline import JOURNAL_LINES
-
-        by_release: dict = {}
-        labels = {h.label: h.release for h in missing}
-        for t in targets:
-            if t.label in labels:
-                by_release.setdefault(labels[t.label], []).append(t)
-        with tempfile.TemporaryDirectory(prefix="deployer-journal-") as tmp:
-            if engine is None:
-                from deployer.remote.engine import extract_engine
-
-                engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
-            pipeline = pipeline or self.ctx.pipeline()
-            for release, group in by_release.items():
-                out, _ = pipeline.command(
-                    group, engine, "logs", "--release", release, "-n", str(JOURNAL_LINES)
-                )
-                for label, events in out.items():
-                    if isinstance(events, str):
-                        found[label] = f"not read: {events}"
-                        continue
-                    found[label] = self._write_journal(
-                        label, [e.get("detail", "") for e in events if e.get("step") == "log"]
-                    )
+                elif h.result in JOURNALED and h.release:
+                    found[h.label] = "not read: the host kept no journal for this release"
+        except OSError as e:  # the excerpt is a courtesy: it never fails a deploy
+            found["error"] = f"journal not written: {e.strerror}"
+        return {k: self.redactor(v) for k, v in found.items()}
 
 
 def _safe(label: str) -> str:

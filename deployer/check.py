@@ -1,7 +1,8 @@
 """``deployer check``: prove each host can take a deploy, writing nothing.
 
 Connection and pinned host key, the sudo rights (``sudo -n -l``), unit drift against
-the templates, and with an artifact: Python, glibc, wheel tags and disk.
+the templates (computed by the engine on the host, as a deploy does), and with an
+artifact: Python, glibc, wheel tags and disk.
 """
 
 from __future__ import annotations
@@ -10,88 +11,76 @@ import json
 import tempfile
 from pathlib import Path
 
-from deployer.builder.manifest import host_config
 from deployer.builder.release import build_engine, packaging_templates
+from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.host.artifact import verify_artifact
+from deployer.host.contract import Status, Step
 from deployer.host.service import Systemd
-from deployer.host.setup import TEMPLATES, compare, installed_paths, render
+from deployer.host.setup import TEMPLATES
+from deployer.output import Reporter
+from deployer.pipeline import Pipeline
 from deployer.remote.engine import RemoteEngine
-from deployer.remote.ssh import Target
+from deployer.remote.ssh import Connection, Endpoint
 
 
-def sudo_rights(conn, unit: str) -> tuple[list[str], list[str]]:
+def sudo_rights(conn: Connection, unit: str) -> tuple[list[str], list[str]]:
     """(allowed lines we need, missing lines) from ``sudo -n -l`` as the deploy user."""
-    code, out, _ = conn.run(["sudo", "-n", "-l"], timeout=30)
+    result = conn.run(["sudo", "-n", "-l"], timeout=30, step="sudo")
     needed = Systemd(unit).needed_rights()
-    listed = out if code == 0 else ""
+    listed = result.stdout if result.ok else ""
     return [n for n in needed if n in listed], [n for n in needed if n not in listed]
 
 
-def unit_drift(conn, config, templates: dict) -> list[str]:
-    """The installed unit and launcher (read over SFTP) against the rendered templates."""
-    hc = host_config(config)
-    paths = installed_paths(hc)
-    installed = {key: conn.read_text(str(path)) for key, path in paths.items()}
-    return compare(installed, render(templates, hc), paths)
-
-
-def run_check(obj, targets: list[Target], artifact: Path | None) -> bool:
-    config = obj.config()
+def run_check(
+    config: Config,
+    config_path: Path,
+    pipeline: Pipeline,
+    reporter: Reporter,
+    targets: list[Endpoint],
+    artifact: Path | None,
+) -> bool:
     manifest = verify_artifact(str(artifact)) if artifact else None
-    templates = {k: p.read_text() for k, p in _templates(obj).items()}
-    pipeline = obj.pipeline()
+    found = packaging_templates(config, config_path)
+    templates = json.dumps({key: found[name].read_text() for key, name in TEMPLATES.items()}).encode()
     ok = True
     with tempfile.TemporaryDirectory(prefix="deployer-check-") as tmp:
         engine = build_engine(Path(tmp) / "engine.pyz")
         for t in targets:
-            report = obj.reporter
             try:
-                with report.step(t.label, "connect", f"{t.user}@{t.address}:{t.port}, host key pinned"):
+                with reporter.step(t.label, "connect", f"{t.user}@{t.address}:{t.port}, host key pinned"):
                     conn = pipeline.connect(t)
                 try:
                     allowed, missing = sudo_rights(conn, config.app.unit_name)
-                    report.event(
+                    reporter.event(
                         t.label,
                         {
                             "step": "sudo",
-                            "status": "fail" if missing else "ok",
+                            "status": Status.FAIL if missing else Status.OK,
                             "detail": ("missing: " + ", ".join(missing))
                             if missing
                             else "allowed: " + ", ".join(allowed),
                         },
                     )
-                    problems = unit_drift(conn, config, templates)
-                    report.event(
+                    remote = RemoteEngine(conn, config.host_config(), engine, pipeline.run)
+                    events = remote.command(Step.DRIFT, "-", stdin=templates)
+                    problems = [e["detail"] for e in events if e.get("step") == Step.DRIFT]
+                    reporter.event(
                         t.label,
                         {
                             "step": "unit",
-                            "status": "fail" if problems else "ok",
+                            "status": Status.FAIL if problems else Status.OK,
                             "detail": "; ".join(problems) or "matches the template",
                         },
                     )
                     ok = ok and not missing and not problems
                     if manifest is not None:
-                        remote = RemoteEngine(conn, config, engine, pipeline.run)
-                        remote.ensure_uploaded()
-                        code, out, _ = conn.run(
-                            remote.argv("preflight", "-"), stdin=json.dumps(manifest).encode()
-                        )
-                        for line in out.splitlines():
-                            try:
-                                report.event(t.label, json.loads(line))
-                            except ValueError:
-                                continue
-                        ok = ok and code == 0
+                        for event in remote.command(Step.PREFLIGHT, "-", stdin=json.dumps(manifest).encode()):
+                            reporter.event(t.label, event)
                 finally:
                     conn.close()
             except DeployerError as e:
-                report.event(t.label, {"step": "check", "status": "fail", "detail": str(e)})
+                reporter.event(t.label, {"step": "check", "status": Status.FAIL, "detail": str(e)})
                 ok = False
-    obj.reporter.say("check passed" if ok else "check FAILED")
+    reporter.say("check passed" if ok else "check FAILED")
     return ok
-
-
-def _templates(obj) -> dict:
-    mapping = packaging_templates(obj.config(), obj.config_path)
-    return {key: mapping[name] for key, name in TEMPLATES.items()}

@@ -9,15 +9,20 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from deployer import __version__
 from deployer.audit import Recorder, log_dir_option
-from deployer.config import DEFAULT_CONFIG, load_config
+from deployer.config import DEFAULT_CONFIG, Config, load_config
 from deployer.errors import DeployerError, UsageError
 from deployer.output import Reporter
 from deployer.redact import SECRET_VARIABLES, Redactor
+
+if TYPE_CHECKING:
+    from deployer.pipeline import Pipeline
+    from deployer.remote.ssh import Endpoint
 
 
 class Context:
@@ -29,23 +34,26 @@ class Context:
         self.redactor = Redactor()
         self.redactor.add_from_environ(SECRET_VARIABLES)
         self.reporter = Reporter(mode, self.redactor)
-        self._config = None
+        self._config: Config | None = None
         self.exit_code = 0  # raised by a host that failed in a multi-host query
 
-    def config(self):
+    def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
         return self._config
 
-    def pipeline(self, accept_new: bool = False):
+    def pipeline(self, accept_new: bool = False) -> Pipeline:
         from deployer.pipeline import Pipeline
 
         return Pipeline(self.config(), self.config_path, self.reporter, accept_new=accept_new)
 
-    def hosts(self, only):
-        from deployer.pipeline import targets
+    def hosts(self, only) -> list[Endpoint]:
+        from deployer.pipeline import endpoints
 
-        return targets(self.config(), list(only) or None)
+        return endpoints(self.config(), list(only) or None)
+
+    def recorder(self, action: str, log_dir: str) -> Recorder:
+        return Recorder(self.config(), self.reporter, action, log_dir)
 
     def out(self, data, text: str) -> None:
         if self.reporter.mode == "json":
@@ -170,7 +178,7 @@ def deploy(
     env = env_text(config, obj.config_path, env_file)
     targets = obj.hosts(hosts)
     with (
-        Recorder(obj, "dry-run" if dry_run else "deploy", log_dir) as rec,
+        obj.recorder("dry-run" if dry_run else "deploy", log_dir) as rec,
         tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp,
     ):
         if ref:
@@ -179,7 +187,7 @@ def deploy(
             artifact = _build(obj, Path("dist")).path
         pipeline = obj.pipeline(accept_new)
         summary = pipeline.deploy(Path(artifact), env, targets, dry_run, lock_wait)
-        rec.finish(summary, pipeline, [] if dry_run else targets, Path(artifact))
+        rec.finish(summary, Path(artifact))
     _finish(obj, summary)
 
 
@@ -215,10 +223,10 @@ def _build_ref(obj: Context, ref: str, tmp: Path):
 @pass_ctx
 def rollback(obj: Context, to, hosts, lock_wait, log_dir) -> None:
     """Point `current` at the previous good release, restart, health-gate."""
-    with Recorder(obj, "rollback", log_dir) as rec, _local_engine() as engine:
+    with obj.recorder("rollback", log_dir) as rec, _local_engine() as engine:
         pipeline, targets = obj.pipeline(), obj.hosts(hosts)
         summary = pipeline.rollback(to, targets, lock_wait, engine)
-        rec.finish(summary, pipeline, targets, engine=engine)
+        rec.finish(summary)
     _finish(obj, summary)
 
 
@@ -322,7 +330,14 @@ def check(obj: Context, artifact, hosts) -> None:
     """
     from deployer.check import run_check
 
-    ok = run_check(obj, obj.hosts(hosts), Path(artifact) if artifact else None)
+    ok = run_check(
+        obj.config(),
+        obj.config_path,
+        obj.pipeline(),
+        obj.reporter,
+        obj.hosts(hosts),
+        Path(artifact) if artifact else None,
+    )
     if not ok:
         sys.exit(1)
 
@@ -345,11 +360,19 @@ def host() -> None:
 @pass_ctx
 def host_setup(obj: Context, hosts, admin_user, authorized_key, local, accept_new) -> None:
     """Once per host, as an admin: deploy user, layout, sudoers, unit (idempotent)."""
-    from deployer.setup import setup_hosts, setup_local
+    from deployer.provision import setup_hosts, setup_local
 
     if local:
-        sys.exit(setup_local(obj, authorized_key))
-    ok = setup_hosts(obj, obj.hosts(hosts), admin_user, authorized_key, accept_new)
+        sys.exit(setup_local(obj.config(), obj.config_path, authorized_key))
+    ok = setup_hosts(
+        obj.config(),
+        obj.config_path,
+        obj.pipeline(accept_new),
+        obj.reporter,
+        obj.hosts(hosts),
+        admin_user,
+        authorized_key,
+    )
     if not ok:
         sys.exit(1)
 

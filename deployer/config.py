@@ -2,7 +2,9 @@
 
 Config is data, validated up front. Unknown keys are rejected and every error names
 its key path (``hosts[0].port: ...``). Environment variables override what CI injects
-(see ``ENV_OVERRIDES``), so secrets never have to live in the file.
+(``apply_env_overrides``), so secrets never have to live in the file. What the host
+engine needs is handed over as a ``HostConfig`` (``Config.host_config``), whose
+defaults are the only ones: the models below take theirs from it.
 """
 
 from __future__ import annotations
@@ -23,21 +25,15 @@ from pydantic import (
 )
 
 from deployer.errors import ConfigError
+from deployer.host.contract import HealthConfig, HostConfig, SmokeConfig
+
+HOST = HostConfig.__dataclass_fields__
 
 DEFAULT_CONFIG = "deploy.toml"
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_RE, max_length=64)]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
-
-# variable -> what it overrides; read by `load_config`, documented in the README.
-ENV_OVERRIDES = {
-    "DEPLOYER_HOSTS": "hosts: comma-separated [user@]address[:port]",
-    "DEPLOYER_USER": "app.user and every host's user",
-    "DEPLOYER_SSH_KEY_FILE": "ssh.key_file",
-    "DEPLOYER_KNOWN_HOSTS_FILE": "ssh.known_hosts",
-    "DEPLOYER_ENV_FILE": "env.file",
-}
 
 
 class Model(BaseModel):
@@ -55,11 +51,10 @@ class App(Model):
     packaging: str = "packaging"
     user: Name = "tgstream"
     base_path: str | None = None
-    keep_releases: Annotated[int, Field(ge=1, le=100)] = 5
-    shared_dirs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]] = [
-        "sessions",
-        "data",
-    ]
+    keep_releases: Annotated[int, Field(ge=1, le=100)] = HOST["keep_releases"].default
+    shared_dirs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]] = list(
+        HOST["shared_dirs"].default
+    )
 
     @field_validator("base_path")
     @classmethod
@@ -89,7 +84,7 @@ class App(Model):
         return self.base_path or f"/opt/{self.name}"
 
 
-class Target(Model):
+class Platform(Model):
     """The host's Python and platform: drives the build, preflight and venv alike."""
 
     python_version: Annotated[str, Field(pattern=r"^3\.\d{1,2}$")] = "3.11"
@@ -144,10 +139,10 @@ class Health(Model):
 
     http_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
     command: list[str] | None = None
-    expect_version: bool = True
-    timeout: Seconds = 30
-    watch: Annotated[float, Field(ge=0, le=3600)] = 60
-    fatal_patterns: list[str] = ["Traceback", "ImportError", "ModuleNotFoundError"]
+    expect_version: bool = HealthConfig.expect_version
+    timeout: Seconds = HealthConfig.timeout
+    watch: Annotated[float, Field(ge=0, le=3600)] = HealthConfig.watch
+    fatal_patterns: list[str] = list(HealthConfig.fatal_patterns)
 
     @field_validator("fatal_patterns")
     @classmethod
@@ -184,7 +179,7 @@ class Smoke(Model):
     """
 
     command: list[str] | None = None
-    timeout: Seconds = 60
+    timeout: Seconds = SmokeConfig.timeout
 
 
 class Notify(Model):
@@ -194,7 +189,7 @@ class Notify(Model):
 
 
 class Audit(Model):
-    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = HOST["audit_retention_days"].default
 
 
 class Artifact(Model):
@@ -206,7 +201,7 @@ class Artifact(Model):
 
 class Config(Model):
     app: App
-    target: Target = Target()
+    target: Platform = Platform()
     hosts: list[Host] = []
     ssh: Ssh = Ssh()
     health: Health = Health()
@@ -231,6 +226,31 @@ class Config(Model):
 
     def smoke_command(self) -> list[str]:
         return self.smoke.command or ["{python}", "-m", self.app.module_name, "--selfcheck"]
+
+    def host_config(self) -> HostConfig:
+        """The part of this config the host engine needs (no secrets, no SSH details)."""
+        app, health = self.app, self.health
+        return HostConfig(
+            app=app.name,
+            module=app.module_name,
+            unit=app.unit_name,
+            user=app.user,
+            base_path=app.base,
+            interpreter=self.target.interpreter,
+            smoke=SmokeConfig(command=tuple(self.smoke_command()), timeout=self.smoke.timeout),
+            health=HealthConfig(
+                http_url=health.http_url,
+                command=tuple(health.command) if health.command is not None else None,
+                expect_version=health.expect_version,
+                timeout=health.timeout,
+                watch=health.watch,
+                fatal_patterns=tuple(health.fatal_patterns),
+            ),
+            keep_releases=app.keep_releases,
+            shared_dirs=tuple(app.shared_dirs),
+            env_required=tuple(self.env.required),
+            audit_retention_days=self.audit.retention_days,
+        )
 
 
 def _key_path(loc: tuple) -> str:

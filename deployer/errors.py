@@ -1,8 +1,9 @@
 """The one exception tree of deployer.
 
 Every error a user can cause or meet is a ``DeployerError``; the CLI turns it into one
-line on stderr and its ``exit_code``. Library exceptions are converted at the boundary
-with ``raise ... from``::
+line on stderr and its ``exit_code``. An error carries its facts as fields (``host``,
+``step``) and renders them in one place (``__str__``): ``<host>: <step>: <message>``.
+Library exceptions are converted at the boundary with ``raise ... from``::
 
     DeployerError                   exit 1 unless said otherwise
     ├── UsageError                  exit 2: bad command-line input
@@ -17,16 +18,35 @@ with ``raise ... from``::
     │   ├── HealthError             the service did not come back healthy (reverted)
     │   └── AbortedError            the controller went away before the switch
     └── RemoteError                 SSH: connect, auth, host key, transfer, lost link
+        ├── CommandError            a command on the host exited non-zero (argv, exit code, output)
         └── HostKeyError            exit 2: unknown or mismatching host key
+
+This module ships inside the host engine too: standard library only, Python >= 3.9.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import List, Optional
 
 
 class DeployerError(Exception):
     """Root of every error deployer reports to a user."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, host: Optional[str] = None, step: Optional[str] = None):
+        super().__init__(message)
+        self.message, self.host, self.step = message, host, step
+
+    def __str__(self) -> str:
+        return ": ".join(p for p in (self.host, self.step, self.message) if p)
+
+    def at(self, host: Optional[str] = None, step: Optional[str] = None) -> DeployerError:
+        """Name the host and step (once: the innermost one that knew them wins)."""
+        self.host = self.host or host
+        self.step = self.step or step
+        return self
 
 
 class UsageError(DeployerError):
@@ -73,8 +93,34 @@ class AbortedError(HostError):
     pass
 
 
+#: the engine's error names on the wire (``"error"`` of a failed event) -> their class
+HOST_ERRORS = {
+    cls.__name__: cls
+    for cls in (HostError, PreflightError, LockHeldError, InstallError, HealthError, AbortedError)
+}
+
+
 class RemoteError(DeployerError):
     pass
+
+
+class CommandError(RemoteError):
+    """A command run on a host failed: which, how, and the last lines it printed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str],
+        exit_code: Optional[int],
+        output: Sequence[str] = (),
+        host: Optional[str] = None,
+        step: Optional[str] = None,
+    ):
+        super().__init__(message, host=host, step=step)
+        self.argv: List[str] = list(argv)
+        self.returncode = exit_code
+        self.output: List[str] = list(output)
 
 
 class HostKeyError(RemoteError):

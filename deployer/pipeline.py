@@ -1,8 +1,12 @@
-"""deploy / rollback as named stages over hosts: connect, preflight, upload, stage, switch.
+"""deploy / rollback as named stages over hosts, read like the engine's own steps.
 
-Every host is staged before any host is switched; hosts are then switched one after
-another, stopping at the first that fails its health gate (the engine has already
-reverted it). The controller never edits host files itself: the engine does.
+    plan -> stage every host (in parallel) -> switch them in turn -> close
+
+Staging a host is: connect, start its engine (only once the artifact's every hash is
+checked), preflight, unit drift, upload what its cache lacks, stage. No host is switched
+until every host is staged; hosts are then switched one after another, stopping at the
+first that fails its health gate (its engine has already reverted it). The controller
+never edits host files itself: the engine does.
 """
 
 from __future__ import annotations
@@ -11,86 +15,27 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.check import unit_drift
+from deployer.artifact import Artifact
 from deployer.config import Config, resolve
 from deployer.errors import DeployerError, HealthError, RemoteError, UsageError
-from deployer.host.artifact import verify_artifact
+from deployer.host.contract import ACTIVATION_OUTCOMES, JOURNAL_LINES, Command, Outcome, Status, Step
 from deployer.output import Reporter
-from deployer.remote.engine import RemoteEngine, extract_engine
+from deployer.remote.engine import RemoteEngine
 from deployer.remote.session import EngineSession
-from deployer.remote.ssh import Connection, Credentials, Target
-from deployer.remote.upload import write_thin
+from deployer.remote.ssh import Connection, Credentials, Endpoint, fingerprint, host_key_name
 from deployer.runinfo import RunInfo
-
-OUTCOMES = ("success", "reverted", "revert-failed")
-
-
-JOURNAL_LINES = 200
+from deployer.summary import HostResult, Result, Summary
 
 
-@dataclass
-class HostResult:
-    label: str
-    result: str = "pending"  # staged | success | reverted | failed | not switched | unknown
-    release: str | None = None
-    version: str | None = None
-    detail: str = ""
-    healthy_s: float | None = None
-    gate_s: float | None = None
-    exit_code: int = 0
-    journal: list[str] | None = None  # the excerpt the host kept for ``release``
-
-
-def journal(session: EngineSession, release: str | None) -> list[str] | None:
-    """The journal excerpt the host kept for ``release``, asked before ``bye``: no second
-    connection for the audit log. None if there is none (the audit log says so)."""
-    if not release:
-        return None
-    try:
-        return session.call("logs", release=release, lines=JOURNAL_LINES)["lines"]
-    except DeployerError:
-        return None
-
-
-@dataclass
-class Summary:
-    action: str
-    release: str | None
-    version: str | None
-    hosts: list[HostResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        good = ("success", "staged")
-        return bool(self.hosts) and all(h.result in good for h in self.hosts)
-
-    @property
-    def exit_code(self) -> int:
-        """0 ok; 2 when a host was refused for bad input (host key); 1 otherwise."""
-        if self.ok:
-            return 0
-        return max([h.exit_code for h in self.hosts] + [1])
-
-
-def artifact_templates(artifact: Path) -> dict:
-    """The unit, launcher and sudoers templates the artifact carries (packaging/*)."""
-    import tarfile
-
-    from deployer.host.setup import TEMPLATES
-
-    with tarfile.open(artifact) as tar:
-        return {key: tar.extractfile(f"packaging/{name}").read().decode() for key, name in TEMPLATES.items()}
-
-
-def targets(config: Config, only: list[str] | None = None) -> list[Target]:
+def endpoints(config: Config, only: list[str] | None = None) -> list[Endpoint]:
+    """The configured hosts (or ``only`` those named) as SSH endpoints."""
     if not config.hosts:
         raise UsageError("hosts: no hosts configured (deploy.toml [[hosts]] or DEPLOYER_HOSTS)")
-    found = [Target(h.label, h.address, h.port, config.host_user(h)) for h in config.hosts]
+    found = [Endpoint(h.label, h.address, h.port, config.host_user(h)) for h in config.hosts]
     if only:
         unknown = [o for o in only if o not in {t.label for t in found} | {t.address for t in found}]
         if unknown:
@@ -102,7 +47,7 @@ def targets(config: Config, only: list[str] | None = None) -> list[Target]:
 def env_text(config: Config, config_path: Path, env_file: str | None) -> str | None:
     """The .env to install: --env-file, else env.file, else the variable env.from_variable."""
     if env_file or config.env.file:
-        path = Path(env_file) if env_file else resolve(config_path, config.env.file)
+        path = Path(env_file) if env_file else resolve(config_path, config.env.file or "")
         try:
             return path.read_text(encoding="utf-8")
         except OSError as e:
@@ -114,6 +59,47 @@ def env_text(config: Config, config_path: Path, env_file: str | None) -> str | N
             raise UsageError(f"env.from_variable: {config.env.from_variable} is not set")
         return value
     return None
+
+
+def journal(session: EngineSession, release: str | None) -> list[str] | None:
+    """The journal excerpt the host kept for ``release``, asked before ``bye``: no second
+    connection for the audit log. None if there is none (the audit log says so)."""
+    if not release:
+        return None
+    try:
+        return session.call(Command.LOGS, release=release, lines=JOURNAL_LINES)["lines"]
+    except DeployerError:
+        return None
+
+
+@dataclass
+class HostRun:
+    """One host's part in a deploy: its connection, engine session and result so far."""
+
+    endpoint: Endpoint
+    result: HostResult
+    conn: Connection | None = None
+    remote: RemoteEngine | None = None
+    session: EngineSession | None = None
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close(bye=self.session.dead is None)
+        if self.conn is not None:
+            self.conn.close()
+
+
+@dataclass
+class Plan:
+    """What a deploy works from: the artifact, its engine and templates, the .env."""
+
+    artifact: Artifact
+    engine: Path
+    templates: dict[str, str]
+    env: str | None
+    verified: Future
+    workdir: Path
+    lock_wait: float
 
 
 class Pipeline:
@@ -133,15 +119,13 @@ class Pipeline:
         )
 
     # ------------------------------------------------------------------ building blocks
-    def connect(self, target: Target) -> Connection:
+    def connect(self, target: Endpoint) -> Connection:
         conn = Connection(target, self.creds)
         if conn.accepted_key is not None:
             self._pin(target, conn.accepted_key)
         return conn
 
-    def _pin(self, target: Target, key) -> None:
-        from deployer.remote.ssh import fingerprint, host_key_name
-
+    def _pin(self, target: Endpoint, key) -> None:
         self.reporter.say(f"{target.label}: accepted new host key {fingerprint(key)} (--accept-new)")
         if self.creds.known_hosts_file:
             path = Path(os.path.expanduser(self.creds.known_hosts_file))
@@ -149,18 +133,21 @@ class Pipeline:
                 f.write(f"{host_key_name(target)} {key.get_name()} {key.get_base64()}\n")
 
     def remote(self, conn: Connection, engine: Path) -> RemoteEngine:
-        return RemoteEngine(conn, self.config, engine, self.run)
+        return RemoteEngine(conn, self.config.host_config(), engine, self.run)
 
-    def on_each(self, hosts: list[Target], fn: Callable[[Target], HostResult]) -> list[HostResult]:
+    def failed(self, label: str, error: DeployerError) -> HostResult:
+        return HostResult(
+            label, Result.FAILED, detail=self.reporter.redactor(str(error)), exit_code=error.exit_code
+        )
+
+    def on_each(self, hosts: list[Endpoint], fn: Callable[[Endpoint], HostResult]) -> list[HostResult]:
         """Run ``fn`` for every host in parallel; errors become that host's failed result."""
 
-        def guarded(t: Target) -> HostResult:
+        def guarded(t: Endpoint) -> HostResult:
             try:
                 return fn(t)
             except DeployerError as e:
-                return HostResult(
-                    t.label, "failed", detail=self.reporter.redactor(str(e)), exit_code=e.exit_code
-                )
+                return self.failed(t.label, e)
 
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
             return list(pool.map(guarded, hosts))
@@ -170,101 +157,115 @@ class Pipeline:
         self,
         artifact: Path,
         env: str | None,
-        hosts: list[Target],
+        hosts: list[Endpoint],
         dry_run: bool = False,
         lock_wait: float = 0.0,
     ) -> Summary:
         started = time.monotonic()
-        # shape, lock and sizes at once; every hash while the hosts connect, and before
-        # anything is sent to them
-        manifest = verify_artifact(str(artifact), hash_all=False)
-        rid, version = manifest["release_id"], manifest["version"]
+        opened = Artifact(artifact)  # shape, lock and sizes; every hash below, in parallel
         if env is not None:
             self.reporter.redactor.add_env(env)
-        summary = Summary("dry-run" if dry_run else "deploy", rid, version)
-        sessions: dict = {}
+        summary = Summary("dry-run" if dry_run else "deploy", opened.release_id, opened.version)
+        runs = [HostRun(t, HostResult(t.label)) for t in hosts]
         with (
             tempfile.TemporaryDirectory(prefix="deployer-") as tmp,
             ThreadPoolExecutor(max_workers=1) as hashing,
         ):
-            verified = hashing.submit(verify_artifact, str(artifact))
-            engine = extract_engine(artifact, Path(tmp) / "engine.pyz")
-
-            templates = artifact_templates(artifact)
-
-            def stage(t: Target) -> HostResult:
-                conn = self.connect(t)
-                drift = unit_drift(conn, self.config, templates)
-                if drift:  # `check` fails on drift; a deploy only warns
-                    self.reporter.event(
-                        t.label, {"step": "unit", "status": "info", "detail": "WARNING: " + "; ".join(drift)}
-                    )
-                remote = self.remote(conn, engine)
-                session = remote.session(self.reporter.event, lock_wait)
-                sessions[t.label] = (conn, session, remote)
-                pre = session.call("preflight", manifest=manifest, upload=True)
-                verified.result()
-                # a host that lacks every file gets the artifact itself, not a copy of it
-                thin = (
-                    artifact
-                    if len(pre["missing"]) == len(manifest["files"])
-                    else write_thin(artifact, pre["missing"], Path(tmp) / f"{t.label}.tar")
-                )
-                upload = f"{remote.incoming}/{rid}.tar"
-                with self.reporter.step(
-                    t.label, "upload", f"{len(pre['missing'])} files, {thin.stat().st_size / 1e6:.1f} MB"
-                ):
-                    conn.upload(thin, upload)
-                session.call("stage", artifact=upload)
-                return HostResult(t.label, "staged", rid, version)
-
+            plan = Plan(
+                artifact=opened,
+                engine=opened.engine(Path(tmp) / "engine.pyz"),
+                templates=opened.templates(),
+                env=env,
+                verified=hashing.submit(opened.verify),
+                workdir=Path(tmp),
+                lock_wait=lock_wait,
+            )
             try:
-                summary.hosts = self.on_each(hosts, stage)
-                verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
-                staged_all = all(h.result == "staged" for h in summary.hosts)
-                if not dry_run and staged_all:
-                    self._switch_in_turn(summary, sessions, env)
-                elif not dry_run:
-                    for h in summary.hosts:
-                        if h.result == "staged":
-                            h.result, h.detail = "not switched", "another host failed to stage"
+                self._stage_all(plan, runs)
+                summary.hosts = [r.result for r in runs]
+                plan.verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
+                if not dry_run:
+                    self._switch_in_turn(plan, runs)
             finally:
-                for conn, session, _ in sessions.values():
-                    session.close(bye=session.dead is None)
-                    conn.close()
+                for r in runs:
+                    r.close()
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _switch_in_turn(self, summary: Summary, sessions: dict, env: str | None) -> None:
-        stop = False
-        for h in summary.hosts:
-            if stop:
-                h.result, h.detail = "not switched", "stopped after a failed host"
-                continue
-            conn, session, remote = sessions[h.label]
+    def _stage_all(self, plan: Plan, runs: list[HostRun]) -> None:
+        def guarded(run: HostRun) -> None:
             try:
-                record = session.call("activate", release=h.release, env=env)
-                h.result, h.healthy_s, h.gate_s = "success", record.get("healthy_s"), record.get("gate_s")
-                h.journal = journal(session, h.release)
-                session.call("prune")
-            except HealthError as e:
-                h.result, h.detail, stop = "reverted", self.reporter.redactor(str(e)), True
-                h.journal = journal(session, h.release)
-                session.call("prune")  # a bad release never holds a slot a good one needs
-            except RemoteError as e:
-                if not any(ev.get("step") == "switch" and ev.get("status") == "ok" for ev in session.lines):
-                    h.result, h.detail, stop = "failed", str(e), True
-                    continue
-                self.reporter.say(
-                    f"{h.label}: link lost after the switch; the engine finishes "
-                    "the health gate alone - reading its outcome"
-                )
-                self._outcome_after_loss(h, conn.target, remote.engine)
-                stop = h.result != "success"
+                self._stage(plan, run)
             except DeployerError as e:
-                h.result, h.detail, stop = "failed", self.reporter.redactor(str(e)), True
+                run.result = self.failed(run.endpoint.label, e)
 
-    def _outcome_after_loss(self, h: HostResult, target: Target, engine: Path) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
+            list(pool.map(guarded, runs))
+
+    def _stage(self, plan: Plan, run: HostRun) -> None:
+        """Connect, start the engine, preflight, check the unit, upload, stage."""
+        label, art = run.endpoint.label, plan.artifact
+        run.conn = self.connect(run.endpoint)
+        run.remote = self.remote(run.conn, plan.engine)
+        plan.verified.result()  # nothing the artifact carries runs before every hash is checked
+        run.session = session = run.remote.session(self.reporter.event, plan.lock_wait)
+        pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True)
+        drift = session.call(Command.DRIFT, templates=plan.templates)["drift"]
+        if drift:  # `check` fails on drift; a deploy only warns
+            self.reporter.event(
+                label, {"step": "unit", "status": Status.INFO, "detail": "WARNING: " + "; ".join(drift)}
+            )
+        upload = art.thin(pre["missing"], plan.workdir / f"{label}.tar")
+        remote_tar = f"{run.remote.incoming}/{art.release_id}.tar"
+        with self.reporter.step(
+            label, "upload", f"{len(pre['missing'])} files, {upload.stat().st_size / 1e6:.1f} MB"
+        ):
+            run.conn.upload(upload, remote_tar)
+        session.call(Command.STAGE, artifact=remote_tar)
+        run.result = HostResult(label, Result.STAGED, art.release_id, art.version)
+
+    def _switch_in_turn(self, plan: Plan, runs: list[HostRun]) -> None:
+        """Switch staged hosts one after another; stop at the first that fails."""
+        stop = "another host failed to stage" if any(r.result.result != Result.STAGED for r in runs) else ""
+        for run in runs:
+            h = run.result
+            if h.result != Result.STAGED:
+                continue
+            if stop:
+                h.result, h.detail = Result.NOT_SWITCHED, stop
+                continue
+            if not self._switch(plan, run):
+                stop = "stopped after a failed host"
+
+    def _switch(self, plan: Plan, run: HostRun) -> bool:
+        """Activate the release on one host; True when it is live and its gate closed."""
+        h, session = run.result, run.session
+        assert session is not None and h.release is not None
+        try:
+            record = session.call(Command.ACTIVATE, release=h.release, env=plan.env)
+            h.result, h.healthy_s, h.gate_s = Result.SUCCESS, record.get("healthy_s"), record.get("gate_s")
+        except HealthError as e:
+            h.result, h.detail = Result.REVERTED, self.reporter.redactor(str(e))
+        except RemoteError as e:
+            if not session.switched:
+                h.result, h.detail = Result.FAILED, self.reporter.redactor(str(e))
+                return False
+            self.reporter.say(
+                f"{h.label}: link lost after the switch; the engine finishes the health gate alone"
+                " - reading its outcome"
+            )
+            self._outcome_after_loss(h, run.endpoint, plan.engine)
+            return h.result == Result.SUCCESS
+        except DeployerError as e:
+            h.result, h.detail = Result.FAILED, self.reporter.redactor(str(e))
+            return False
+        h.journal = journal(session, h.release)
+        session.call(Command.PRUNE)  # a bad release never holds a slot a good one needs
+        return h.result == Result.SUCCESS
+
+    def _outcome_after_loss(self, h: HostResult, target: Endpoint, engine: Path) -> None:
+        """Reconnect until the host's history records how THIS activation ended, then
+        read the journal it kept (the same connection)."""
         health = self.config.health
         deadline = time.monotonic() + health.timeout + health.watch + 60
         last_error = ""
@@ -272,50 +273,66 @@ class Pipeline:
             try:
                 conn = self.connect(target)
                 try:
-                    events = self.remote(conn, engine).command("history", "--last", "10")
+                    remote = self.remote(conn, engine)
+                    events = remote.command("history", "--last", "10")
+                    records = [ev.get("record", {}) for ev in events]
+                    # the outcome of THIS activation: recorded after its last "live" record
+                    lives = [
+                        i
+                        for i, r in enumerate(records)
+                        if r.get("to") == h.release and r.get("result") == Outcome.LIVE
+                    ]
+                    for rec in records[lives[-1] + 1 :] if lives else []:
+                        if rec.get("to") == h.release and rec.get("result") in ACTIVATION_OUTCOMES:
+                            h.result = rec["result"]
+                            h.healthy_s, h.gate_s = rec.get("healthy_s"), rec.get("gate_s")
+                            reason = f" ({rec['reason']})" if rec.get("reason") else ""
+                            h.detail = f"outcome read back after reconnecting: {rec['result']}{reason}"
+                            h.journal = self._kept_journal(remote, h.release)
+                            return
                 finally:
                     conn.close()
-                records = [ev.get("record", {}) for ev in events]
-                # the outcome of THIS activation: recorded after its last "live" record
-                lives = [
-                    i for i, r in enumerate(records) if r.get("to") == h.release and r.get("result") == "live"
-                ]
-                for rec in records[lives[-1] + 1 :] if lives else []:
-                    if rec.get("to") == h.release and rec.get("result") in OUTCOMES:
-                        h.result = rec["result"]
-                        h.healthy_s, h.gate_s = rec.get("healthy_s"), rec.get("gate_s")
-                        h.detail = f"outcome read back after reconnecting: {rec['result']}" + (
-                            f" ({rec['reason']})" if rec.get("reason") else ""
-                        )
-                        return
             except DeployerError as e:
                 last_error = str(e)
             time.sleep(2)
-        h.result, h.detail = "unknown", f"no recorded outcome yet: {last_error}"
+        h.result, h.detail = Result.UNKNOWN, f"no recorded outcome yet: {last_error}"
+
+    @staticmethod
+    def _kept_journal(remote: RemoteEngine, release: str | None) -> list[str] | None:
+        try:
+            events = remote.command("logs", "--release", str(release), "-n", str(JOURNAL_LINES))
+        except DeployerError:
+            return None
+        return [e.get("detail", "") for e in events if e.get("step") == Step.LOG]
 
     # ------------------------------------------------------------------ rollback
     def rollback(
-        self, to: str | None, hosts: list[Target], lock_wait: float = 0.0, engine: Path | None = None
+        self,
+        to: str | None,
+        hosts: list[Endpoint],
+        lock_wait: float = 0.0,
+        engine: Path | None = None,
     ) -> Summary:
         started = time.monotonic()
         summary = Summary("rollback", to, None)
+        assert engine is not None
 
-        def roll(t: Target) -> HostResult:
+        def roll(t: Endpoint) -> HostResult:
             conn = self.connect(t)
             try:
-                session: EngineSession = self.remote(conn, engine).session(self.reporter.event, lock_wait)
+                session = self.remote(conn, engine).session(self.reporter.event, lock_wait)
                 try:
-                    record = session.call("rollback", to=to)
+                    record = session.call(Command.ROLLBACK, to=to)
                     kept = journal(session, record.get("to"))
                 finally:
                     session.close()
             except HealthError as e:
-                return HostResult(t.label, "reverted", detail=self.reporter.redactor(str(e)))
+                return HostResult(t.label, Result.REVERTED, detail=self.reporter.redactor(str(e)))
             finally:
                 conn.close()
             return HostResult(
                 t.label,
-                "success",
+                Result.SUCCESS,
                 record.get("to"),
                 record.get("version"),
                 healthy_s=record.get("healthy_s"),
@@ -328,25 +345,27 @@ class Pipeline:
         return summary
 
     # ------------------------------------------------------------------ one-shot
-    def command(self, hosts: list[Target], engine: Path, *args: str) -> tuple[dict, int]:
+    def command(
+        self, hosts: list[Endpoint], engine: Path, *args: str, stdin: bytes | None = None
+    ) -> tuple[dict, int]:
         """Run one engine subcommand on every host.
 
         Returns (label -> its events, or its error line; the exit code: 0, or the worst
         failure's).
         """
-        out = {}
+        out: dict = {}
         code = 0
 
-        def one(t: Target) -> HostResult:
+        def one(t: Endpoint) -> HostResult:
             conn = self.connect(t)
             try:
-                out[t.label] = self.remote(conn, engine).command(*args)
+                out[t.label] = self.remote(conn, engine).command(*args, stdin=stdin)
             finally:
                 conn.close()
-            return HostResult(t.label, "success")
+            return HostResult(t.label, Result.SUCCESS)
 
         for r in self.on_each(hosts, one):
-            if r.result == "failed":
+            if r.result == Result.FAILED:
                 out[r.label] = r.detail
                 code = max(code, r.exit_code or 1)
         return out, code

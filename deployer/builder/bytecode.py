@@ -24,7 +24,7 @@ from pathlib import Path
 from deployer.builder.archive import zip_bytes
 from deployer.builder.manifest import sha256_file
 from deployer.builder.wheelhouse import find_build_python
-from deployer.config import Target
+from deployer.config import Platform
 from deployer.errors import ArtifactError, BuildError
 from deployer.host.artifact import check_member_name
 
@@ -32,7 +32,7 @@ from deployer.host.artifact import check_member_name
 _SITE_DATA = ("purelib", "platlib")
 
 
-def build_python(target: Target, configured: str | None) -> str | None:
+def build_python(target: Platform, configured: str | None) -> str | None:
     """An interpreter of the target's version to compile with; None if this machine has none."""
     if not configured and "{}.{}".format(*sys.version_info[:2]) == target.python_version:
         return sys.executable

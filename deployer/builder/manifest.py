@@ -53,25 +53,6 @@ def release_id(commit_epoch: int, lock_text: str, wheels: dict[str, str]) -> str
     return f"{stamp}-{h.hexdigest()[:7]}"
 
 
-def host_config(config: Config) -> dict:
-    """The part of deploy.toml the host engine needs (no secrets, no SSH details)."""
-    app = config.app
-    return {
-        "app": app.name,
-        "module": app.module_name,
-        "unit": app.unit_name,
-        "user": app.user,
-        "base_path": app.base,
-        "keep_releases": app.keep_releases,
-        "shared_dirs": list(app.shared_dirs),
-        "interpreter": config.target.interpreter,
-        "smoke": {"command": config.smoke_command(), "timeout": config.smoke.timeout},
-        "health": config.health.model_dump(),
-        "env_required": list(config.env.required),
-        "audit_retention_days": config.audit.retention_days,
-    }
-
-
 def build_manifest(
     *,
     config: Config,
@@ -119,6 +100,6 @@ def build_manifest(
         "uv_wheel": uv_wheel,
         "pex": pex,
         "bytecode": bytecode,  # {tag, magic, layers: {wheel member: its bytecode layer}}
-        "config": None,  # filled by the caller with host_config(); kept last for readability
+        "config": None,  # filled by the caller with Config.host_config(); kept last for readability
         "files": dict(sorted(files.items())),
     }

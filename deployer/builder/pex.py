@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from deployer.builder.wheelhouse import find_build_python
-from deployer.config import Target
+from deployer.config import Platform
 from deployer.errors import BuildError
 
 
@@ -28,7 +28,7 @@ def pex_bin() -> str:
 
 
 def build_pex(
-    work: Path, wheels: Path, lock: Path, target: Target, epoch: int, build_python: str | None = None
+    work: Path, wheels: Path, lock: Path, target: Platform, epoch: int, build_python: str | None = None
 ) -> Path:
     """No entry point: the host never runs the pex itself, it runs ``venv/bin/python -m``."""
     dest = work / "app.pex"

@@ -169,7 +169,7 @@ def build_release(
             if layers
             else None,
         )
-        doc["config"] = manifest.host_config(config)
+        doc["config"] = config.host_config().to_dict()
         dest = out_dir / f"{config.app.name}-{rid}.tar"
         archive.write_release_tar(dest, doc, members, commit.epoch)
     digest = manifest.sha256_file(dest)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from deployer.config import Target
+from deployer.config import Platform
 from deployer.host.wheeltags import manylinux, wheel_tags
 
 OLDEST_GLIBC = (2, 17)
 
 
-def abi_tag(target: Target) -> str:
+def abi_tag(target: Platform) -> str:
     return "cp" + target.python_version.replace(".", "")
 
 
-def platform_tags(target: Target) -> list[str]:
+def platform_tags(target: Platform) -> list[str]:
     """Every platform tag a wheel for the target may carry, most specific first."""
     arch = target.arch
     major, minor = target.glibc_tuple
@@ -23,7 +23,7 @@ def platform_tags(target: Target) -> list[str]:
     return tags
 
 
-def pip_target_args(target: Target) -> list[str]:
+def pip_target_args(target: Platform) -> list[str]:
     """`pip download` arguments that select wheels for the target, not the build machine."""
     args = ["--only-binary", ":all:", "--implementation", "cp"]
     args += ["--python-version", target.python_version]
@@ -34,7 +34,7 @@ def pip_target_args(target: Target) -> list[str]:
     return args
 
 
-def uv_platform(target: Target) -> str:
+def uv_platform(target: Platform) -> str:
     """uv's --python-platform name for the target (e.g. x86_64-manylinux_2_36)."""
     major, minor = target.glibc_tuple
     return f"{target.arch}-manylinux_{major}_{minor}"

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from deployer.builder.target import pip_target_args, uv_platform
-from deployer.config import Target
+from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
 from deployer.host.wheeltags import wheel_tags
 
@@ -77,7 +77,7 @@ def uv_bin() -> str:
         return found
 
 
-def resolve_lock(requirements: list[str], target: Target, work: Path, as_of: int) -> list[Pin]:
+def resolve_lock(requirements: list[str], target: Platform, work: Path, as_of: int) -> list[Pin]:
     """Pin every dependency for the target, as the index was at the commit time."""
     req_in = work / "requirements.in"
     req_in.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
@@ -114,7 +114,7 @@ def resolve_lock(requirements: list[str], target: Target, work: Path, as_of: int
 
 
 def fetch_wheels(
-    pins: list[Pin], target: Target, dest: Path, built_cache: Path, build_python: str | None
+    pins: list[Pin], target: Platform, dest: Path, built_cache: Path, build_python: str | None
 ) -> list[Path]:
     """Wheels for every pin, for the target; sdist-only pins are built (and cached)."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def fetch_wheels(
     return sorted(dest.glob("*.whl"))
 
 
-def find_build_python(target: Target, configured: str | None) -> str:
+def find_build_python(target: Platform, configured: str | None) -> str:
     """An interpreter of the target's Python version: builds sdist-only dependencies and
     the bytecode layers."""
     candidates = [configured] if configured else [f"python{target.python_version}"]
@@ -179,7 +179,7 @@ def find_build_python(target: Target, configured: str | None) -> str:
     )
 
 
-def build_sdist_wheel(pin: Pin, target: Target, cache: Path, build_python: str | None) -> Path:
+def build_sdist_wheel(pin: Pin, target: Platform, cache: Path, build_python: str | None) -> Path:
     """Build (once) a wheel for a dependency that is published only as an sdist."""
     key_dir = cache / f"cp{target.python_version.replace('.', '')}-{target.platform}"
     for wheel in sorted(key_dir.glob("*.whl")) if key_dir.is_dir() else []:
@@ -220,7 +220,7 @@ def build_sdist_wheel(pin: Pin, target: Target, cache: Path, build_python: str |
     return final
 
 
-def fetch_uv_wheel(target: Target, dest: Path) -> Path:
+def fetch_uv_wheel(target: Platform, dest: Path) -> Path:
     """The uv wheel for the target, so the host can install fast without an index."""
     from importlib.metadata import version
 

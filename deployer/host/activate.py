@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 from deployer.errors import HealthError, HostError
 from deployer.host import envfile
+from deployer.host.contract import ACTIVATABLE, HostConfig, Outcome, State, Step
 from deployer.host.events import Events, redact
 from deployer.host.health import HealthCheck
 from deployer.host.layout import Layout
@@ -67,7 +68,7 @@ class Activation:
     def __init__(
         self,
         layout: Layout,
-        config: dict,
+        config: HostConfig,
         service: Service,
         events: Events,
         history: History,
@@ -83,7 +84,7 @@ class Activation:
     def run(self, rid: str, env: EnvChange, action: str = "deploy") -> dict:
         layout, ev = self.layout, self.events
         rel = layout.release(rid)
-        if get_state(rel) not in ("staged", "good", "live"):
+        if get_state(rel) not in ACTIVATABLE:
             raise HostError(f"release {rid} is {get_state(rel) or 'not staged'}; cannot activate it")
         previous = layout.current_id()
         prev_env = envfile.current_env(layout)
@@ -97,8 +98,8 @@ class Activation:
             "to": rid,
             "version": read_manifest(rel).get("version"),
         }
-        with ev.step("env") as r:
-            r["detail"] = env.apply(layout, self.config.get("env_required", []))
+        with ev.step(Step.ENV) as r:
+            r["detail"] = env.apply(layout, list(self.config.env_required))
             ev.add_secrets(envfile.env_values(envfile.current_env(layout) or ""))
         envfile.record_env(rel, layout)
         try:
@@ -106,22 +107,22 @@ class Activation:
         except HostError:
             envfile.restore_env(layout, prev_env_sha)
             raise
-        with ev.step("switch", f"current -> {rid}"):
+        with ev.step(Step.SWITCH, f"current -> {rid}"):
             switch_current(layout, rid)
-            set_state(rel, "live")
+            set_state(rel, State.LIVE)
         self.on_switched()
-        self.history.append({**base, "result": "live"})
+        self.history.append({**base, "result": Outcome.LIVE})
         started = {}
         try:
-            with ev.step("restart", self.service.name):
+            with ev.step(Step.RESTART, self.service.name):
                 self.service.restart()
                 started = self.service.show()
-            check = HealthCheck(self.service, self.config.get("health", {}), base["version"])
-            with ev.step("healthy") as r:
+            check = HealthCheck(self.service, self.config.health, base["version"])
+            with ev.step(Step.HEALTHY) as r:
                 healthy = check.wait_healthy(started)
                 r["detail"] = f"healthy in {healthy:.2f}s"
-            watch = float(self.config.get("health", {}).get("watch", 60))
-            with ev.step("gate", f"watching {watch:.0f}s") as r:
+            watch = self.config.health.watch
+            with ev.step(Step.GATE, f"watching {watch:.0f}s") as r:
                 gate = check.watch(started, watch)
                 r["detail"] = f"gate closed after {healthy + gate:.2f}s"
         except HostError as e:
@@ -129,13 +130,22 @@ class Activation:
             reason = str(e)
             restored = self._revert(rid, previous, prev_env_sha, reason)
             self.history.append(
-                {**base, "result": "reverted" if restored else "revert-failed", "reason": ev.mask(reason)}
+                {
+                    **base,
+                    "result": Outcome.REVERTED if restored else Outcome.REVERT_FAILED,
+                    "reason": ev.mask(reason),
+                }
             )
             raise HealthError(f"{reason}; {restored or 'switch back FAILED'}") from None
-        set_state(rel, "good")
+        set_state(rel, State.GOOD)
         self._save_journal(rid, started)
         return self.history.append(
-            {**base, "result": "success", "healthy_s": round(healthy, 3), "gate_s": round(healthy + gate, 3)}
+            {
+                **base,
+                "result": Outcome.SUCCESS,
+                "healthy_s": round(healthy, 3),
+                "gate_s": round(healthy + gate, 3),
+            }
         )
 
     def _revert(
@@ -143,8 +153,8 @@ class Activation:
     ) -> Optional[str]:
         """Back to the previous activation with its .env; None if that is not healthy either."""
         ev = self.events
-        set_state(self.layout.release(rid), "bad")
-        with ev.step("revert", f"{rid} -> {previous or 'nothing'}") as r:
+        set_state(self.layout.release(rid), State.BAD)
+        with ev.step(Step.REVERT, f"{rid} -> {previous or 'nothing'}") as r:
             if previous is None:
                 switch_current(self.layout, None)
                 self.service.stop()
@@ -156,7 +166,7 @@ class Activation:
                 self.service.restart()
                 started = self.service.show()
                 prev_version = read_manifest(self.layout.release(previous)).get("version")
-                HealthCheck(self.service, self.config.get("health", {}), prev_version).wait_healthy(started)
+                HealthCheck(self.service, self.config.health, prev_version).wait_healthy(started)
             except HostError as e:
                 r["detail"] = f"previous release {previous} is not healthy either: {e}"
                 return None

@@ -1,9 +1,9 @@
 """The host engine's command line: ``python3 engine.pyz [--base B] COMMAND``.
 
 Every step prints one JSON event line (time, step, status, detail, duration). The host
-config (unit, health, shared dirs, ...) comes from ``--config FILE`` (what the
-controller sends), else from the artifact being installed, else from the copy the last
-run kept at ``<base>/deploy.json``.
+config (unit, health, shared dirs, ...) is a ``HostConfig`` (``contract.py``); which
+copy wins is said there: ``--config-json`` > ``--config FILE`` > the artifact's
+manifest > ``<base>/deploy.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from deployer.host.artifact import (
     validate_manifest_shape,
     verify_artifact,
 )
+from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.engine import Engine
 from deployer.host.events import Events
 from deployer.host.lock import DeployLock, describe
@@ -32,7 +33,7 @@ from deployer.host.setup import TEMPLATES, Setup, drift, load_templates
 from deployer.host.state import write_atomic
 
 SAVED_CONFIG = "deploy.json"
-ServiceFactory = Callable[[dict], Service]
+ServiceFactory = Callable[[HostConfig], Service]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "artifact", help="the artifact, or - to read its manifest JSON from stdin"
     )
     sub.add_parser("status", help="unit state, current release, health probe")
+    sub.add_parser(
+        "drift", help="the installed unit and launcher against templates; writes nothing"
+    ).add_argument("templates", help="a JSON object of template texts by key, or - to read it from stdin")
     lg = sub.add_parser("logs", help="the service's journal (masked)")
     lg.add_argument("--release", metavar="ID", help="the journal excerpts kept for a release")
     lg.add_argument("-n", "--lines", type=int, default=100)
@@ -90,35 +94,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_config(args: argparse.Namespace) -> dict:
+def load_host_config(args: argparse.Namespace) -> HostConfig:
+    """The host config, from the first source that has one (the order is the contract's)."""
     if args.config_json:
+        source = "--config-json"
         try:
             config = json.loads(args.config_json)
         except ValueError as e:
             raise UsageError(f"--config-json: {e}") from None
     elif args.config:
+        source = f"--config {args.config}"
         try:
             config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise UsageError(f"--config {args.config}: {e}") from None
     elif getattr(args, "artifact", None) not in (None, "-") and args.command != "verify":
+        source = f"{args.artifact}: manifest config"
         config = dict(read_manifest(args.artifact).get("config") or {})
     else:
         if not args.base:
             raise UsageError("--base is needed (no config given)")
         saved = Path(args.base) / SAVED_CONFIG
+        source = str(saved)
         try:
             config = json.loads(saved.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise UsageError(f"{saved}: no saved config; pass --config") from None
-    if args.base:
+    if args.base and isinstance(config, dict):
         config["base_path"] = args.base
-    missing = [
-        k for k in ("base_path", "unit", "interpreter", "smoke", "app", "user", "module") if k not in config
-    ]
-    if missing:
-        raise UsageError(f"host config lacks {', '.join(missing)}")
-    return config
+    return HostConfig.from_dict(config, source)
 
 
 def _read_text(path: Optional[str], flag: str = "--env-file") -> Optional[str]:
@@ -132,28 +136,30 @@ def _read_text(path: Optional[str], flag: str = "--env-file") -> Optional[str]:
 
 def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactory) -> int:
     if args.command == "verify":
-        with events.step("verify", args.artifact) as r:
+        with events.step(Step.VERIFY, args.artifact) as r:
             m = verify_artifact(args.artifact)
             r["detail"] = f"{m['app']} {m['version']} release {m['release_id']}"
         return 0
-    config = load_config(args)
+    config = load_host_config(args)
     if getattr(args, "watch", None) is not None:
-        config.setdefault("health", {})["watch"] = args.watch
-    base = Path(config["base_path"])
+        config = config.replace(watch=args.watch)
+    base = Path(config.base_path)
     if args.command == "setup":
         return run_setup(args, config, events)
     if args.command == "lock":
         status = DeployLock(base / ".lock", base / ".lock.holder").status()
-        events.emit("lock", "info", describe(status["holder"]) if status["held"] else "free", **status)
+        events.emit(
+            Step.LOCK, Status.INFO, describe(status["holder"]) if status["held"] else "free", **status
+        )
         return 0
     engine = Engine(config, service_factory(config), events, actor=args.actor, run_url=args.run_url)
     if args.command == "releases":
         for row in engine.releases():
-            events.emit("release", "info", row["id"], **row)
+            events.emit(Step.RELEASE, Status.INFO, row["id"], **row)
         return 0
     if args.command == "history":
         for record in list(engine.history.records())[-args.last :]:
-            events.emit("history", "info", record.get("result", ""), record=record)
+            events.emit(Step.HISTORY, Status.INFO, record.get("result", ""), record=record)
         return 0
     if args.command == "serve":
         return Serve(engine).run(lock_wait=args.lock_wait)
@@ -164,17 +170,26 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
             manifest = read_manifest(args.artifact)
         engine.preflight(manifest)
         return 0
+    if args.command == "drift":
+        text = sys.stdin.read() if args.templates == "-" else _read_text(args.templates, "drift")
+        try:
+            templates = json.loads(text or "")
+        except ValueError as e:
+            raise UsageError(f"drift {args.templates}: not JSON: {e}") from None
+        for problem in engine.drift(templates):
+            events.emit(Step.DRIFT, Status.INFO, problem)
+        return 0
     if args.command == "status":
-        events.emit("status", "info", "", **engine.status())
+        events.emit(Step.STATUS, Status.INFO, "", **engine.status())
         return 0
     if args.command == "logs":
         for line in engine.logs(args.release, args.lines):
-            events.emit("log", "info", line)
+            events.emit(Step.LOG, Status.INFO, line)
         return 0
     engine.acquire(wait=args.lock_wait)
     try:
         base.mkdir(parents=True, exist_ok=True)
-        write_atomic(base / SAVED_CONFIG, json.dumps(config, indent=2) + "\n")
+        write_atomic(base / SAVED_CONFIG, json.dumps(config.to_dict(), indent=2) + "\n")
         if args.command == "stage":
             engine.stage(args.artifact)
         elif args.command == "activate":
@@ -189,7 +204,7 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
             rid = engine.stage(args.artifact)
             if args.dry_run:
                 engine.history.append({**engine.record, "action": "dry-run", "to": rid, "result": "staged"})
-                events.emit("dry-run", "ok", f"{rid} staged and smoke-tested; nothing switched")
+                events.emit(Step.DRY_RUN, Status.OK, f"{rid} staged and smoke-tested; nothing switched")
                 return 0
             engine.activate(rid, EnvChange(text=env), action="install")
             engine.prune()
@@ -198,7 +213,7 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
     return 0
 
 
-def setup_templates(args: argparse.Namespace, config: dict) -> dict:
+def setup_templates(args: argparse.Namespace, config: HostConfig) -> dict:
     if args.templates:
         return load_templates(Path(args.templates))
     if args.artifact:
@@ -211,47 +226,50 @@ def setup_templates(args: argparse.Namespace, config: dict) -> dict:
         if missing:
             raise UsageError(f"{args.artifact} carries no template {missing[0]}")
         return by_key
-    current = Path(config["base_path"]) / "current" / "packaging"
+    current = Path(config.base_path) / "current" / "packaging"
     if current.is_dir():
         return load_templates(current)
     raise UsageError("setup needs --artifact or --templates (no release on this host yet)")
 
 
-def run_setup(args: argparse.Namespace, config: dict, events: Events) -> int:
+def run_setup(args: argparse.Namespace, config: HostConfig, events: Events) -> int:
     templates = setup_templates(args, config)
     if args.check:
         problems = drift(templates, config)
         for p in problems:
-            events.emit("drift", "fail", p)
+            events.emit(Step.DRIFT, Status.FAIL, p)
         events.emit(
             "setup check",
-            "ok" if not problems else "fail",
+            Status.OK if not problems else Status.FAIL,
             "unit and launcher match the templates" if not problems else f"{len(problems)} difference(s)",
         )
         return 1 if problems else 0
     key = _read_text(args.authorized_key, "--authorized-key")
     changed = Setup(config, templates, events, authorized_key=key).run()
     events.emit(
-        "setup", "ok", f"{len(changed)} change(s)" if changed else "nothing to change", changed=changed
+        "setup", Status.OK, f"{len(changed)} change(s)" if changed else "nothing to change", changed=changed
     )
     return 0
 
 
 def main(
-    argv: Optional[List[str]] = None, service_factory: ServiceFactory = lambda config: Systemd(config["unit"])
+    argv: Optional[List[str]] = None, service_factory: ServiceFactory = lambda config: Systemd(config.unit)
 ) -> None:
     args = _parser().parse_args(argv)
     events = Events()
     try:
         code = run(args, events, service_factory)
     except DeployerError as e:
-        events.emit("error", "fail", str(e), error=type(e).__name__)
+        events.emit(Step.ERROR, Status.FAIL, str(e), error=type(e).__name__)
         code = e.exit_code
     except KeyboardInterrupt:
         code = 130
     except OSError as e:  # a host problem (permissions, disk) is reported, not a traceback
         events.emit(
-            "error", "fail", f"{e.strerror}: {e.filename}" if e.filename else str(e), error=HostError.__name__
+            "error",
+            Status.FAIL,
+            f"{e.strerror}: {e.filename}" if e.filename else str(e),
+            error=HostError.__name__,
         )
         code = 1
     sys.exit(code)

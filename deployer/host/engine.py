@@ -19,8 +19,9 @@ from deployer.errors import AbortedError, ArtifactError, HostError, InstallError
 from deployer.host import install, retention
 from deployer.host.activate import Activation, EnvChange
 from deployer.host.artifact import read_manifest as read_artifact_manifest
+from deployer.host.contract import ACTIVATABLE, RELEASE_ID, HostConfig, Outcome, State, Status, Step
 from deployer.host.events import Events
-from deployer.host.layout import RELEASE_ID_RE, Layout
+from deployer.host.layout import Layout
 from deployer.host.lock import DeployLock
 from deployer.host.preflight import preflight
 from deployer.host.service import Service
@@ -33,7 +34,7 @@ RELEASE_LINKS = (".env",)
 class Engine:
     def __init__(
         self,
-        config: dict,
+        config: HostConfig,
         service: Service,
         events: Optional[Events] = None,
         abort: Optional[threading.Event] = None,
@@ -41,7 +42,7 @@ class Engine:
         run_url: Optional[str] = None,
     ):
         self.config = config
-        self.layout = Layout(config["base_path"])
+        self.layout = Layout(config.base_path)
         self.service = service
         self.events = events or Events()
         self.abort = abort or threading.Event()
@@ -55,7 +56,7 @@ class Engine:
 
     # ------------------------------------------------------------------ lock
     def acquire(self, release: Optional[str] = None, wait: float = 0.0) -> None:
-        with self.events.step("lock") as r:
+        with self.events.step(Step.LOCK) as r:
             self.lock.acquire(
                 {"who": self.record["actor"], "run_url": self.record["run_url"], "release": release},
                 wait=wait,
@@ -68,11 +69,11 @@ class Engine:
     # ------------------------------------------------------------------ steps
     def preflight(self, manifest: dict, upload: bool = False) -> dict:
         """Checks before anything is written; ``upload``: the missing files are still to come."""
-        with self.events.step("preflight") as r:
+        with self.events.step(Step.PREFLIGHT) as r:
             missing = missing_members(self.layout, manifest)
             incoming = sum(manifest["files"][n]["size"] for n in missing) if upload else 0
             result = preflight(
-                self.layout, manifest, self.config["interpreter"], incoming, self.service.problems()
+                self.layout, manifest, self.config.interpreter, incoming, self.service.problems()
             )
             result["missing"] = missing
             r["detail"] = (
@@ -95,18 +96,18 @@ class Engine:
                 f"upload {artifact}: its manifest is not the one the preflight checked (damaged in transit)"
             )
         rid = manifest["release_id"]
-        if not RELEASE_ID_RE.match(rid):
+        if not RELEASE_ID.match(rid):
             raise HostError(f"artifact has a malformed release id {rid!r}")
         rel = self.layout.release(rid)
         if self._reusable(rel, manifest):
-            self.events.emit("stage", "ok", f"{rid} already on the host: re-checked, not rebuilt")
+            self.events.emit(Step.STAGE, Status.OK, f"{rid} already on the host: re-checked, not rebuilt")
             return rid
         if rid == self.layout.current_id():
             raise HostError(f"release {rid} is current but damaged; deploy another release first")
         retention.prune_partials(self.layout)
         retention.prune_incoming(self.layout, keep=str(Path(artifact)))
         partial = self.layout.partial(rid)
-        with self.events.step("unpack", rid) as r:
+        with self.events.step(Step.UNPACK, rid) as r:
             unpack(artifact, partial, self.layout)
             self._link_shared(partial)
             if rel.exists():
@@ -116,25 +117,25 @@ class Engine:
             r["detail"] = f"{len(manifest['files'])} files verified"
         log = self.layout.release_log(rid) / "install.log"
         try:
-            with self.events.step("venv") as r:
+            with self.events.step(Step.VENV) as r:
                 installer = install.build_venv(
                     self.layout,
                     rel,
                     manifest,
-                    self.config["interpreter"],
+                    self.config.interpreter,
                     log,
                     self.abort,
                     seed=self._live_venv(rid),
                 )
                 r["detail"] = f"installed offline with {installer}"
-            with self.events.step("check"):
+            with self.events.step(Step.CHECK):
                 install.check_venv(self.layout, rel, manifest, installer, log, self.abort)
             self._check_abort()
-            with self.events.step("smoke", " ".join(self.config["smoke"]["command"])):
+            with self.events.step(Step.SMOKE, " ".join(self.config.smoke.command)):
                 install.smoke(
                     rel,
-                    self.config["smoke"]["command"],
-                    float(self.config["smoke"].get("timeout", 60)),
+                    list(self.config.smoke.command),
+                    self.config.smoke.timeout,
                     log,
                     self.abort,
                 )
@@ -142,19 +143,19 @@ class Engine:
             shutil.rmtree(rel, ignore_errors=True)
             raise
         except InstallError:
-            set_state(rel, "bad")
+            set_state(rel, State.BAD)
             self.history.append(
                 {
                     **self.record,
                     "action": "stage",
                     "to": rid,
-                    "result": "failed",
+                    "result": Outcome.FAILED,
                     "version": manifest["version"],
                     "reason": "install or smoke test",
                 }
             )
             raise
-        set_state(rel, "staged")
+        set_state(rel, State.STAGED)
         return rid
 
     def activate(self, rid: str, env: Optional[EnvChange] = None, action: str = "deploy") -> dict:
@@ -179,7 +180,7 @@ class Engine:
         state = get_state(self.layout.release(target))
         if state is None:
             raise HostError(f"release {target} is not on this host")
-        if state == "bad":
+        if state == State.BAD:
             raise HostError(f"release {target} is marked bad; refusing to roll back to it")
         if target == self.layout.current_id():
             raise HostError(f"release {target} is already current")
@@ -190,12 +191,12 @@ class Engine:
         )
 
     def prune(self, staging: Optional[str] = None) -> dict:
-        with self.events.step("prune") as r:
+        with self.events.step(Step.PRUNE) as r:
             removed = retention.prune(
                 self.layout,
-                int(self.config.get("keep_releases", 5)),
+                self.config.keep_releases,
                 staging,
-                int(self.config.get("audit_retention_days", 30)),
+                self.config.audit_retention_days,
             )
             r["detail"] = ", ".join(f"{len(v)} {k}" for k, v in removed.items() if v) or "nothing"
         return removed
@@ -213,7 +214,7 @@ class Engine:
         current = self.layout.current_id()
         version = read_manifest(self.layout.release(current)).get("version") if current else None
         problem = (
-            HealthCheck(self.service, self.config.get("health", {}), version).probe()
+            HealthCheck(self.service, self.config.health, version).probe()
             if current
             else "no current release"
         )
@@ -238,6 +239,12 @@ class Engine:
             return [self.events.mask(line) for line in text.splitlines()[-lines:]]
         return [self.events.mask(line) for line in self.service.recent(lines)]
 
+    def drift(self, templates: dict) -> List[str]:
+        """The installed unit and launcher against ``templates`` rendered for this app."""
+        from deployer.host.setup import drift
+
+        return drift(templates, self.config)
+
     def discard_upload(self, artifact: str) -> None:
         """Uploads live in incoming/ only until they are staged (or refused)."""
         path = Path(artifact).resolve()
@@ -260,7 +267,7 @@ class Engine:
 
     def _reusable(self, rel: Path, manifest: dict) -> bool:
         """An id the host already has is re-checked and re-activated, not rebuilt."""
-        if get_state(rel) not in ("staged", "good", "live"):
+        if get_state(rel) not in ACTIVATABLE:
             return False
         if read_manifest(rel).get("files") != manifest["files"]:
             return False
@@ -272,7 +279,7 @@ class Engine:
         Relative to ``releases/<id>/``, so they stay right when the partial dir is renamed.
         """
         any_release = self.layout.releases / "ID"
-        for d in self.config.get("shared_dirs", []):
+        for d in self.config.shared_dirs:
             target = self.layout.shared / d
             target.mkdir(parents=True, exist_ok=True)
             link = release_dir / d

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, Any, Iterator, Optional, Set
 
+from deployer.host.contract import Status, secret_forms
+
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
@@ -39,11 +41,8 @@ class Events:
         self.last: Optional[dict] = None
 
     def add_secrets(self, values) -> None:
-        # very short values would mask unrelated text; they are not secrets anyway
         for v in values:
-            if len(v) >= 4:
-                self.secrets.add(v)
-                self.secrets.add(json.dumps(v)[1:-1])  # as it appears inside a JSON line
+            self.secrets |= secret_forms(v)
 
     def mask(self, text: str) -> str:
         return redact(text, self.secrets) if self.secrets else text
@@ -68,12 +67,12 @@ class Events:
     @contextmanager
     def step(self, name: str, detail: Any = "") -> Iterator[dict]:
         """``start`` event, then ``ok`` (or ``fail`` with the error) with the duration."""
-        self.emit(name, "start", detail)
+        self.emit(name, Status.START, detail)
         started = time.monotonic()
         result: dict = {"detail": ""}
         try:
             yield result
         except BaseException as e:
-            self.emit(name, "fail", str(e) or type(e).__name__, time.monotonic() - started)
+            self.emit(name, Status.FAIL, str(e) or type(e).__name__, time.monotonic() - started)
             raise
-        self.emit(name, "ok", result.get("detail", ""), time.monotonic() - started)
+        self.emit(name, Status.OK, result.get("detail", ""), time.monotonic() - started)

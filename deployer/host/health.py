@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from typing import Dict, List, Optional
 
-from deployer.errors import HealthError
+from deployer.errors import HealthError, HostError
+from deployer.host.contract import HealthConfig
+from deployer.host.proc import run
 from deployer.host.service import Service
 
 
@@ -42,8 +43,8 @@ def probe_http(url: str, version: Optional[str], timeout: float = 2.0) -> Option
 
 def probe_command(argv: List[str], timeout: float = 10.0) -> Optional[str]:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = run(argv, timeout=timeout)
+    except HostError as e:
         return f"health command failed: {e}"
     if proc.returncode != 0:
         return f"health command exited {proc.returncode}"
@@ -56,16 +57,16 @@ def fatal_lines(lines: List[str], patterns: List[str]) -> List[str]:
 
 
 class HealthCheck:
-    def __init__(self, service: Service, health: dict, version: Optional[str]):
+    def __init__(self, service: Service, health: HealthConfig, version: Optional[str]):
         self.service = service
         self.health = health
-        self.version = version if health.get("expect_version", True) else None
+        self.version = version if health.expect_version else None
 
     def probe(self) -> Optional[str]:
-        if self.health.get("http_url"):
-            return probe_http(self.health["http_url"], self.version)
-        if self.health.get("command"):
-            return probe_command(self.health["command"])
+        if self.health.http_url:
+            return probe_http(self.health.http_url, self.version)
+        if self.health.command:
+            return probe_command(list(self.health.command))
         return None
 
     def wait_healthy(self, started: Dict[str, str], timeout: Optional[float] = None) -> float:
@@ -74,7 +75,7 @@ class HealthCheck:
         ``started`` is the unit's state right after our restart: a different invocation
         id or a higher restart counter means it crashed and systemd restarted it.
         """
-        timeout = self.health.get("timeout", 30) if timeout is None else timeout
+        timeout = self.health.timeout if timeout is None else timeout
         t0 = time.monotonic()
         reason = "not checked"
         while True:
@@ -90,7 +91,7 @@ class HealthCheck:
     def watch(self, started: Dict[str, str], seconds: float) -> float:
         """Keep watching for ``seconds``: unit stays up, no fatal journal line."""
         t0 = time.monotonic()
-        patterns = self.health.get("fatal_patterns", [])
+        patterns = list(self.health.fatal_patterns)
         while True:
             props = self.service.show()
             problem = self._unit_problem(started, props)

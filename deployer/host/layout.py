@@ -16,10 +16,9 @@ incoming/                         uploads in flight
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path, PurePosixPath
 
-RELEASE_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
+from deployer.host.contract import RELEASE_ID
 
 
 class Layout:
@@ -110,10 +109,10 @@ class Layout:
             name = Path(os.readlink(self.current)).name
         except OSError:
             return None
-        return name if RELEASE_ID_RE.match(name) else None
+        return name if RELEASE_ID.match(name) else None
 
     def release_ids(self) -> list[str]:
         """Complete release dirs (not .partial), oldest id first."""
         if not self.releases.is_dir():
             return []
-        return sorted(p.name for p in self.releases.iterdir() if p.is_dir() and RELEASE_ID_RE.match(p.name))
+        return sorted(p.name for p in self.releases.iterdir() if p.is_dir() and RELEASE_ID.match(p.name))

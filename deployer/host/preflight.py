@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from deployer.errors import PreflightError
 from deployer.host.layout import Layout
+from deployer.host.proc import run
 from deployer.host.unpack import cached_names, is_cache_only
 from deployer.host.wheeltags import manylinux, wheel_tags
 
@@ -31,18 +31,9 @@ _PROBE = (
 
 
 def probe_interpreter(interpreter: str) -> dict:
-    try:
-        proc = subprocess.run(
-            [interpreter, "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={"PATH": "/usr/bin:/bin"},
-        )
-    except FileNotFoundError:
-        raise PreflightError(f"target interpreter {interpreter} is not installed on this host") from None
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PreflightError(f"target interpreter {interpreter} does not run: {e}") from None
+    if not os.path.exists(interpreter):
+        raise PreflightError(f"target interpreter {interpreter} is not installed on this host")
+    proc = run([interpreter, "-c", _PROBE], timeout=30, env={"PATH": "/usr/bin:/bin"}, error=PreflightError)
     if proc.returncode != 0:
         raise PreflightError(f"target interpreter {interpreter} does not run: {proc.stderr.strip()}")
     return json.loads(proc.stdout)

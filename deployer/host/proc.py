@@ -1,4 +1,8 @@
-"""Running installers and probes: argv lists, a log file, a timeout, and abortable."""
+"""The engine's one way to run a program: argv lists, a timeout, a clear error.
+
+``run`` captures the output of a short command (systemctl, journalctl, visudo, a probe);
+``run_logged`` appends a long one's (an installer's) to a log file and can be aborted.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,40 @@ from typing import Dict, List, Optional
 
 from deployer.errors import AbortedError, HostError
 
+#: how many lines of a failed command's output an error carries
+TAIL_LINES = 12
 
-def tail(path: Path, lines: int = 12) -> str:
+
+def run(
+    argv: List[str],
+    *,
+    timeout: float = 60,
+    env: Optional[Dict[str, str]] = None,
+    check: bool = False,
+    error: type = HostError,
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` with its output captured as text and no stdin.
+
+    ``error`` (with what went wrong) when the program is missing or does not answer in
+    ``timeout``, and with ``check`` also when it exits non-zero (its output's tail).
+    """
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env
+        )
+    except FileNotFoundError:
+        raise error(f"{argv[0]} is not installed on this host") from None
+    except OSError as e:
+        raise error(f"cannot run {argv[0]}: {e.strerror}") from None
+    except subprocess.TimeoutExpired:
+        raise error(f"{' '.join(argv)}: no answer in {timeout:.0f}s") from None
+    if check and proc.returncode != 0:
+        out = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-TAIL_LINES:])
+        raise error(f"{' '.join(argv)} failed (exit {proc.returncode}): {out}")
+    return proc
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
+from deployer.host.contract import State
 from deployer.host.envfile import backups, release_env_sha, sha256_text
 from deployer.host.install import base_env, uv_binary
 from deployer.host.layout import Layout
@@ -26,7 +27,7 @@ def choose_releases_to_prune(
     being staged: those are never deleted, whatever ``keep`` says. Bad releases never
     take a kept slot from a good one, and ``staged`` leftovers of dry runs go first.
     """
-    rank = {"live": 0, "good": 0, "staged": 1, "staging": 1, "bad": 2, None: 2}
+    rank = {State.LIVE: 0, State.GOOD: 0, State.STAGED: 1, State.STAGING: 1, State.BAD: 2, None: 2}
     candidates = [i for i in ids if i not in protected]
     ordered = sorted(candidates, key=lambda i: (rank.get(states.get(i), 2), _neg(i)))
     slots = max(0, keep - len(protected & set(ids)))
@@ -47,7 +48,7 @@ def prune(
     states = {i: get_state(layout.release(i)) for i in ids}
     protected = {i for i in (layout.current_id(), rollback_target(layout, history), staging) if i}
     # a dry run's staged release is only ever kept while it is being staged
-    drop_staged = [i for i in ids if states[i] in ("staged", "staging") and i not in protected]
+    drop_staged = [i for i in ids if states[i] in (State.STAGED, State.STAGING) and i not in protected]
     doomed = sorted(set(choose_releases_to_prune(ids, states, keep, protected)) | set(drop_staged))
     for rid in doomed:
         shutil.rmtree(layout.release(rid), ignore_errors=True)

@@ -22,11 +22,11 @@ from typing import IO, Optional
 
 from deployer.errors import AbortedError, DeployerError
 from deployer.host.activate import EnvChange
+from deployer.host.contract import EXIT_ABORTED, Command, Status, Step
 from deployer.host.engine import Engine
 
 HEARTBEAT_TIMEOUT = 5.0
 TICK = 1.0
-EXIT_ABORTED = 3
 
 
 class Serve:
@@ -62,7 +62,7 @@ class Serve:
     def _watchdog(self) -> None:
         """Ticks every second; sets abort when the controller is gone (before the switch)."""
         while not self.stopped.wait(TICK):
-            self.events.emit("tick", "info")
+            self.events.emit(Step.TICK, Status.INFO)
             silent = time.monotonic() - self.last_input
             if self.input_closed.is_set() or silent > self.timeout:
                 self.lost_reason = (
@@ -78,7 +78,7 @@ class Serve:
         try:
             self.engine.acquire(wait=lock_wait)
         except DeployerError as e:
-            self.events.emit("done", "fail", str(e), cmd="lock", error=type(e).__name__)
+            self.events.emit(Step.DONE, Status.FAIL, str(e), cmd="lock", error=type(e).__name__)
             self.stopped.set()
             return e.exit_code
         try:
@@ -91,8 +91,8 @@ class Serve:
         while True:
             if self.engine.abort.is_set():
                 self.events.emit(
-                    "abort",
-                    "fail",
+                    Step.ABORT,
+                    Status.FAIL,
                     f"controller lost ({self.lost_reason}) before the switch: nothing switched, lock freed",
                 )
                 return EXIT_ABORTED
@@ -102,8 +102,8 @@ class Serve:
                 if self.input_closed.is_set() and self.engine.switched.is_set():
                     return 0  # gate finished on its own; nobody left to talk to
                 continue
-            if msg["cmd"] == "bye":
-                self.events.emit("done", "ok", "bye", cmd="bye")
+            if msg["cmd"] == Command.BYE:
+                self.events.emit(Step.DONE, Status.OK, "bye", cmd=Command.BYE)
                 return 0
             self._dispatch(msg)
 
@@ -112,35 +112,41 @@ class Serve:
         try:
             result = self._run_command(cmd, msg)
         except AbortedError as e:
-            self.events.emit("done", "fail", str(e), cmd=cmd, error="AbortedError")
+            self.events.emit(Step.DONE, Status.FAIL, str(e), cmd=cmd, error="AbortedError")
         except DeployerError as e:
-            self.events.emit("done", "fail", str(e), cmd=cmd, error=type(e).__name__)
+            self.events.emit(Step.DONE, Status.FAIL, str(e), cmd=cmd, error=type(e).__name__)
         except Exception as e:  # an engine bug must still answer the controller
             self.events.emit(
-                "done", "fail", f"internal error: {type(e).__name__}: {e}", cmd=cmd, error="InternalError"
+                Step.DONE,
+                Status.FAIL,
+                f"internal error: {type(e).__name__}: {e}",
+                cmd=cmd,
+                error="InternalError",
             )
         else:
-            self.events.emit("done", "ok", "", cmd=cmd, result=result)
+            self.events.emit(Step.DONE, Status.OK, "", cmd=cmd, result=result)
 
     def _run_command(self, cmd: str, msg: dict):
         engine = self.engine
-        if cmd == "preflight":
+        if cmd == Command.PREFLIGHT:
             self.manifest = msg["manifest"]
             return engine.preflight(msg["manifest"], upload=bool(msg.get("upload")))
-        if cmd == "stage":
+        if cmd == Command.STAGE:
             try:
                 return {"release": engine.stage(msg["artifact"], expected=self.manifest)}
             finally:
                 engine.discard_upload(msg["artifact"])
-        if cmd == "activate":
+        if cmd == Command.ACTIVATE:
             env = EnvChange(text=msg.get("env"))
             return engine.activate(msg["release"], env, action=msg.get("action", "deploy"))
-        if cmd == "rollback":
+        if cmd == Command.ROLLBACK:
             return engine.rollback(msg.get("to"))
-        if cmd == "prune":
+        if cmd == Command.PRUNE:
             return engine.prune(msg.get("staging"))
-        if cmd == "releases":
+        if cmd == Command.RELEASES:
             return engine.releases()
-        if cmd == "logs":  # the journal kept for a release, before the controller says bye
+        if cmd == Command.LOGS:  # the journal kept for a release, before the controller says bye
             return {"lines": engine.logs(msg.get("release"), int(msg["lines"]))}
+        if cmd == Command.DRIFT:  # the installed unit and launcher against these templates
+            return {"drift": engine.drift(msg["templates"])}
         raise DeployerError(f"unknown command {cmd!r}")

@@ -8,10 +8,11 @@ nothing else) and reads the journal through the ``systemd-journal`` group.
 
 from __future__ import annotations
 
-import subprocess
 from typing import Dict, List, Optional
 
 from deployer.errors import HostError
+from deployer.host.contract import SUDO_VERBS
+from deployer.host.proc import run
 
 SHOW_PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "InvocationID", "MainPID")
 
@@ -44,15 +45,6 @@ class Service:
         raise NotImplementedError
 
 
-def _run(argv: List[str], timeout: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise HostError(f"{argv[0]} is not installed on this host") from None
-    except subprocess.TimeoutExpired:
-        raise HostError(f"{' '.join(argv)}: no answer in {timeout:.0f}s") from None
-
-
 class Systemd(Service):
     def __init__(
         self,
@@ -68,7 +60,7 @@ class Systemd(Service):
     def _privileged(self, verb: str, timeout: float = 120) -> None:
         # `sudo -n`: fail at once instead of prompting; argv matches the sudoers line exactly
         argv = [self.sudo, "-n", self.systemctl, verb, self.unit]
-        proc = _run(argv, timeout)
+        proc = run(argv, timeout=timeout)
         # a failed start is reported by the health check with its journal; only a
         # refused sudo is an error of its own
         refused = "password is required" in proc.stderr or "not allowed" in proc.stderr
@@ -87,7 +79,7 @@ class Systemd(Service):
         self._privileged("stop")
 
     def show(self) -> Dict[str, str]:
-        proc = _run([self.systemctl, "show", "-p", ",".join(SHOW_PROPS), self.name], 30)
+        proc = run([self.systemctl, "show", "-p", ",".join(SHOW_PROPS), self.name], timeout=30)
         props = {}
         for line in proc.stdout.splitlines():
             key, _, value = line.partition("=")
@@ -95,13 +87,13 @@ class Systemd(Service):
         return props
 
     def needed_rights(self) -> List[str]:
-        return [f"{self.systemctl} {verb} {self.unit}" for verb in ("restart", "stop", "reset-failed")]
+        return [f"{self.systemctl} {verb} {self.unit}" for verb in SUDO_VERBS]
 
     def problems(self) -> List[str]:
         """The unit must be installed and ``sudo -n -l`` must list our exact command lines."""
         if not unit_installed(self.unit):
             return [f"unit {self.name} is not installed: run `deployer host setup` first"]
-        proc = _run([self.sudo, "-n", "-l"], 30)
+        proc = run([self.sudo, "-n", "-l"], timeout=30)
         allowed = proc.stdout if proc.returncode == 0 else ""
         missing = [r for r in self.needed_rights() if r not in allowed]
         if missing:
@@ -109,13 +101,15 @@ class Systemd(Service):
         return []
 
     def recent(self, lines: int) -> List[str]:
-        proc = _run([self.journalctl, "--no-pager", "-o", "short-iso", "-u", self.name, "-n", str(lines)], 30)
+        proc = run(
+            [self.journalctl, "--no-pager", "-o", "short-iso", "-u", self.name, "-n", str(lines)], timeout=30
+        )
         return proc.stdout.splitlines()
 
     def journal(self, invocation_id: str) -> List[str]:
         if not invocation_id:
             return []
-        proc = _run(
+        proc = run(
             [
                 self.journalctl,
                 "--no-pager",
@@ -125,7 +119,7 @@ class Systemd(Service):
                 "+",
                 f"INVOCATION_ID={invocation_id}",
             ],
-            30,
+            timeout=30,
         )
         return proc.stdout.splitlines()
 

@@ -1,10 +1,10 @@
 """``setup``: make a host ready for deploys, once, as root. Idempotent.
 
 Creates the deploy user and the base layout, adds the user to ``systemd-journal``
-(journal access without sudo), writes the sudoers drop-in (exact command lines only,
-checked with ``visudo -c`` before it is put in place), installs the root-owned
-launcher and unit rendered from the templates in ``packaging/``, reloads systemd and
-enables the unit. Reports what it changed.
+(journal access without sudo), writes the sudoers drop-in (built from ``SUDO_VERBS``,
+one exact command line per verb, checked with ``visudo -c`` before it is put in place),
+installs the root-owned launcher and unit rendered from the templates in
+``packaging/``, reloads systemd and enables the unit. Reports what it changed.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ import grp
 import os
 import pwd
 import re
-import subprocess
 from pathlib import Path
 from string import Template
 from typing import Dict, List, Optional
 
 from deployer.errors import HostError
+from deployer.host.contract import SUDO_VERBS, HostConfig
 from deployer.host.events import Events
 from deployer.host.layout import Layout
+from deployer.host.proc import run
 
-TEMPLATES = {"unit": "unit.service.in", "launcher": "launch.sh.in", "sudoers": "sudoers.in"}
+TEMPLATES = {"unit": "unit.service.in", "launcher": "launch.sh.in"}
 SYSTEMCTL = "/usr/bin/systemctl"
 UNIT_DIR = Path("/etc/systemd/system")
 SUDOERS_DIR = Path("/etc/sudoers.d")
@@ -51,18 +52,29 @@ def load_templates(directory: Path) -> Dict[str, str]:
     return texts
 
 
-def render(templates: Dict[str, str], config: dict) -> Dict[str, str]:
-    """Unit, launcher and sudoers text for this app (pure)."""
-    unit = config["unit"]
+def sudo_rules(user: str, unit: str) -> List[str]:
+    """The deploy user's only sudo rights: one exact line per verb, no wildcards (pure)."""
+    return [f"{user} ALL=(root) NOPASSWD: {SYSTEMCTL} {verb} {unit}" for verb in SUDO_VERBS]
+
+
+def sudoers_text(config: HostConfig) -> str:
+    """The sudoers drop-in (pure): a comment, then exactly ``sudo_rules``."""
+    head = (
+        f"# {sudoers_path(config.app)} - written by `deployer host setup`, checked with visudo -c.\n"
+        "# Exact command lines only: the deploy user can restart and stop its service, nothing else.\n"
+    )
+    return head + "".join(line + "\n" for line in sudo_rules(config.user, config.unit))
+
+
+def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
+    """Unit and launcher text for this app (pure)."""
     values = {
-        "app": config["app"],
-        "unit": unit,
-        "user": config["user"],
-        "base": config["base_path"],
-        "module": config["module"],
-        "launcher": str(launcher_path(config["app"])),
-        "systemctl": SYSTEMCTL,
-        "alias": "DEPLOYER_" + re.sub(r"[^A-Z0-9]", "_", config["app"].upper()),
+        "app": config.app,
+        "unit": config.unit,
+        "user": config.user,
+        "base": config.base_path,
+        "module": config.module,
+        "launcher": str(launcher_path(config.app)),
     }
     try:
         return {k: Template(t).substitute(values) for k, t in templates.items()}
@@ -70,8 +82,8 @@ def render(templates: Dict[str, str], config: dict) -> Dict[str, str]:
         raise HostError(f"template has an unknown or malformed placeholder: {e}") from None
 
 
-def installed_paths(config: dict) -> Dict[str, Path]:
-    return {"unit": unit_path(config["unit"]), "launcher": launcher_path(config["app"])}
+def installed_paths(config: HostConfig) -> Dict[str, Path]:
+    return {"unit": unit_path(config.unit), "launcher": launcher_path(config.app)}
 
 
 def compare(
@@ -87,7 +99,7 @@ def compare(
     return problems
 
 
-def drift(templates: Dict[str, str], config: dict) -> List[str]:
+def drift(templates: Dict[str, str], config: HostConfig) -> List[str]:
     """What differs between this host's installed unit/launcher and the rendered ones."""
     paths = installed_paths(config)
     installed = {}
@@ -101,7 +113,11 @@ def drift(templates: Dict[str, str], config: dict) -> List[str]:
 
 class Setup:
     def __init__(
-        self, config: dict, templates: Dict[str, str], events: Events, authorized_key: Optional[str] = None
+        self,
+        config: HostConfig,
+        templates: Dict[str, str],
+        events: Events,
+        authorized_key: Optional[str] = None,
     ):
         self.config, self.events = config, events
         self.rendered = render(templates, config)
@@ -111,16 +127,16 @@ class Setup:
     def run(self) -> List[str]:
         if os.geteuid() != 0:
             raise HostError("host setup needs root (run it with sudo as an admin)")
-        user = self.config["user"]
+        user = self.config.user
         self._step("user", self._user)
         pw = pwd.getpwnam(user)
         self._step("layout", lambda: self._layout(pw.pw_uid, pw.pw_gid))
         self._step("sudoers", self._sudoers)
         self._step(
             "launcher",
-            lambda: self._write(launcher_path(self.config["app"]), self.rendered["launcher"], 0o755),
+            lambda: self._write(launcher_path(self.config.app), self.rendered["launcher"], 0o755),
         )
-        unit = unit_path(self.config["unit"])
+        unit = unit_path(self.config.unit)
         self._step("unit", lambda: self._write(unit, self.rendered["unit"], 0o644))
         self._step("enable", self._enable)
         return self.changed
@@ -133,7 +149,7 @@ class Setup:
             r["detail"] = "; ".join(self.changed[before:]) or "unchanged"
 
     def _user(self) -> None:
-        user = self.config["user"]
+        user = self.config.user
         try:
             pwd.getpwnam(user)
         except KeyError:
@@ -161,9 +177,9 @@ class Setup:
                 self.changed.append("authorized the deploy key")
 
     def _layout(self, uid: int, gid: int) -> None:
-        layout = Layout(self.config["base_path"])
+        layout = Layout(self.config.base_path)
         dirs = [layout.base, layout.releases, layout.shared, layout.cache, layout.log, layout.incoming] + [
-            layout.shared / d for d in self.config.get("shared_dirs", [])
+            layout.shared / d for d in self.config.shared_dirs
         ]
         created, chowned = [], []
         for d in dirs:
@@ -176,23 +192,23 @@ class Setup:
                 chowned.append(d)
         os.chmod(layout.shared, 0o750)
         if set(chowned) - set(created):
-            self.changed.append(f"gave {len(set(chowned) - set(created))} dirs back to {self.config['user']}")
+            self.changed.append(f"gave {len(set(chowned) - set(created))} dirs back to {self.config.user}")
         if created:
             self.changed.append(
-                f"created {layout.base} and {len(created) - 1} dirs below it, owned by {self.config['user']}"
+                f"created {layout.base} and {len(created) - 1} dirs below it, owned by {self.config.user}"
                 if layout.base in created
                 else f"created {', '.join(str(d) for d in created)}"
             )
 
     def _sudoers(self) -> None:
-        path = sudoers_path(self.config["app"])
-        text = self.rendered["sudoers"]
+        path = sudoers_path(self.config.app)
+        text = sudoers_text(self.config)
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return
         tmp = path.with_name(f".{path.name}.tmp")  # dotfiles in sudoers.d are ignored
         tmp.write_text(text, encoding="utf-8")
         os.chmod(tmp, 0o440)
-        proc = subprocess.run(["visudo", "-c", "-q", "-f", str(tmp)], capture_output=True, text=True)
+        proc = run(["visudo", "-c", "-q", "-f", str(tmp)])
         if proc.returncode != 0:
             tmp.unlink()
             raise HostError(f"visudo rejected the sudoers drop-in: {proc.stderr.strip() or proc.stdout}")
@@ -217,17 +233,12 @@ class Setup:
 
     def _enable(self) -> None:
         _run([SYSTEMCTL, "daemon-reload"])
-        unit = self.config["unit"]
-        proc = subprocess.run([SYSTEMCTL, "is-enabled", unit], capture_output=True, text=True)
+        unit = self.config.unit
+        proc = run([SYSTEMCTL, "is-enabled", unit])
         if proc.stdout.strip() != "enabled":
             _run([SYSTEMCTL, "enable", unit])
             self.changed.append(f"enabled {unit}")
 
 
 def _run(argv: List[str]) -> None:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        raise HostError(f"{argv[0]} is not installed") from None
-    if proc.returncode != 0:
-        raise HostError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+    run(argv, timeout=120, check=True)

@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Iterator, List, Optional
 
+from deployer.host.contract import STATES, Outcome, State
 from deployer.host.events import utc_now
 from deployer.host.layout import Layout
 
-STATES = ("staging", "staged", "live", "good", "bad")
 STATE_FILE = ".state"
 
 
@@ -90,7 +90,9 @@ class History:
 
     def activations(self) -> List[dict]:
         """Records that left their release live: the order releases were current in."""
-        return [r for r in self.records() if r.get("to") and r.get("result") in ("success", "live")]
+        return [
+            r for r in self.records() if r.get("to") and r.get("result") in (Outcome.SUCCESS, Outcome.LIVE)
+        ]
 
     def last_activation(self, rid: str) -> Optional[dict]:
         found = None
@@ -108,7 +110,7 @@ def rollback_target(layout: Layout, history: History) -> Optional[str]:
         if rid == current:
             continue
         rel = layout.release(rid)
-        if rel.is_dir() and get_state(rel) == "good":
+        if rel.is_dir() and get_state(rel) == State.GOOD:
             return rid
     return None
 

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import tarfile
 from pathlib import Path
 
-from deployer.builder.manifest import host_config
-from deployer.config import Config
-from deployer.errors import HostError, RemoteError
+from deployer.errors import HOST_ERRORS, HostError, RemoteError
+from deployer.host.contract import HostConfig, Status, engine_argv, parse_events
 from deployer.remote.session import EngineSession, OnEvent
 from deployer.remote.ssh import Connection
 from deployer.runinfo import RunInfo
 
 
-def extract_engine(artifact: Path, dest: Path) -> Path:
-    """The artifact's own engine: host and controller never disagree about versions."""
-    with tarfile.open(artifact) as tar:
-        member = tar.getmember("engine.pyz")
-        dest.write_bytes(tar.extractfile(member).read())
-    return dest
-
-
 class RemoteEngine:
-    def __init__(self, conn: Connection, config: Config, engine: Path, run: RunInfo):
+    """One engine zipapp on one host, started with this deploy's host config."""
+
+    def __init__(self, conn: Connection, config: HostConfig, engine: Path, run: RunInfo):
         self.conn, self.config, self.engine, self.run = conn, config, engine, run
-        self.host_config = host_config(config)
         digest = hashlib.sha256(engine.read_bytes()).hexdigest()[:16]
-        self.incoming = f"{config.app.base}/incoming"
+        self.incoming = f"{config.base_path}/incoming"
         self.remote_path = f"{self.incoming}/engine-{digest}.pyz"
 
     def ensure_uploaded(self) -> None:
@@ -40,37 +30,32 @@ class RemoteEngine:
             return
         if not self.conn.exists(self.incoming):
             raise RemoteError(
-                f"{self.conn.target.label}: {self.incoming} does not exist: run "
-                "`deployer host setup` once for this host"
+                f"{self.incoming} does not exist: run `deployer host setup` once for this host",
+                host=self.conn.target.label,
             )
         self.conn.upload(self.engine, self.remote_path)
 
     def argv(self, *args: str) -> list[str]:
-        return [
-            self.config.target.interpreter,
+        return engine_argv(
+            self.config.interpreter,
             self.remote_path,
-            "--config-json",
-            json.dumps(self.host_config, separators=(",", ":")),
-            "--actor",
-            self.run.actor,
-            *(["--run-url", self.run.url] if self.run.url else []),
+            self.config,
             *args,
-        ]
+            actor=self.run.actor,
+            run_url=self.run.url,
+        )
 
-    def command(self, *args: str, timeout: float = 300) -> list[dict]:
-        """Run one engine subcommand; its events, or HostError with its last error line."""
+    def command(self, *args: str, stdin: bytes | None = None, timeout: float = 300) -> list[dict]:
+        """Run one engine subcommand; its events, or its error (the engine's last failure)."""
         self.ensure_uploaded()
-        code, out, err = self.conn.run(self.argv(*args), timeout=timeout)
-        events = []
-        for line in out.splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-        if code != 0:
-            failed = [e for e in events if e.get("status") == "fail"]
-            detail = failed[-1]["detail"] if failed else (err.strip().splitlines() or ["failed"])[-1]
-            raise HostError(f"{self.conn.target.label}: {args[0]}: {detail}")
+        result = self.conn.run(self.argv(*args), timeout=timeout, stdin=stdin, step=args[0])
+        events = parse_events(result.stdout)
+        if not result.ok:
+            failed = [e for e in events if e.get("status") == Status.FAIL]
+            if not failed:
+                result.check()
+            cls = HOST_ERRORS.get(failed[-1].get("error", ""), HostError)
+            raise cls(str(failed[-1].get("detail")), host=self.conn.target.label, step=args[0])
         return events
 
     def session(self, on_event: OnEvent, lock_wait: float = 0.0) -> EngineSession:

@@ -17,24 +17,12 @@ from collections.abc import Callable
 
 import paramiko
 
-from deployer.errors import (
-    AbortedError,
-    DeployerError,
-    HealthError,
-    HostError,
-    InstallError,
-    LockHeldError,
-    PreflightError,
-    RemoteError,
-)
+from deployer.errors import HOST_ERRORS, DeployerError, HostError, RemoteError
+from deployer.host.contract import Command, Status, Step, parse_event
 from deployer.remote.ssh import Connection
 
 READ_TIMEOUT = 3.0
 HEARTBEAT = 1.0
-ERRORS = {
-    cls.__name__: cls
-    for cls in (AbortedError, HealthError, HostError, InstallError, LockHeldError, PreflightError)
-}
 OnEvent = Callable[[str, dict], None]
 
 
@@ -46,11 +34,12 @@ class EngineSession:
         self.events: queue.Queue[dict | None] = queue.Queue()
         self.dead: str | None = None
         self.lines: list[dict] = []
+        self.step: str | None = None  # the step the engine last started
         self._stop = threading.Event()
         try:
             self.chan = conn.open_channel(argv, READ_TIMEOUT)
         except (OSError, paramiko.SSHException, EOFError) as e:
-            raise RemoteError(f"{self.label}: cannot start the engine: {e}") from None
+            raise RemoteError(host=self.label, message=f"cannot start the engine: {e}") from None
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"read-{self.label}")
         self._beater = threading.Thread(target=self._beat, daemon=True, name=f"hb-{self.label}")
         self._reader.start()
@@ -68,12 +57,11 @@ class EngineSession:
                 buf += data
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
+                    event = parse_event(line)
+                    if event is None or event.get("step") == Step.TICK:
                         continue
-                    if event.get("step") == "tick":
-                        continue
+                    if event.get("status") == Status.START:
+                        self.step = event.get("step")
                     self.lines.append(event)
                     self.on_event(self.label, event)
                     self.events.put(event)
@@ -89,7 +77,7 @@ class EngineSession:
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT):
-            if not self._send({"cmd": "hb"}):
+            if not self._send({"cmd": Command.HEARTBEAT}):
                 return
 
     def _send(self, msg: dict) -> bool:
@@ -105,38 +93,52 @@ class EngineSession:
         """The engine takes the lock first: a refused lock ends the session at once."""
         while True:
             event = self._next()
-            if event.get("step") == "lock" and event.get("status") == "ok":
+            if event.get("step") == Step.LOCK and event.get("status") == Status.OK:
                 return
-            if event.get("step") == "done":
-                self._raise(event, "lock")
+            if event.get("step") == Step.DONE:
+                self._raise(event, Step.LOCK)
 
     def call(self, cmd: str, **args) -> dict:
         """Send one command; return its result, or raise its error (one line, host named)."""
         if not self._send({"cmd": cmd, **args}):
-            raise RemoteError(f"{self.label}: {self.dead}")
+            raise self._lost(cmd)
         while True:
             event = self._next()
-            if event.get("step") == "done" and event.get("cmd") == cmd:
-                if event["status"] == "ok":
+            if event.get("step") == Step.DONE and event.get("cmd") == cmd:
+                if event["status"] == Status.OK:
                     return event.get("result") or {}
                 self._raise(event, cmd)
+
+    @property
+    def switched(self) -> bool:
+        """Whether this session's engine has switched `current` (past the point of no return)."""
+        return any(e.get("step") == Step.SWITCH and e.get("status") == Status.OK for e in self.lines)
+
+    def _lost(self, cmd: str | None = None) -> RemoteError:
+        where = self.step or cmd
+        state = (
+            "the engine finishes the health gate alone"
+            if self.switched
+            else "host unchanged: the old release is live"
+        )
+        return RemoteError(f"{self.dead or 'engine stopped'}; {state}", host=self.label, step=where)
 
     def _next(self) -> dict:
         event = self.events.get()
         if event is None:
-            raise RemoteError(f"{self.label}: {self.dead or 'engine stopped'}")
-        if event.get("step") in ("error", "abort") and event.get("status") == "fail":
+            raise self._lost()
+        if event.get("step") in (Step.ERROR, Step.ABORT) and event.get("status") == Status.FAIL:
             self._raise(event, event["step"])
         return event
 
     def _raise(self, event: dict, what: str):
-        cls = ERRORS.get(event.get("error", ""), HostError)
-        raise cls(f"{self.label}: {what}: {event.get('detail')}")
+        cls = HOST_ERRORS.get(event.get("error", ""), HostError)
+        raise cls(str(event.get("detail")), host=self.label, step=what)
 
     def close(self, bye: bool = True) -> None:
         if bye and self.dead is None:
             with contextlib.suppress(DeployerError):
-                self.call("bye")
+                self.call(Command.BYE)
         self._stop.set()
         with contextlib.suppress(Exception):
             self.chan.close()

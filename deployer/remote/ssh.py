@@ -16,12 +16,13 @@ import logging
 import os
 import shlex
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from deployer.errors import HostKeyError, RemoteError, UsageError
+from deployer.errors import CommandError, HostKeyError, RemoteError, UsageError
 
 USER_TIMEOUT_MS = 5000
 # paramiko logs socket errors to stderr through logging's last resort; we report them ourselves
@@ -29,7 +30,7 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
-class Target:
+class Endpoint:
     """Where and as whom to connect (resolved from config + environment)."""
 
     label: str
@@ -71,7 +72,7 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def host_key_name(t: Target) -> str:
+def host_key_name(t: Endpoint) -> str:
     return t.address if t.port == 22 else f"[{t.address}]:{t.port}"
 
 
@@ -126,7 +127,7 @@ def load_private_key(creds: Credentials) -> paramiko.PKey | None:
 class _Verify(paramiko.MissingHostKeyPolicy):
     """Refuse unknown keys unless accept_new; record a newly accepted key."""
 
-    def __init__(self, target: Target, accept_new: bool):
+    def __init__(self, target: Endpoint, accept_new: bool):
         self.target, self.accept_new = target, accept_new
         self.accepted: paramiko.PKey | None = None
 
@@ -141,13 +142,17 @@ class _Verify(paramiko.MissingHostKeyPolicy):
         )
 
 
-def open_socket(t: Target, timeout: float) -> socket.socket:
+def open_socket(t: Endpoint, timeout: float) -> socket.socket:
     try:
         s = socket.create_connection((t.address, t.port), timeout=timeout)
     except TimeoutError:
-        raise RemoteError(f"{t.label}: no answer from {t.address}:{t.port} in {timeout:.0f}s") from None
+        raise RemoteError(
+            host=t.label, message=f"no answer from {t.address}:{t.port} in {timeout:.0f}s"
+        ) from None
     except OSError as e:
-        raise RemoteError(f"{t.label}: cannot reach {t.address}:{t.port}: {e.strerror or e}") from None
+        raise RemoteError(
+            host=t.label, message=f"cannot reach {t.address}:{t.port}: {e.strerror or e}"
+        ) from None
     s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for opt, value in (
         ("TCP_KEEPIDLE", 1),
@@ -174,10 +179,50 @@ def gcm_first(sock, **kwargs) -> paramiko.Transport:
     return transport
 
 
+#: how many lines of a failed command's output a ``CommandError`` carries
+TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command run on a host did."""
+
+    host: str
+    step: str | None
+    argv: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def tail(self, lines: int = TAIL_LINES) -> list[str]:
+        """The last lines it printed (stderr, else stdout)."""
+        return (self.stderr.strip() or self.stdout.strip()).splitlines()[-lines:]
+
+    def check(self, redact: Callable[[str], str] = str) -> Result:
+        """Itself when it exited 0; else ``CommandError`` (argv and output masked by ``redact``)."""
+        if self.ok:
+            return self
+        tail = [redact(line) for line in self.tail()]
+        argv = [redact(a) for a in self.argv]
+        last = tail[-1] if tail else "no output"
+        raise CommandError(
+            f"{argv[0]} exited {self.exit_code}: {last}",
+            argv=argv,
+            exit_code=self.exit_code,
+            output=tail,
+            host=self.host,
+            step=self.step,
+        )
+
+
 class Connection:
     """An authenticated SSH connection to one host: run commands, SFTP files."""
 
-    def __init__(self, target: Target, creds: Credentials):
+    def __init__(self, target: Endpoint, creds: Credentials):
         self.target = target
         self.client = paramiko.SSHClient()
         keys = load_host_keys(creds)
@@ -215,7 +260,8 @@ class Connection:
         except paramiko.AuthenticationException:
             sock.close()
             raise RemoteError(
-                f"{target.label}: {target.user}@{target.address} refused our key (wrong user or key)"
+                host=target.label,
+                message=f"{target.user}@{target.address} refused our key (wrong user or key)",
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             transport = self.client.get_transport()
@@ -228,16 +274,20 @@ class Connection:
             sock.close()
             if agent_empty:  # connected, but the agent had no key to offer
                 raise RemoteError(
-                    f"{target.label}: {target.user}@{target.address}: the ssh-agent "
-                    "(SSH_AUTH_SOCK) offered no key"
+                    host=target.label,
+                    message=f"{target.user}@{target.address}: the ssh-agent (SSH_AUTH_SOCK) offered no key",
                 ) from None
-            raise RemoteError(f"{target.label}: SSH failed: {e or type(e).__name__}") from None
+            raise RemoteError(host=target.label, message=f"SSH failed: {e or type(e).__name__}") from None
         self.accepted_key = policy.accepted
         self._sftp: paramiko.SFTPClient | None = None
 
     # ------------------------------------------------------------------ commands
-    def run(self, argv: list[str], timeout: float = 60, stdin: bytes | None = None) -> tuple[int, str, str]:
-        """Run argv (quoted in ONE place, here) and return (exit code, stdout, stderr)."""
+    def run(
+        self, argv: list[str], timeout: float = 60, stdin: bytes | None = None, step: str | None = None
+    ) -> Result:
+        """Run argv (quoted in ONE place, here); its exit code and output, however it exited.
+
+        ``Result.check()`` turns a non-zero exit into a ``CommandError`` with the facts."""
         try:
             chan = self.client.get_transport().open_session(timeout=timeout)
             chan.settimeout(timeout)
@@ -249,11 +299,13 @@ class Connection:
             code = chan.recv_exit_status()
         except (OSError, paramiko.SSHException, EOFError) as e:
             raise RemoteError(
-                f"{self.target.label}: lost the connection running {argv[0]}: {e or type(e).__name__}"
+                f"lost the connection running {argv[0]}: {e or type(e).__name__}",
+                host=self.target.label,
+                step=step,
             ) from None
         if code == -1:
-            raise RemoteError(f"{self.target.label}: connection lost while running {argv[0]}")
-        return code, out, err
+            raise RemoteError(f"connection lost while running {argv[0]}", host=self.target.label, step=step)
+        return Result(self.target.label, step, argv, code, out, err)
 
     def open_channel(self, argv: list[str], read_timeout: float) -> paramiko.Channel:
         chan = self.client.get_transport().open_session(timeout=read_timeout)
@@ -275,7 +327,7 @@ class Connection:
             self.sftp.posix_rename(tmp, remote)
         except (OSError, paramiko.SSHException, EOFError) as e:
             raise RemoteError(
-                f"{self.target.label}: upload of {local.name} failed: {e or type(e).__name__}"
+                host=self.target.label, message=f"upload of {local.name} failed: {e or type(e).__name__}"
             ) from None
 
     def read_text(self, remote: str) -> str | None:
@@ -285,7 +337,7 @@ class Connection:
         except FileNotFoundError:
             return None
         except (OSError, paramiko.SSHException) as e:
-            raise RemoteError(f"{self.target.label}: cannot read {remote}: {e}") from None
+            raise RemoteError(host=self.target.label, message=f"cannot read {remote}: {e}") from None
 
     def exists(self, remote: str) -> bool:
         try:

@@ -247,11 +247,11 @@ def test_host_setup_over_ssh_as_an_admin(staging_host_factory, service_repo, var
 
 
 def test_the_connection_negotiates_aes_gcm_with_openssh(set_up_guests):
-    from deployer.remote.ssh import Connection, Credentials, Target
+    from deployer.remote.ssh import Connection, Credentials, Endpoint
 
     guest = set_up_guests[0]
     conn = Connection(
-        Target(guest.host, guest.host, guest.port, guest.user),
+        Endpoint(guest.host, guest.host, guest.port, guest.user),
         Credentials(key_file=guest.key_path, known_hosts_file=guest.known_hosts_path),
     )
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from deployer.host.contract import HostConfig
 from deployer.host.engine import Engine
 from deployer.host.events import Events
 from tests.conftest import target_python
@@ -44,7 +45,7 @@ class Host:
 
     def engine(self) -> Engine:
         out = _Lines(self.lines)
-        return Engine(self.config, self.service, Events(out), actor="tester")
+        return Engine(HostConfig.from_dict(self.config), self.service, Events(out), actor="tester")
 
     def config_file(self) -> Path:
         path = self.base.parent / "host-config.json"

@@ -158,8 +158,8 @@ def test_missing_required_env_key_refused_before_the_switch(host, variant_builds
 def test_a_new_release_is_rebuilt_from_the_cache_plus_only_what_changed(host, variant_builds, tmp_path):
     import hashlib
 
+    from deployer.artifact import Artifact
     from deployer.host.unpack import is_cache_only
-    from deployer.remote.upload import write_thin
 
     v1, v2 = variant_builds("v1"), variant_builds("v2")
     engine = host.engine()
@@ -171,13 +171,13 @@ def test_a_new_release_is_rebuilt_from_the_cache_plus_only_what_changed(host, va
         # the engine, the templates and unchanged wheels are not sent again
         assert set(missing) == changed and "engine.pyz" not in missing
         assert not any(n.startswith("packaging/") for n in missing)
-        rid = engine.stage(str(write_thin(v2.path, missing, tmp_path / "thin.tar")))
+        rid = engine.stage(str(Artifact(v2.path).thin(missing, tmp_path / "thin.tar")))
         rel = host.base / "releases" / rid
         # gone from releases/ but whole in the cache (a staging cut short, say):
         # the upload carries nothing but the manifest
         shutil.rmtree(rel)
         assert engine.preflight(v2.manifest, upload=True)["missing"] == []
-        assert engine.stage(str(write_thin(v2.path, [], tmp_path / "bare.tar"))) == rid
+        assert engine.stage(str(Artifact(v2.path).thin([], tmp_path / "bare.tar"))) == rid
     finally:
         engine.release_lock()
     for name, meta in v2.manifest["files"].items():

@@ -276,7 +276,7 @@ def test_a_failed_deploy_notifies_writes_the_bundle_and_the_job_summary(webhook,
 @pytest.mark.parametrize("mode", ["plain", "json"])
 def test_the_notify_error_line_is_one_masked_line_on_stderr(refused_port, tmp_path, mode):
     from deployer.audit import Recorder
-    from deployer.pipeline import HostResult, Summary
+    from deployer.summary import HostResult, Summary
 
     ctx = _ctx(tmp_path, mode, f"json://127.0.0.1:{refused_port}/hooks/{HOOK_TOKEN}")
     summary = Summary("deploy", "20261126T101500Z-3f2a9c1", "0.1.0", [HostResult("prod-1", "success")])

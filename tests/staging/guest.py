@@ -10,20 +10,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from deployer.builder.manifest import host_config
 from deployer.config import load_config
-from deployer.setup import bundle, setup_argv
+from deployer.provision import bundle, setup_argv
 
 SETUP_DIR = "/root/deployer-setup"
-
-
-class _Obj:
-    def __init__(self, config_path: Path):
-        self.config_path = config_path
-        self._config = load_config(config_path, environ={})
-
-    def config(self):
-        return self._config
 
 
 def host_setup(staging, config_path: Path, authorized_key: str | None = None) -> list[dict]:
@@ -32,16 +22,16 @@ def host_setup(staging, config_path: Path, authorized_key: str | None = None) ->
     ``authorized_key``: a public key to authorize for the deploy user as well (one CI
     key for several hosts).
     """
-    obj = _Obj(config_path)
+    config = load_config(config_path, environ={})
     with tempfile.TemporaryDirectory() as tmp:
-        root = bundle(obj, Path(tmp))
+        root = bundle(config, config_path, Path(tmp))
         staging.exec(["mkdir", "-p", f"{SETUP_DIR}/packaging"])
         for f in sorted(root.rglob("*")):
             if f.is_file():
                 staging.push(f"{SETUP_DIR}/{f.relative_to(root).as_posix()}", f.read_bytes())
     if authorized_key:
         staging.push(f"{SETUP_DIR}/authorized_key.pub", authorized_key.encode())
-    argv = setup_argv("python3", SETUP_DIR, host_config(obj.config()), authorized_key)
+    argv = setup_argv("python3", SETUP_DIR, config.host_config(), authorized_key)
     proc = staging.exec(argv, check=False, timeout=120)
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:

@@ -12,9 +12,9 @@ import pytest
 from deployer.audit import Bundle, Recorder, markdown, report
 from deployer.errors import RemoteError
 from deployer.output import Reporter
-from deployer.pipeline import HostResult, Summary
 from deployer.redact import Redactor
 from deployer.runinfo import RunInfo
+from deployer.summary import HostResult, Summary
 
 SECRET = "sup3r-s3cret-api-token-9f1c"
 
@@ -113,7 +113,7 @@ def test_recorder_writes_bundle_and_appends_the_job_summary(tmp_path):
         [HostResult("prod-1", "success", "r1", "1.0", detail=f"x {SECRET}")],
         seconds=3,
     )
-    with Recorder(ctx, "rollback", str(tmp_path / "logs"), environ=env) as rec:
+    with Recorder(ctx.config(), ctx.reporter, "rollback", str(tmp_path / "logs"), environ=env) as rec:
         ctx.reporter.event("prod-1", {"step": "rollback", "status": "ok", "detail": "r2 -> r1"})
         rec.finish(summary)
     assert ctx.reporter.sink is None
@@ -133,7 +133,10 @@ def test_recorder_writes_bundle_and_appends_the_job_summary(tmp_path):
 )
 def test_an_error_inside_is_recorded_as_a_failure_and_goes_on_up(tmp_path, exc, said):
     ctx = _Ctx(tmp_path)
-    with pytest.raises(type(exc)), Recorder(ctx, "deploy", str(tmp_path / "logs"), environ={}):
+    with (
+        pytest.raises(type(exc)),
+        Recorder(ctx.config(), ctx.reporter, "deploy", str(tmp_path / "logs"), environ={}),
+    ):
         raise exc
     [bundle] = (tmp_path / "logs").iterdir()
     rep = json.loads((bundle / "summary.json").read_text())
@@ -145,6 +148,6 @@ def test_an_unwritable_log_dir_does_not_stop_the_run(tmp_path):
     ctx = _Ctx(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with Recorder(ctx, "deploy", str(blocker / "logs"), environ={}) as rec:
+    with Recorder(ctx.config(), ctx.reporter, "deploy", str(blocker / "logs"), environ={}) as rec:
         rec.finish(Summary("deploy", "r1", "1.0", [HostResult("h", "success")]))
     assert "cannot write" in ctx.reporter.stream.getvalue()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from deployer.builder.manifest import hash_lock, release_id
 from deployer.builder.source import Commit, release_version
 from deployer.builder.target import pip_target_args, platform_tags, uv_platform, wheel_glibc
-from deployer.config import Target
+from deployer.config import Platform
 
-T = Target(python_version="3.11", platform="linux_x86_64", glibc="2.28")
+T = Platform(python_version="3.11", platform="linux_x86_64", glibc="2.28")
 
 
 def test_platform_tags_cover_target_glibc_down_to_2_17():

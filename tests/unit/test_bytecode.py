@@ -139,13 +139,13 @@ def test_a_pyc_shared_with_another_venv_is_replaced_not_written_into(tmp_path, l
 
 def test_the_build_compiles_with_its_own_python_or_one_of_the_targets_version():
     from deployer.builder.bytecode import build_python
-    from deployer.config import Target
+    from deployer.config import Platform
     from deployer.errors import BuildError
 
     mine = "{}.{}".format(*sys.version_info[:2])
-    assert build_python(Target(python_version=mine), None) == sys.executable
+    assert build_python(Platform(python_version=mine), None) == sys.executable
     # no such interpreter here: the build goes on without layers (hosts compile)...
-    assert build_python(Target(python_version="3.99"), None) is None
+    assert build_python(Platform(python_version="3.99"), None) is None
     # ...but one named in artifact.build_python must work
     with pytest.raises(BuildError, match="python3.99"):
-        build_python(Target(python_version="3.99"), "python3.99")
+        build_python(Platform(python_version="3.99"), "python3.99")

@@ -51,7 +51,6 @@ def test_init_writes_a_config_that_loads_packaging_and_workflows(service):
     assert wrote == [
         "deploy.toml",
         "packaging/launch.sh.in",
-        "packaging/sudoers.in",
         "packaging/unit.service.in",
         "packaging/env.template",
         ".github/workflows/deploy.yml",

@@ -1,0 +1,318 @@
+"""The contract between the controller and the host engine: the one place its names live.
+
+Both halves import this module (the engine ships it inside ``engine.pyz``; standard
+library only, Python >= 3.9). Everything that crosses the seam is defined here once:
+
+- ``HostConfig``: the part of deploy.toml the engine needs, with the ONLY defaults.
+  The controller's pydantic ``Config`` takes its defaults from here and builds one with
+  ``Config.host_config()``. On the wire it is a JSON object (``HostConfig.to_dict``).
+  Which copy wins, first found: ``--config-json`` (the controller, every start) >
+  ``--config FILE`` > the artifact's manifest (``install``, ``setup --artifact``) >
+  ``<base>/deploy.json`` (what the last deploy saved, for one-shot commands on the host).
+- The engine's commands (``Command``), the steps its events name (``Step``), the event
+  statuses (``Status``), release states, and the outcomes it records.
+- ``engine_argv``: how the engine is started; ``parse_event``: how its output is read.
+- ``secret_forms``: which values are masked, in which forms (one rule for both halves).
+- ``SUDO_VERBS``: the only ``systemctl`` verbs the deploy user runs through sudo.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from deployer.errors import UsageError
+
+# ---------------------------------------------------------------------- names
+
+
+class Command:
+    """What the controller may send to ``serve`` (one JSON line each)."""
+
+    PREFLIGHT = "preflight"
+    STAGE = "stage"
+    ACTIVATE = "activate"
+    ROLLBACK = "rollback"
+    PRUNE = "prune"
+    RELEASES = "releases"
+    LOGS = "logs"
+    DRIFT = "drift"
+    BYE = "bye"
+    HEARTBEAT = "hb"
+
+
+SERVE_COMMANDS = (
+    Command.PREFLIGHT,
+    Command.STAGE,
+    Command.ACTIVATE,
+    Command.ROLLBACK,
+    Command.PRUNE,
+    Command.RELEASES,
+    Command.LOGS,
+    Command.DRIFT,
+    Command.BYE,
+    Command.HEARTBEAT,
+)
+
+
+class Step:
+    """The ``step`` of an engine event: one vocabulary for code, output and tests."""
+
+    LOCK = "lock"
+    PREFLIGHT = "preflight"
+    UNPACK = "unpack"
+    STAGE = "stage"
+    VENV = "venv"
+    CHECK = "check"
+    SMOKE = "smoke"
+    ENV = "env"
+    SWITCH = "switch"
+    RESTART = "restart"
+    HEALTHY = "healthy"
+    GATE = "gate"
+    REVERT = "revert"
+    PRUNE = "prune"
+    DRY_RUN = "dry-run"
+    # framing: the answer to a command, the heartbeat, the end of a session
+    DONE = "done"
+    TICK = "tick"
+    ERROR = "error"
+    ABORT = "abort"
+    # one-shot query results
+    RELEASE = "release"
+    HISTORY = "history"
+    STATUS = "status"
+    LOG = "log"
+    DRIFT = "drift"
+    VERIFY = "verify"
+
+
+#: the steps of a deploy, in order (``stage`` and ``activate`` of ``serve``)
+DEPLOY_STEPS = (
+    Step.LOCK,
+    Step.PREFLIGHT,
+    Step.UNPACK,
+    Step.VENV,
+    Step.CHECK,
+    Step.SMOKE,
+    Step.ENV,
+    Step.SWITCH,
+    Step.RESTART,
+    Step.HEALTHY,
+    Step.GATE,
+    Step.PRUNE,
+)
+
+#: framing events the controller does not show a person
+QUIET_STEPS = (Step.TICK, Step.DONE)
+
+
+class Status:
+    START = "start"
+    OK = "ok"
+    FAIL = "fail"
+    INFO = "info"
+
+
+class State:
+    """A release's life (``releases/<id>/.state``): staging -> staged -> live -> good | bad."""
+
+    STAGING = "staging"
+    STAGED = "staged"
+    LIVE = "live"
+    GOOD = "good"
+    BAD = "bad"
+
+
+STATES = (State.STAGING, State.STAGED, State.LIVE, State.GOOD, State.BAD)
+#: the states a release can be switched to
+ACTIVATABLE = (State.STAGED, State.GOOD, State.LIVE)
+
+
+class Outcome:
+    """The ``result`` of a record in ``log/deploys.jsonl``."""
+
+    LIVE = "live"  # switched; its gate is still open
+    SUCCESS = "success"
+    REVERTED = "reverted"
+    REVERT_FAILED = "revert-failed"
+    FAILED = "failed"  # install or smoke test failed: never switched
+    STAGED = "staged"  # a dry run
+
+
+#: how an activation ended (what a controller waits for after a lost link)
+ACTIVATION_OUTCOMES = (Outcome.SUCCESS, Outcome.REVERTED, Outcome.REVERT_FAILED)
+
+#: the engine's exit codes (besides an error's own ``exit_code``)
+EXIT_ABORTED = 3
+
+#: how many journal lines a deploy keeps and hands back for the audit log
+JOURNAL_LINES = 200
+
+#: the only verbs the deploy user may run as ``sudo -n systemctl <verb> <unit>``
+SUDO_VERBS = ("restart", "stop", "reset-failed")
+
+# ---------------------------------------------------------------------- masking
+
+#: values shorter than this would mask unrelated text (``1``, ``yes``)
+MIN_SECRET = 4
+#: a multi-line secret (a key) is also masked line by line, for lines this long
+MIN_SECRET_LINE = 8
+
+
+def secret_forms(value: str) -> Set[str]:
+    """The forms of ``value`` to mask: itself, as inside a JSON string, and its lines."""
+    if not value or len(value) < MIN_SECRET:
+        return set()
+    forms = {value, json.dumps(value)[1:-1]}
+    for line in value.splitlines():
+        if len(line.strip()) >= MIN_SECRET_LINE:
+            forms.add(line.strip())
+    return forms
+
+
+# ---------------------------------------------------------------------- host config
+
+
+@dataclass(frozen=True)
+class SmokeConfig:
+    #: argv run in the new venv before the switch; ``{python}`` is its python
+    command: Tuple[str, ...] = ()
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    http_url: Optional[str] = None
+    command: Optional[Tuple[str, ...]] = None
+    expect_version: bool = True
+    timeout: float = 30.0
+    watch: float = 60.0
+    fatal_patterns: Tuple[str, ...] = ("Traceback", "ImportError", "ModuleNotFoundError")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """What the engine needs to know about the app (no secrets, no SSH details)."""
+
+    app: str
+    module: str
+    unit: str
+    user: str
+    base_path: str
+    interpreter: str
+    smoke: SmokeConfig
+    health: HealthConfig = field(default_factory=HealthConfig)
+    keep_releases: int = 5
+    shared_dirs: Tuple[str, ...] = ("sessions", "data")
+    env_required: Tuple[str, ...] = ()
+    audit_retention_days: int = 30
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The wire and file form: plain JSON types."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def replace(self, **changes: Any) -> HostConfig:
+        """A copy with top-level fields or ``health``/``smoke`` fields changed."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            table = next((t for t in ("health", "smoke") if key in data[t]), None)
+            if table is not None:
+                data[table][key] = value
+            else:
+                data[key] = value
+        return HostConfig.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "host config") -> HostConfig:
+        """Validate the JSON form; ``UsageError`` names the key and the source."""
+        if not isinstance(data, dict):
+            raise UsageError(f"{source}: not a JSON object")
+        top = _typed(cls, data, source, nested={"smoke": SmokeConfig, "health": HealthConfig})
+        return cls(**top)
+
+
+_SIMPLE = {"str": str, "int": int, "float": (int, float), "bool": bool}
+
+
+def _typed(cls: Any, data: Dict[str, Any], source: str, nested: Dict[str, Any]) -> Dict[str, Any]:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UsageError(f"{source}: unknown key {unknown[0]!r}")
+    out: Dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise UsageError(f"{source}: {name} is missing")
+            continue
+        value = data[name]
+        if name in nested:
+            sub = value if isinstance(value, dict) else None
+            if sub is None:
+                raise UsageError(f"{source}: {name} must be an object")
+            out[name] = nested[name](**_typed(nested[name], sub, f"{source}: {name}", {}))
+            continue
+        out[name] = _coerce(str(f.type), value, f"{source}: {name}")
+    return out
+
+
+def _coerce(kind: str, value: Any, where: str) -> Any:
+    optional = kind.startswith("Optional[")
+    if optional:
+        if value is None:
+            return None
+        kind = kind[len("Optional[") : -1]
+    if kind.startswith("Tuple[str"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"{where}: must be a list of strings")
+        return tuple(value)
+    expected = _SIMPLE[kind]
+    if isinstance(value, bool) and kind != "bool" or not isinstance(value, expected):
+        raise UsageError(f"{where}: must be {kind}, not {type(value).__name__}")
+    return float(value) if kind == "float" else value
+
+
+# ---------------------------------------------------------------------- the wire
+
+
+def engine_argv(
+    interpreter: str,
+    engine: str,
+    config: HostConfig,
+    *args: str,
+    actor: Optional[str] = None,
+    run_url: Optional[str] = None,
+) -> List[str]:
+    """The argv that starts the engine with ``config`` (the controller's copy wins)."""
+    argv = [interpreter, engine, "--config-json", json.dumps(config.to_dict(), separators=(",", ":"))]
+    if actor:
+        argv += ["--actor", actor]
+    if run_url:
+        argv += ["--run-url", run_url]
+    return argv + list(args)
+
+
+def parse_event(line: Any) -> Optional[Dict[str, Any]]:
+    """One line of engine output as an event, or None when it is not one."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def parse_events(text: str) -> List[Dict[str, Any]]:
+    """Every event in a block of engine output."""
+    return [e for e in map(parse_event, text.splitlines()) if e is not None]
+
+
+#: one release id pattern, checked at every entry (the controller's and the engine's)
+RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
