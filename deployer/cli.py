@@ -408,7 +408,7 @@ def install(artifact, env_file, dry_run, base, lock_wait) -> None:
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
 def init(directory, owner, ref, source, force) -> None:
     """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows."""
-    from deployer.init import detect_owner, init_repo
+    from deployer.scaffold import detect_owner, init_repo
 
     owner = owner or detect_owner(Path(__file__).resolve().parent.parent)
     if not owner:

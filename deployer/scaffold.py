@@ -3,7 +3,8 @@
 Writes ``deploy.toml`` (guessed from the service's pyproject.toml, validated by loading
 it), the ``packaging/`` templates (unit, launcher, sudoers, .env template) and thin
 GitHub Actions callers of deployer's reusable workflow. Never overwrites a file unless
-asked to (``force``); returns what it wrote.
+asked to (``force``); returns what it wrote. The texts are files under
+``deployer/init_templates/``, their ``<<KEY>>`` placeholders filled in here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from importlib import resources
 from pathlib import Path
 
 from deployer.config import NAME_RE, load_config, validate_config
@@ -21,212 +23,23 @@ WORKFLOWS = ("deploy.yml", "deploy-staging.yml", "manual-deploy.yml", "rollback.
 REUSABLE = ".github/workflows/deploy-reusable.yml"
 DEFAULT_REF = "main"
 
-DEPLOY_TOML = """\
-# How <<NAME>> is built and deployed (written by `deployer init`). Every key, with its
-# default, is explained in deployer's deploy.example.toml. CI overrides hosts, user, SSH
-# keys and the .env through DEPLOYER_* variables, from the GitHub environment's secrets.
+TEMPLATE_DIR = "init_templates"  # in this package: deploy.toml.in, workflows/<name>.in
+# a line <<HEAD>>, <<CHOICE>> or <<WITH>> in workflows/<name>.in stands for text that
+# several callers share, kept once in workflows/_*.yml.in
+FRAGMENTS = {"HEAD": "_head.yml.in", "CHOICE": "_choice.yml.in", "WITH": "_with.yml.in"}
 
-[app]
-name = "<<NAME>>"
-module = "<<MODULE>>"
-source = "<<SOURCE>>"
-user = "<<USER>>"                     # the deploy user on the hosts (`deployer host setup` makes it)
-keep_releases = 5
-shared_dirs = ["data"]              # under shared/, linked into every release; survive deploys
 
-[target]                            # the hosts' Python and platform
-python_version = "<<PYTHON>>"
-interpreter = "/usr/bin/python3"
-platform = "linux_x86_64"
-glibc = "2.36"
+def _template(rel: str) -> str:
+    """The text of init_templates/``rel``, from the checkout or the installed package."""
+    return (resources.files("deployer") / TEMPLATE_DIR / rel).read_text(encoding="utf-8")
 
-# Hosts: CI takes them from DEPLOY_HOSTS; list them here for deploys from a laptop.
-# [[hosts]]
-# name = "production"
-# address = "203.0.113.10"
 
-[health]
-# http_url = "http://127.0.0.1:8080/health"  # probed ON the host; or command = ["..."]
-timeout = 30
-watch = 60
-
-[env]
-# file = "production.env"           # CI writes the DEPLOY_DOTENV secret there (DEPLOYER_ENV_FILE)
-required = []
-
-[smoke]                             # run in the new venv before the switch, with an empty environment
-command = ["{python}", "-c", "import <<MODULE>>"]
-
-# [[notify]]
-# kind = "slack"                    # slack | webhook | email | telegram
-# url_from_variable = "SLACK_WEBHOOK_URL"
-# on = ["success", "failure"]
-"""
-
-_CALLER_HEAD = """\
-# Written by `deployer init`. The pipeline is deployer's reusable workflow: every step
-# there runs `make` or `deployer`. Secrets come from the GitHub environment (README of
-# deployer: "CI/CD with GitHub Actions").
-"""
-
-_CALLER_WITH = """\
-      config: <<CONFIG>>
-      python-version: "<<PYTHON>>"
-      deployer-repository: <<REPO>>
-      deployer-ref: <<REF>>
-    secrets: inherit
-"""
-
-_CHOICE = """\
-      environment:
-        description: Where to
-        type: choice
-        options: [production, staging]
-        default: production
-"""
-
-CALLERS = {
-    "deploy.yml": _CALLER_HEAD
-    + """\
-# Production: every push to main is built into ONE artifact and deployed; a v* tag deploys
-# that tag, promoting the artifact main already built for its commit when still kept.
-# Run your tests first: add a job here and list it in the deploy job's `needs:`.
-name: deploy
-
-on:
-  push:
-    branches: [main]
-    tags: ["v*"]
-
-permissions: {}
-
-jobs:
-  deploy:
-    concurrency:
-      group: deploy-production
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      actions: read # artifacts of this and earlier runs
-    uses: <<USES>>
-    with:
-      environment: production
-      promote: ${{ github.ref_type == 'tag' }}
-      ref: ${{ github.ref_type == 'tag' && github.ref_name || '' }}
-"""
-    + _CALLER_WITH,
-    "deploy-staging.yml": _CALLER_HEAD
-    + """\
-# Staging: the same pipeline for the branch it is run on. A dry run (the default) stages
-# and smoke-tests the release on the hosts without switching anything.
-name: deploy-staging
-
-on:
-  workflow_dispatch:
-    inputs:
-      dry-run:
-        description: Dry run - preflight, stage and smoke-test only, switch nothing
-        type: boolean
-        default: true
-
-permissions: {}
-
-jobs:
-  deploy:
-    concurrency:
-      group: deploy-staging
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      actions: read # artifacts of this run
-    uses: <<USES>>
-    with:
-      environment: staging
-      dry-run: ${{ inputs.dry-run }}
-"""
-    + _CALLER_WITH,
-    "manual-deploy.yml": _CALLER_HEAD
-    + """\
-# Hotfix / manual deploy: exactly one earlier run's artifact (by id), or a tag or branch
-# built afresh (nothing given: the branch this is run on), to the environment chosen.
-name: manual-deploy
-
-on:
-  workflow_dispatch:
-    inputs:
-      artifact-id:
-        description: Artifact id of an earlier run (run page > Artifacts; kept 30 days)
-        type: string
-        default: ""
-      tag:
-        description: Or a tag to build and deploy, e.g. v1.2.3
-        type: string
-        default: ""
-      branch:
-        description: Or a branch to build and deploy (a tag wins over a branch)
-        type: string
-        default: ""
-"""
-    + _CHOICE
-    + """\
-      dry-run:
-        description: Dry run - preflight, stage and smoke-test only, switch nothing
-        type: boolean
-        default: false
-
-permissions: {}
-
-jobs:
-  deploy:
-    concurrency:
-      group: deploy-${{ inputs.environment || 'production' }}
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      actions: read # artifacts of earlier runs
-    uses: <<USES>>
-    with:
-      environment: ${{ inputs.environment }}
-      artifact-id: ${{ inputs.artifact-id }}
-      ref: ${{ inputs.tag || inputs.branch }}
-      dry-run: ${{ inputs.dry-run }}
-"""
-    + _CALLER_WITH,
-    "rollback.yml": _CALLER_HEAD
-    + """\
-# Rollback: point `current` back at the previous good release (or the release id given),
-# restart, health-gate, status, log bundle, notifications.
-name: rollback
-
-on:
-  workflow_dispatch:
-    inputs:
-"""
-    + _CHOICE
-    + """\
-      release-id:
-        description: Release id to go back to (empty - the previous good one; `deployer releases` lists them)
-        type: string
-        default: ""
-
-permissions: {}
-
-jobs:
-  rollback:
-    concurrency:
-      group: deploy-${{ inputs.environment || 'production' }}
-      cancel-in-progress: false
-    permissions:
-      contents: read
-      actions: read # asked by the reusable workflow's artifact job (skipped for a rollback)
-    uses: <<USES>>
-    with:
-      environment: ${{ inputs.environment }}
-      command: rollback
-      release-id: ${{ inputs.release-id }}
-"""
-    + _CALLER_WITH,
-}
+def _caller(name: str) -> str:
+    """The caller workflow ``name``, its shared fragments put in (placeholders still open)."""
+    text = _template(f"workflows/{name}.in")
+    for key, fragment in FRAGMENTS.items():
+        text = text.replace(f"<<{key}>>\n", _template(f"workflows/{fragment}"))
+    return text
 
 
 def _fill(template: str, values: dict) -> str:
@@ -320,7 +133,7 @@ def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
         "REF": ref,
         "USES": f"{owner}/deployer/{REUSABLE}@{ref}",
     }
-    config = _fill(DEPLOY_TOML, values)
+    config = _fill(_template("deploy.toml.in"), values)
     validate_config(tomllib.loads(config), "deploy.toml")  # never write a config that fails
     files: dict = {"deploy.toml": config}
     templates = default_packaging()
@@ -330,7 +143,7 @@ def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
     if env_template.is_file():
         files["packaging/env.template"] = _env_template(env_template.read_text(encoding="utf-8"), app["name"])
     for name in WORKFLOWS:
-        files[f".github/workflows/{name}"] = _fill(CALLERS[name], values)
+        files[f".github/workflows/{name}"] = _fill(_caller(name), values)
     return files
 
 
