@@ -26,11 +26,13 @@ demo: setup ## boot a staging host, set it up, build the example, deploy it, sho
 test: setup ## the whole suite: unit, host engine, build, end-to-end on the staging host
 	$(BIN)/python -m pytest
 
-test-fast: setup ## unit and host-engine tests only (seconds)
-	$(BIN)/python -m pytest tests/unit tests/host -q
+test-fast: setup ## the tests that need no artifact build and no staging host (seconds)
+	$(BIN)/python -m pytest tests/unit tests/host -q -m "not slow and not e2e"
 
-lint: setup ## ruff
+lint: setup ## ruff (every file), ruff format --check, mypy on deployer/
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean: ## remove build outputs (not caches)
 	rm -rf $(DIST) build .pytest_cache

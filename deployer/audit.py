@@ -22,6 +22,7 @@ import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -224,7 +225,7 @@ class Recorder:
             journals,
         )
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> Literal[False]:
         if exc is not None and not self.finished:
             if isinstance(exc, DeployerError):
                 error = str(exc)
@@ -283,6 +284,7 @@ class Recorder:
 
     def _write_journal(self, label: str, lines: list) -> str:
         name = f"journal-{_safe(label)}.txt"
+        assert self.bundle is not None
         self.bundle.write(name, "".join(line + "\n" for line in lines))
         return name
 

@@ -27,8 +27,6 @@ from pydantic import (
 from deployer.errors import ConfigError
 from deployer.host.contract import HealthConfig, HostConfig, SmokeConfig
 
-HOST = HostConfig.__dataclass_fields__
-
 DEFAULT_CONFIG = "deploy.toml"
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -51,9 +49,9 @@ class App(Model):
     packaging: str = "packaging"
     user: Name = "tgstream"
     base_path: str | None = None
-    keep_releases: Annotated[int, Field(ge=1, le=100)] = HOST["keep_releases"].default
+    keep_releases: Annotated[int, Field(ge=1, le=100)] = HostConfig.keep_releases
     shared_dirs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]] = list(
-        HOST["shared_dirs"].default
+        HostConfig.shared_dirs
     )
 
     @field_validator("base_path")
@@ -189,7 +187,7 @@ class Notify(Model):
 
 
 class Audit(Model):
-    retention_days: Annotated[int, Field(ge=1, le=3650)] = HOST["audit_retention_days"].default
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = HostConfig.audit_retention_days
 
 
 class Artifact(Model):

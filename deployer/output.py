@@ -9,8 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from deployer.redact import Redactor
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "start": "[dim]…[/]", "info": "[blue]·[/]"}
 QUIET_STEPS = {"tick", "done"}
@@ -54,7 +58,7 @@ class Reporter:
                 f"[dim]{_escape(self.redactor(detail))}{duration}[/]"
             )
             with self._lock:
-                self.console.print(line)
+                self._console().print(line)
         else:
             self._write(f"[{host}] {event.get('step')} {status}: {detail}{duration}")
 
@@ -79,9 +83,13 @@ class Reporter:
             self._write(json.dumps({"message": self.redactor(text)}))
         elif self.mode == "rich":
             with self._lock:
-                self.console.print(_escape(self.redactor(text)))
+                self._console().print(_escape(self.redactor(text)))
         else:
             self._write(text)
+
+    def _console(self) -> Console:
+        assert self.console is not None, "rich mode has a console"
+        return self.console
 
     def _write(self, text: str) -> None:
         with self._lock:

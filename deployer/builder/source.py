@@ -70,7 +70,10 @@ def release_version(base: str, commit: Commit, tree_hash: str) -> str:
     skip a rebuilt wheel whose version they already have.
     """
     if commit.tag and not commit.dirty:
-        return _TAG_VERSION.match(commit.tag).group(1)
+        tagged = _TAG_VERSION.match(commit.tag)
+        if tagged is None:
+            raise BuildError(f"tag {commit.tag!r} does not name a version (v1.2.3)")
+        return tagged.group(1)
     public = base.split("+", 1)[0]
     public = re.sub(r"\.dev\d+$", "", public)
     local = f"g{commit.short}" + (f".d{tree_hash[:8]}" if commit.dirty else "")

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import tarfile
-from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from deployer.errors import ArtifactError
 
@@ -80,6 +80,8 @@ def read_manifest(path: str) -> dict:
             raise ArtifactError(f"{path}: first member is not {MANIFEST}")
         check_member(first)
         f = tar.extractfile(first)
+        if f is None:
+            raise ArtifactError(f"{path}: {MANIFEST} is not a file")
         try:
             manifest = json.loads(f.read().decode("utf-8"))
         except (ValueError, UnicodeDecodeError, tarfile.TarError, OSError) as e:
@@ -121,7 +123,7 @@ def iter_verified(
     path: str,
     may_lack: Optional[Callable[[str, dict], bool]] = None,
     hashed: Optional[Callable[[str, dict], bool]] = None,
-) -> Iterator[Tuple[tarfile.TarInfo, IO[bytes], dict]]:
+) -> Iterator[Tuple[tarfile.TarInfo, _HashingReader, dict]]:
     """Walk the artifact, yielding (member, reader, manifest) for each listed file.
 
     The reader is positioned at the member's data; callers may copy it out. Its hash
@@ -134,7 +136,7 @@ def iter_verified(
     """
     manifest = read_manifest(path)
     expected: Dict[str, dict] = manifest["files"]
-    seen = set()
+    seen: Set[str] = set()
     with _open(path) as tar:
         try:
             for member in tar:
@@ -175,6 +177,8 @@ def iter_verified(
 
 class _HashingReader:
     def __init__(self, f: Optional[IO[bytes]]):
+        if f is None:
+            raise ArtifactError("an artifact member is not a regular file")
         self._f = f
         self._h = hashlib.sha256()
         self.read_bytes = 0

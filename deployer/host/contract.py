@@ -234,7 +234,7 @@ class HostConfig:
         return cls(**top)
 
 
-_SIMPLE = {"str": str, "int": int, "float": (int, float), "bool": bool}
+_SIMPLE: Dict[str, Any] = {"str": str, "int": int, "float": (int, float), "bool": bool}
 
 
 def _typed(cls: Any, data: Dict[str, Any], source: str, nested: Dict[str, Any]) -> Dict[str, Any]:

@@ -77,7 +77,7 @@ class HealthCheck:
         """
         timeout = self.health.timeout if timeout is None else timeout
         t0 = time.monotonic()
-        reason = "not checked"
+        reason: Optional[str] = "not checked"
         while True:
             props = self.service.show()
             reason = self._unit_problem(started, props) or self.probe()

@@ -278,7 +278,7 @@ def _byte_compile(
         layer = layers.get(wheel)
         meta = manifest["files"].get(layer) if layer else None
         n = 0
-        if meta is not None and py is not None:
+        if layer is not None and meta is not None and py is not None:
             n = bytecode.apply_layer(layout.cached(layer, meta), py)
         if n == 0:  # no layer, or its sources are not where this Python looks: compile here
             left.append(wheel)

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from deployer.errors import PreflightError
 from deployer.host.layout import Layout
@@ -109,7 +109,7 @@ def preflight(
     interpreter: str,
     incoming: int = 0,
     service_problems: Optional[List[str]] = None,
-) -> Dict[str, object]:
+) -> Dict[str, Any]:
     """All checks; PreflightError with one line for the first that fails."""
     target = manifest["target"]
     info = probe_interpreter(interpreter)

@@ -102,7 +102,7 @@ def compare(
 def drift(templates: Dict[str, str], config: HostConfig) -> List[str]:
     """What differs between this host's installed unit/launcher and the rendered ones."""
     paths = installed_paths(config)
-    installed = {}
+    installed: Dict[str, Optional[str]] = {}
     for key, path in paths.items():
         try:
             installed[key] = path.read_text(encoding="utf-8")

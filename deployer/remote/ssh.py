@@ -289,7 +289,7 @@ class Connection:
 
         ``Result.check()`` turns a non-zero exit into a ``CommandError`` with the facts."""
         try:
-            chan = self.client.get_transport().open_session(timeout=timeout)
+            chan = self._transport().open_session(timeout=timeout)
             chan.settimeout(timeout)
             chan.exec_command(shlex.join(argv))
             if stdin is not None:
@@ -308,16 +308,24 @@ class Connection:
         return Result(self.target.label, step, argv, code, out, err)
 
     def open_channel(self, argv: list[str], read_timeout: float) -> paramiko.Channel:
-        chan = self.client.get_transport().open_session(timeout=read_timeout)
+        chan = self._transport().open_session(timeout=read_timeout)
         chan.settimeout(read_timeout)
         chan.exec_command(shlex.join(argv))
         return chan
+
+    def _transport(self) -> paramiko.Transport:
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise RemoteError("the connection is closed", host=self.target.label)
+        return transport
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
         if self._sftp is None:
             self._sftp = self.client.open_sftp()
-            self._sftp.get_channel().settimeout(30)
+            channel = self._sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(30)
         return self._sftp
 
     def upload(self, local: Path, remote: str, callback=None) -> None:
