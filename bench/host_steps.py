@@ -122,7 +122,7 @@ def main() -> int:
                 flush=True,
             )
             t0 = time.monotonic()
-            with zipfile.ZipFile(glob.glob(f"{base}/cache/wheels/*/uv-*.whl")[0]) as z:
+            with zipfile.ZipFile(glob.glob(f"{base}/cache/members/*/uv-*.whl")[0]) as z:
                 member = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
                 with z.open(member) as src, open(f"{d}/uv", "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
@@ -187,7 +187,7 @@ def _apply_layers(base: str, release: str, python: str) -> int:
         return 0
     return sum(
         bytecode.apply_layer(
-            Path(f"{base}/cache/wheels/{manifest['files'][layer]['sha256']}") / Path(layer).name, py
+            Path(f"{base}/cache/members/{manifest['files'][layer]['sha256']}") / Path(layer).name, py
         )
         for layer in bytecode.layers(manifest).values()
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 
+from deployer.host.contract import secret_forms
 from deployer.host.envfile import env_values
 from deployer.host.events import redact
 
@@ -16,7 +16,6 @@ SECRET_VARIABLES = (
     "DEPLOYER_DOTENV",
     "DEPLOYER_KNOWN_HOSTS",
 )
-MIN_SECRET = 4
 
 
 class Redactor:
@@ -26,12 +25,7 @@ class Redactor:
 
     def add(self, values: Iterable[str]) -> None:
         for v in values:
-            if v and len(v) >= MIN_SECRET:
-                self.secrets.add(v)
-                self.secrets.add(json.dumps(v)[1:-1])
-                for line in v.splitlines():  # multi-line secrets (keys) line by line too
-                    if len(line.strip()) >= 8:
-                        self.secrets.add(line.strip())
+            self.secrets |= secret_forms(v)  # the engine's rule: one admission for both halves
 
     def add_env(self, text: str) -> None:
         self.add(env_values(text))
@@ -42,7 +36,3 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         return redact(text, self.secrets)  # the same masking the host engine applies
-
-    def github_masks(self) -> list[str]:
-        """``::add-mask::`` lines announcing every secret to GitHub Actions."""
-        return [f"::add-mask::{v}" for v in sorted(self.secrets) if "\n" not in v]

@@ -5,7 +5,7 @@ releases/<id>/                    manifest.json venv/ .state env.sha256 + shared
 releases/.<id>.partial/           being unpacked; never seen by `current`
 shared/.env  shared/.env.bak.*    0600
 shared/<dir>/                     state that survives deploys and pruning
-cache/wheels/<sha256>/<name>      content-addressed wheels
+cache/members/<sha256>/<name>      every artifact member, by content
 cache/wheelhouse/<name>           hardlinks: one stable find-links dir (uv's cache keys on it)
 cache/uv/  cache/tools/  cache/pex/
 log/deploys.jsonl  log/<id>/      activation history + audit; journal excerpts, installer logs
@@ -52,13 +52,14 @@ class Layout:
         return self.base / "cache"
 
     @property
-    def wheels(self) -> Path:
-        return self.cache / "wheels"
+    def members(self) -> Path:
+        """The content-addressed cache of every artifact member (wheels, layers, tools)."""
+        return self.cache / "members"
 
     def cached(self, member: str, meta: dict) -> Path:
         """Where the cache holds artifact member ``member`` (its manifest entry ``meta``):
         by content, under the member's own file name (pip and uv need wheel names)."""
-        return self.wheels / meta["sha256"] / PurePosixPath(member).name
+        return self.members / meta["sha256"] / PurePosixPath(member).name
 
     @property
     def wheelhouse(self) -> Path:

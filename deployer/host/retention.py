@@ -53,10 +53,11 @@ def prune(
     for rid in doomed:
         shutil.rmtree(layout.release(rid), ignore_errors=True)
     kept = [i for i in ids if i not in doomed]
+    shutil.rmtree(layout.cache / "wheels", ignore_errors=True)  # the member cache's earlier name
     removed = {
         "releases": doomed,
         "partials": prune_partials(layout, staging),
-        "wheels": _prune_wheels(layout, kept),
+        "members": _prune_members(layout, kept),
         "tools": _prune_tools(layout, kept),
         "uv_cache": _prune_uv_cache(layout, kept),
         "env_backups": _prune_env_backups(layout, kept),
@@ -108,7 +109,7 @@ def _prune_uv_cache(layout: Layout, kept: List[str]) -> List[str]:
     an unpacked wheel whose every file has one link is used by no venv: the releases
     that used it were pruned. ``uv cache clean <name>`` drops it, with that name's other
     entries: the kept venvs keep their own links to those, and uv unpacks a wheel from
-    ``cache/wheels`` again whenever a later release needs one. If cleaning fails,
+    ``cache/members`` again whenever a later release needs one. If cleaning fails,
     nothing is removed and the next prune tries again.
     """
     names = sorted(
@@ -172,12 +173,12 @@ def _remove_unused(parent: Path, used: Set[str]) -> List[str]:
     return sorted(gone)
 
 
-def _prune_wheels(layout: Layout, kept: List[str]) -> List[str]:
+def _prune_members(layout: Layout, kept: List[str]) -> List[str]:
     used: Set[str] = set()
     for rid in kept:
         for meta in read_manifest(layout.release(rid)).get("files", {}).values():
             used.add(meta["sha256"])
-    gone = _remove_unused(layout.wheels, used)
+    gone = _remove_unused(layout.members, used)
     if layout.wheelhouse.is_dir():
         for w in layout.wheelhouse.iterdir():
             if os.stat(w).st_nlink <= 1:  # its cache entry is gone

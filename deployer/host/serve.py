@@ -55,7 +55,7 @@ class Serve:
                 msg = json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(msg, dict) and msg.get("cmd") not in (None, "hb"):
+            if isinstance(msg, dict) and msg.get("cmd") not in (None, Command.HEARTBEAT):
                 self.commands.put(msg)
         self.input_closed.set()
 

@@ -2,7 +2,7 @@
 
 Every member is checked (regular file, safe relative name, listed in the manifest,
 sha256 matches) before anything it wrote is used. Every member goes to the
-content-addressed cache ``cache/wheels/<sha256>/<name>``, so a thin upload may leave out
+content-addressed cache ``cache/members/<sha256>/<name>``, so a thin upload may leave out
 whatever the cache already has. Wheels, bytecode layers and tools are used from there;
 the release's own files (engine, lock, templates) are also hardlinked into the release.
 """

@@ -1,6 +1,6 @@
-"""DESIGN.md §5 proven for real: faults injected on a staging guest, the host's state
-asserted afterwards (where `current` points, what answers, the lock, what is on disk),
-and the next deploy succeeding."""
+"""The failure promises (README, "What happens when…") proven for real: faults injected
+on a staging guest, the host's state asserted afterwards (where `current` points, what
+answers, the lock, what is on disk), and the next deploy succeeding."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_ssh_cut_while_staging_leaves_the_old_release(faulty, variant_builds, cu
 def test_ssh_cut_during_upload_fails_fast_and_cleans_up(faulty, variant_builds):
     guest, v1, v2 = faulty.guest, variant_builds("v1"), variant_builds("v2")
     back_to_v1(faulty, variant_builds)
-    guest.exec(["sh", "-c", f"rm -rf {BASE}/cache/wheels {BASE}/releases/{v2.manifest['release_id']}"])
+    guest.exec(["sh", "-c", f"rm -rf {BASE}/cache/members {BASE}/releases/{v2.manifest['release_id']}"])
     before = releases_on(guest)
     guest.throttle("40mbit")  # ~77 MB: the upload is in flight for ~15 s
     try:

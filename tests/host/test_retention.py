@@ -122,8 +122,8 @@ def test_prune_removes_releases_wheels_env_backups_logs_and_partials(tmp_path):
     assert removed["releases"] == [C, E]
     assert removed["partials"] == [partial.name] and not partial.exists()
     kept_wheels = {**dep, **wheel("a"), **wheel("b"), **wheel("d")}
-    assert sorted(p.name for p in layout.wheels.iterdir()) == sorted(map(_sha, kept_wheels.values()))
-    assert removed["wheels"] == sorted([_sha(b"c"), _sha(b"e")])
+    assert sorted(p.name for p in layout.members.iterdir()) == sorted(map(_sha, kept_wheels.values()))
+    assert removed["members"] == sorted([_sha(b"c"), _sha(b"e")])
     assert sorted(p.name for p in layout.wheelhouse.iterdir()) == sorted(kept_wheels)
     for name, data in kept_wheels.items():
         assert layout.cached(f"wheels/{name}", {"sha256": _sha(data)}).read_bytes() == data
@@ -173,7 +173,7 @@ def test_keep_one_still_keeps_current_and_the_rollback_target(host, variant_buil
             engine.activate(rid, EnvChange(text=host.env_text(secret)))
         assert os.readlink(host.base / "current") == f"releases/{id1}"
         removed = engine.prune()
-        assert removed["releases"] == [] and removed["wheels"] == []
+        assert removed["releases"] == [] and removed["members"] == []
         assert host.engine().layout.release_ids() == sorted([id1, id2])
         for build in (v1, v2):
             for name, meta in build.manifest["files"].items():
