@@ -14,7 +14,7 @@ from deployer.host.events import Events, redact
 from deployer.host.health import HealthCheck
 from deployer.host.layout import Layout
 from deployer.host.service import Service
-from deployer.host.state import History, fsync_dir, get_state, read_manifest, set_state, write_atomic
+from deployer.host.state import History, fsync_dir, get_state, release_manifest, set_state, write_atomic
 
 
 def switch_current(layout: Layout, rid: Optional[str]) -> None:
@@ -96,7 +96,7 @@ class Activation:
             "action": action,
             "from": previous,
             "to": rid,
-            "version": read_manifest(rel).get("version"),
+            "version": release_manifest(rel).get("version"),
         }
         with ev.step(Step.ENV) as r:
             r["detail"] = env.apply(layout, list(self.config.env_required))
@@ -165,7 +165,7 @@ class Activation:
             try:
                 self.service.restart()
                 started = self.service.show()
-                prev_version = read_manifest(self.layout.release(previous)).get("version")
+                prev_version = release_manifest(self.layout.release(previous)).get("version")
                 HealthCheck(self.service, self.config.health, prev_version).wait_healthy(started)
             except HostError as e:
                 r["detail"] = f"previous release {previous} is not healthy either: {e}"

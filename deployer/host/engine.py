@@ -18,14 +18,14 @@ from typing import List, Optional
 from deployer.errors import AbortedError, ArtifactError, HostError, InstallError
 from deployer.host import install, retention
 from deployer.host.activate import Activation, EnvChange
-from deployer.host.artifact import read_manifest as read_artifact_manifest
+from deployer.host.artifact import read_manifest
 from deployer.host.contract import ACTIVATABLE, RELEASE_ID, HostConfig, Outcome, State, Status, Step
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.lock import DeployLock
 from deployer.host.preflight import preflight
 from deployer.host.service import Service
-from deployer.host.state import History, get_state, read_manifest, rollback_target, set_state
+from deployer.host.state import History, get_state, release_manifest, rollback_target, set_state
 from deployer.host.unpack import missing_members, unpack
 
 RELEASE_LINKS = (".env",)
@@ -90,7 +90,7 @@ class Engine:
         without a second pass over the whole upload.
         """
         self._check_abort()
-        manifest = read_artifact_manifest(artifact)
+        manifest = read_manifest(artifact)
         if expected is not None and manifest != expected:
             raise ArtifactError(
                 f"upload {artifact}: its manifest is not the one the preflight checked (damaged in transit)"
@@ -212,7 +212,7 @@ class Engine:
 
         props = self.service.show()
         current = self.layout.current_id()
-        version = read_manifest(self.layout.release(current)).get("version") if current else None
+        version = release_manifest(self.layout.release(current)).get("version") if current else None
         problem = (
             HealthCheck(self.service, self.config.health, version).probe()
             if current
@@ -269,7 +269,7 @@ class Engine:
         """An id the host already has is re-checked and re-activated, not rebuilt."""
         if get_state(rel) not in ACTIVATABLE:
             return False
-        if read_manifest(rel).get("files") != manifest["files"]:
+        if release_manifest(rel).get("files") != manifest["files"]:
             return False
         return install.venv_python(rel).exists()
 

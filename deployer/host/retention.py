@@ -15,7 +15,7 @@ from deployer.host.contract import State
 from deployer.host.envfile import backups, release_env_sha, sha256_text
 from deployer.host.install import base_env, uv_binary
 from deployer.host.layout import Layout
-from deployer.host.state import History, get_state, read_manifest, rollback_target
+from deployer.host.state import History, get_state, release_manifest, rollback_target
 
 
 def choose_releases_to_prune(
@@ -95,7 +95,7 @@ def _prune_tools(layout: Layout, kept: List[str]) -> List[str]:
     """Extracted tools (uv) that no kept release ships."""
     used: Set[str] = set()
     for rid in kept:
-        manifest = read_manifest(layout.release(rid))
+        manifest = release_manifest(layout.release(rid))
         meta = manifest.get("files", {}).get(manifest.get("uv_wheel") or "")
         if meta:
             used.add(layout.tool_dir(meta["sha256"]).name)
@@ -124,7 +124,9 @@ def _prune_uv_cache(layout: Layout, kept: List[str]) -> List[str]:
         return []
     try:
         uv = next(
-            filter(None, (uv_binary(layout, read_manifest(layout.release(rid))) for rid in reversed(kept))),
+            filter(
+                None, (uv_binary(layout, release_manifest(layout.release(rid))) for rid in reversed(kept))
+            ),
             None,
         )
         if uv is None:
@@ -176,7 +178,7 @@ def _remove_unused(parent: Path, used: Set[str]) -> List[str]:
 def _prune_members(layout: Layout, kept: List[str]) -> List[str]:
     used: Set[str] = set()
     for rid in kept:
-        for meta in read_manifest(layout.release(rid)).get("files", {}).values():
+        for meta in release_manifest(layout.release(rid)).get("files", {}).values():
             used.add(meta["sha256"])
     gone = _remove_unused(layout.members, used)
     if layout.wheelhouse.is_dir():

@@ -52,7 +52,7 @@ def set_state(release_dir: Path, state: str) -> None:
     write_atomic(release_dir / STATE_FILE, state + "\n")
 
 
-def read_manifest(release_dir: Path) -> dict:
+def release_manifest(release_dir: Path) -> dict:
     try:
         return json.loads((release_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -124,7 +124,7 @@ def list_releases(layout: Layout, history: History) -> List[dict]:
         rows.append(
             {
                 "id": rid,
-                "version": read_manifest(rel).get("version"),
+                "version": release_manifest(rel).get("version"),
                 "state": get_state(rel),
                 "activated_at": last["time"] if last else None,
                 "current": rid == current,
