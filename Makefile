@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml
 release: setup ## build ONE offline artifact of the example into dist/ and verify it
 	@artifact=$$($(BIN)/deployer build -o $(DIST)) && $(BIN)/deployer verify "$$artifact" && echo "$$artifact"
 
-demo: setup ## boot a staging host, set it up, build the example, deploy it, show releases + health
-	$(BIN)/python tests/staging/demo.py
+demo: setup ## boot staging guest $STAGING_INDEX (100), set it up, build + deploy the example; it stays up
+	STAGING_INDEX=$(STAGING_INDEX) $(BIN)/python tests/staging/demo.py
 
 test: setup ## the whole suite: unit, host engine, build, end-to-end on the staging host
 	$(BIN)/python -m pytest

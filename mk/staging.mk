@@ -1,8 +1,9 @@
 # Staging hosts: real Debian guests (systemd, OpenSSH, sudo, python3) in systemd-nspawn.
-# Needs root. STAGING_INDEX=<n> picks the guest (several can run at once);
-# STAGING_OPT_SIZE=64M puts a small tmpfs at /opt/tg_video_streamer.
+# Needs root. STAGING_INDEX=<n> picks the guest (several can run at once); the default,
+# 100, is `make demo`'s guest (DEMO_INDEX in tests/staging/harness.py), which the test
+# suite never boots. STAGING_OPT_SIZE=64M puts a small tmpfs at /opt/tg_video_streamer.
 STAGING_SH := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))../tests/staging/staging-host.sh)
-STAGING_INDEX ?= 0
+STAGING_INDEX ?= 100
 
 .PHONY: staging-build staging-up staging-down staging-status staging-ssh
 

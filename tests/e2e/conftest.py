@@ -12,6 +12,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,9 @@ staging_harness = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = staging_harness
 _spec.loader.exec_module(staging_harness)
 StagingHost = staging_harness.StagingHost
+
+#: the tests ask for guests 0-3 and 20-25; each is booted as BASE_INDEX + that number
+BASE_INDEX_VAR = "DEPLOYER_STAGING_BASE_INDEX"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,19 +66,49 @@ def staging_prerequisites() -> None:
     pytest.skip(reason)
 
 
-class _Guests:
-    """The session's guests by index; all are taken down at session end."""
+def _base_index() -> int:
+    raw = os.environ.get(BASE_INDEX_VAR, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 199:
+        raise pytest.UsageError(f"{BASE_INDEX_VAR} must be a guest index 0..199, not {raw!r}")
+    return int(raw)
 
-    def __init__(self) -> None:
+
+class _Guests:
+    """The session's guests by index; all are taken down at session end.
+
+    Every guest is booted afresh: one a killed test session left running is taken down
+    first (``down_if_abandoned``); any other guest already up at that index (the demo's,
+    one booted by hand, another session's) is never touched: the test fails instead.
+    """
+
+    def __init__(self, base: int = 0) -> None:
+        self.base = base
         self.hosts: dict[int, StagingHost] = {}
 
     def get(self, index: int = 0, opt_size: str | None = None) -> StagingHost:
+        index += self.base
         host = self.hosts.get(index)
         if host is not None and host.is_up:
             if host.opt_size != opt_size:
                 raise ValueError(f"guest {index} is up with opt_size={host.opt_size!r}; use another index")
             return host
-        host = self.hosts[index] = StagingHost.up(index, opt_size)
+        if index == staging_harness.DEMO_INDEX or index > 199:
+            raise ValueError(
+                f"guest {index} is not for tests ({staging_harness.DEMO_INDEX} is the demo's, "
+                f"199 the last): pick another {BASE_INDEX_VAR} than {self.base}"
+            )
+        if staging_harness.down_if_abandoned(index):
+            warnings.warn(f"guest {index}: took down the one an ended test session left up", stacklevel=2)
+        try:
+            host = self.hosts[index] = StagingHost.up(index, opt_size)
+        except staging_harness.GuestAlreadyUp as exc:
+            raise staging_harness.GuestAlreadyUp(
+                f"guest {index} is already up, and not left over from an ended test session (booted "
+                f"by hand, by `make demo STAGING_INDEX={index}`, or in use by another test session), "
+                f"so the tests leave it running: stop it with `make staging-down STAGING_INDEX={index}`, "
+                f"or move the suite's guests with {BASE_INDEX_VAR}=<n>",
+                exc.returncode,
+            ) from None
         return host
 
     def down_all(self) -> None:
@@ -88,7 +122,7 @@ class _Guests:
 
 @pytest.fixture(scope="session")
 def _staging_guests(staging_prerequisites):
-    guests = _Guests()
+    guests = _Guests(_base_index())
     try:
         yield guests
     finally:  # also after a failure or Ctrl-C
@@ -97,7 +131,7 @@ def _staging_guests(staging_prerequisites):
 
 @pytest.fixture(scope="session")
 def staging_host(_staging_guests) -> StagingHost:
-    """Guest 0 (no tmpfs), booted once per session."""
+    """Guest 0 (no tmpfs; booted as $DEPLOYER_STAGING_BASE_INDEX + 0), once per session."""
     return _staging_guests.get(0)
 
 
@@ -105,8 +139,8 @@ def staging_host(_staging_guests) -> StagingHost:
 def staging_host_factory(_staging_guests):
     """``factory(index=1, opt_size=None)``: another guest, up until the session ends.
 
-    Asking again for a running index returns the same guest; a guest a test took
-    down is booted afresh.
+    ``index`` is relative to $DEPLOYER_STAGING_BASE_INDEX (default 0). Asking again for
+    a running index returns the same guest; a guest a test took down is booted afresh.
     """
     return _staging_guests.get
 

@@ -94,8 +94,9 @@ def test_unknown_host_key_is_refused(staging_host, tmp_path):
 
 def test_second_guest_runs_beside_the_first_and_link_down_cuts_only_it(staging_host, staging_host_factory):
     other = staging_host_factory(1)
-    assert check(staging_host, "hostname") == "dstage0"
-    assert check(other, "hostname") == "dstage1"
+    assert check(staging_host, "hostname") == staging_host.machine
+    assert check(other, "hostname") == other.machine
+    assert other.index == staging_host.index + 1
     ids = {check(h, "cat /etc/machine-id") for h in (staging_host, other)}
     assert len(ids) == 2, "every boot must get its own machine-id"
 

@@ -28,6 +28,16 @@ UP_TIMEOUT = 900
 DOWN_TIMEOUT = 90
 CMD_TIMEOUT = 60
 
+#: the guest of ``make demo`` and of trying things by hand: the default index of
+#: staging-host.sh and mk/staging.mk. The test suite never boots it.
+DEMO_INDEX = 100
+
+#: staging-host.sh's exit status when ``up`` finds the guest already up (and leaves it be)
+ALREADY_UP = 3
+
+#: in a guest's run dir: who booted it (pid, start time, pid namespace), while it is theirs
+OWNER_FILE = "owner"
+
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 _live: dict[int, StagingHost] = {}
@@ -35,6 +45,14 @@ _live: dict[int, StagingHost] = {}
 
 class StagingError(RuntimeError):
     """The harness script failed; the message carries its stderr tail."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+
+class GuestAlreadyUp(StagingError):
+    """``up`` found the guest running: someone else booted it, so it was left running."""
 
 
 def script_env(index: int, opt_size: str | None = None) -> dict[str, str]:
@@ -70,7 +88,9 @@ def run_script(
     )
     if check and proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise StagingError(f"{' '.join(args)} (guest {index}) exited {proc.returncode}:\n{tail}")
+        raise StagingError(
+            f"{' '.join(args)} (guest {index}) exited {proc.returncode}:\n{tail}", proc.returncode
+        )
     return proc
 
 
@@ -96,17 +116,35 @@ class StagingHost:
         self.opt_size = opt_size
         self.is_up = True
 
+    @property
+    def run_dir(self) -> Path:
+        """The guest's state on the machine (keys, overlay, env); gone after ``down``."""
+        return Path(self.key_path).parent
+
     def __repr__(self) -> str:
         state = "up" if self.is_up else "down"
         return f"<StagingHost {self.machine} {self.user}@{self.host}:{self.port} {state}>"
 
     @classmethod
     def up(cls, index: int = 0, opt_size: str | None = None, timeout: float = UP_TIMEOUT) -> StagingHost:
-        """Boot guest ``index`` (``opt_size``: a tmpfs of that size at /opt/tg_video_streamer)."""
+        """Boot guest ``index`` (``opt_size``: a tmpfs of that size at /opt/tg_video_streamer).
+
+        Raises GuestAlreadyUp, and leaves that guest running, if it is up already.
+        """
         try:
             proc = run_script(index, "up", opt_size=opt_size, timeout=timeout)
             host = cls(parse_env(proc.stdout), opt_size)
             host.check_route()
+            (host.run_dir / OWNER_FILE).write_text(_process_id(os.getpid()) or "")
+        except StagingError as exc:
+            if exc.returncode == ALREADY_UP:  # not ours to take down
+                raise GuestAlreadyUp(
+                    f"guest {index} is already up; it was left running "
+                    f"(`STAGING_INDEX={index} {SCRIPT} down` stops it)",
+                    exc.returncode,
+                ) from None
+            run_script(index, "down", check=False, timeout=DOWN_TIMEOUT)
+            raise
         except BaseException:
             # a half-booted guest (or Ctrl-C during boot) must not outlive us
             run_script(index, "down", check=False, timeout=DOWN_TIMEOUT)
@@ -115,9 +153,11 @@ class StagingHost:
         return host
 
     def keep_up(self) -> None:
-        """Leave the guest running when this interpreter exits (``make demo``)."""
+        """Leave the guest running when this interpreter exits (``make demo``); from now
+        on it belongs to no process, so :func:`down_if_abandoned` leaves it alone too."""
         if _live.get(self.index) is self:
             del _live[self.index]
+        (self.run_dir / OWNER_FILE).unlink(missing_ok=True)
 
     def down(self) -> None:
         """Stop the guest and remove all it left on the machine; safe to call twice."""
@@ -203,6 +243,42 @@ class StagingHost:
 def up(index: int = 0, opt_size: str | None = None) -> StagingHost:
     """Shorthand for :meth:`StagingHost.up`."""
     return StagingHost.up(index, opt_size)
+
+
+def _process_id(pid: int) -> str | None:
+    """``pid start-time pid-namespace`` of a live process, None if there is none: the
+    start time tells a reused pid apart, the namespace says where the pid means anything."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        pidns = os.readlink(f"/proc/{pid}/ns/pid")
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return None
+    return f"{pid} {fields[19]} {pidns}"
+
+
+def down_if_abandoned(index: int) -> bool:
+    """Take guest ``index`` down if the process that booted it through this harness has
+    died without doing so (a test session killed before its teardown); True if it did.
+
+    A guest whose owner still runs, one booted by hand or kept up (``make demo``), one
+    booted from another pid namespace, and one still booting are all left alone.
+    """
+    proc = run_script(index, "env", check=False)
+    if proc.returncode != 0:
+        return False  # down (or not booted far enough to be anyone's leftover)
+    env = parse_env(proc.stdout)
+    try:
+        owner = (Path(env["STAGING_KEY"]).parent / OWNER_FILE).read_text().split()
+    except (KeyError, OSError):
+        return False
+    if len(owner) != 3 or not owner[0].isdigit():
+        return False
+    if owner[2] != os.readlink("/proc/self/ns/pid") or _process_id(int(owner[0])) == " ".join(owner):
+        return False
+    run_script(index, "down", timeout=DOWN_TIMEOUT)
+    return True
 
 
 @atexit.register

@@ -9,6 +9,7 @@
 # Usage: staging-host.sh COMMAND
 #   build [--force]          debootstrap + configure the shared rootfs (cached)
 #   up                       boot guest STAGING_INDEX; prints STAGING_*=... lines
+#                            (exit status 3: that guest is already up, and was left alone)
 #   down                     stop it and remove everything `up` made (idempotent)
 #   status                   running or stopped, pids, systemd state, ssh probe
 #   ssh [CMD...]             ssh into the guest as the deploy user
@@ -22,7 +23,9 @@
 #   env                      print the running guest's STAGING_* lines
 #
 # Environment:
-#   STAGING_INDEX=0          which guest (0..199): machine dstage<i>, 10.231.<50+i>.2
+#   STAGING_INDEX=100        which guest (0..199): machine dstage<i>, 10.231.<50+i>.2;
+#                            100, the default, is the guest for `make demo` and trying
+#                            things by hand: the test suite never boots it
 #   STAGING_DIR=...          cache + state (default $HOME/.cache/deployer-staging)
 #   STAGING_OPT_SIZE=64M     mount a tmpfs of that size at /opt/tg_video_streamer
 #   STAGING_NET=netns        the only network mode
@@ -32,7 +35,7 @@ set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
-IDX=${STAGING_INDEX:-0}
+IDX=${STAGING_INDEX:-100}   # keep in step with DEMO_INDEX (harness.py) and mk/staging.mk
 [[ $IDX =~ ^(0|[1-9][0-9]?|1[0-9][0-9])$ ]] || { echo "STAGING_INDEX must be 0..199" >&2; exit 2; }
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
 STATE=${STAGING_DIR:-$HOME/.cache/deployer-staging}
@@ -261,7 +264,8 @@ setup_network() {
 up() {
   [[ -f $ROOTFS/.built ]] || build
   ensure_host_tools
-  if nspawn_pid >/dev/null; then die "guest $IDX is already up; run down first"; fi
+  # exit 3, before anything is touched: the harness must not take down a guest it did not boot
+  if nspawn_pid >/dev/null; then log "ERROR: guest $IDX is already up; run down first"; exit 3; fi
   down_quiet
   trap '[[ -n ${UP_DONE:-} ]] || { log "up failed: cleaning up"; down_quiet; }' EXIT
   local t0 M=$RUN/merged
