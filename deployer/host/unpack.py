@@ -5,16 +5,21 @@ sha256 matches) before anything it wrote is used. Every member goes to the
 content-addressed cache ``cache/members/<sha256>/<name>``, so a thin upload may leave out
 whatever the cache already has. Wheels, bytecode layers and tools are used from there;
 the release's own files (engine, lock, templates) are also hardlinked into the release.
+
+A cache entry counts only when it is a regular file with the right size AND sha256
+(``cache_entry_ok``): a damaged or planted entry is sent again and replaced, never used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from deployer.host.artifact import iter_verified, read_manifest
 from deployer.host.layout import Layout
@@ -28,12 +33,42 @@ def is_cache_only(name: str) -> bool:
     return name.startswith(CACHE_ONLY_PREFIXES)
 
 
+# (device, inode, size, mtime, ctime) of entries this process hashed and found right; a
+# rewrite changes ctime, which no user can set back, so a hit means the same bytes
+_verified: Dict[Tuple[int, int, int, int, int], str] = {}
+
+
+def cache_entry_ok(path: Path, meta: dict) -> bool:
+    """``path`` is a regular file (not a link) holding exactly the bytes ``meta`` names."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != meta["size"]:
+        return False
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if _verified.get(key) == meta["sha256"]:
+        return True
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    if h.hexdigest() != meta["sha256"]:
+        return False
+    _verified[key] = meta["sha256"]
+    return True
+
+
 def cached_names(layout: Layout, manifest: dict) -> Dict[str, Path]:
-    """Listed members the cache already holds: member name -> cache path."""
+    """Listed members the cache already holds, verified: member name -> cache path."""
     found = {}
     for name, meta in manifest["files"].items():
         path = layout.cached(name, meta)
-        if path.is_file() and path.stat().st_size == meta["size"]:
+        if cache_entry_ok(path, meta):
             found[name] = path
     return found
 
@@ -56,9 +91,12 @@ def unpack(artifact: str, partial: Path, layout: Layout) -> dict:
     made: List[Path] = []  # cache dirs this walk created
     manifest = read_manifest(artifact)  # an upload may carry nothing else: all is cached
     try:
-        for member, reader, _ in iter_verified(artifact, may_lack=lambda n, m: layout.cached(n, m).is_file()):
-            final = layout.cached(member.name, manifest["files"][member.name])
-            if final.is_file() or any(final == f for _, f in pending):
+        files = manifest["files"]
+        for member, reader, _ in iter_verified(
+            artifact, may_lack=lambda n, m: cache_entry_ok(layout.cached(n, m), m)
+        ):
+            final = layout.cached(member.name, files[member.name])
+            if any(final == f for _, f in pending) or cache_entry_ok(final, files[member.name]):
                 continue  # the iterator still hashes the bytes it skips; same bytes, same name
             _mkdirs(final.parent, made)
             tmp = final.with_name(f".{final.name}.tmp")

@@ -195,14 +195,71 @@ def test_members_with_the_same_bytes_and_name_share_one_cache_entry(example_buil
 
     def twin(tree) -> None:
         (tree / "packaging" / "copy").mkdir()
-        shutil.copyfile(tree / "packaging" / "sudoers.in", tree / "packaging" / "copy" / "sudoers.in")
+        shutil.copyfile(
+            tree / "packaging" / "unit.service.in", tree / "packaging" / "copy" / "unit.service.in"
+        )
 
     art = rebuild(example_build.path, tmp_path / "twin.tar", twin)
     layout = Layout(tmp_path / "app")
     partial = layout.partial(art.manifest["release_id"])
     unpack(str(art.path), partial, layout)
-    a, b = partial / "packaging" / "sudoers.in", partial / "packaging" / "copy" / "sudoers.in"
+    a, b = partial / "packaging" / "unit.service.in", partial / "packaging" / "copy" / "unit.service.in"
     assert a.read_bytes() == b.read_bytes()
-    sha = art.manifest["files"]["packaging/sudoers.in"]["sha256"]
+    sha = art.manifest["files"]["packaging/unit.service.in"]["sha256"]
     assert hashlib.sha256(a.read_bytes()).hexdigest() == sha
     assert os.path.samefile(a, b)
+
+
+def test_a_planted_cache_entry_is_never_used_and_the_upload_replaces_it(host, variant_builds, tmp_path):
+    """The deploy user (or anything that can write the cache) plants an entry with the
+    right name and size but other bytes: it counts as missing, the upload replaces it,
+    and the release is built from the real bytes."""
+    import hashlib
+
+    from deployer.artifact import Artifact
+    from deployer.host.layout import Layout
+
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    layout = Layout(host.base)
+    engine = host.engine()
+    engine.acquire()
+    try:
+        engine.stage(str(v1.path))
+        lock = v2.manifest["files"]["requirements.lock"]
+        app = v2.manifest["app_wheel"]
+        planted = {"requirements.lock": lock, app: v2.manifest["files"][app]}
+        for name, meta in planted.items():
+            path = layout.cached(name, meta)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x" * meta["size"])  # right place, right size, wrong bytes
+        missing = engine.preflight(v2.manifest, upload=True)["missing"]
+        assert set(planted) <= set(missing)
+        rid = engine.stage(str(Artifact(v2.path).thin(missing, tmp_path / "thin.tar")))
+    finally:
+        engine.release_lock()
+    for name, meta in planted.items():
+        assert hashlib.sha256(layout.cached(name, meta).read_bytes()).hexdigest() == meta["sha256"]
+    rel = host.base / "releases" / rid
+    assert hashlib.sha256((rel / "requirements.lock").read_bytes()).hexdigest() == lock["sha256"]
+    assert get_state(rel) == "staged"
+
+
+def test_a_planted_cache_entry_the_upload_lacks_is_refused(host, example_build):
+    """Planted after the preflight, so the upload does not carry it: refused, not used."""
+    from deployer.artifact import Artifact
+    from deployer.errors import ArtifactError
+    from deployer.host.layout import Layout
+    from deployer.host.unpack import unpack
+
+    layout = Layout(host.base)
+    art = example_build
+    lock = art.manifest["files"]["requirements.lock"]
+    thin = host.base.parent / "thin.tar"
+    Artifact(art.path).thin([n for n in art.manifest["files"] if n != "requirements.lock"], thin)
+    path = layout.cached("requirements.lock", lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"y" * lock["size"])
+    partial = layout.partial(art.manifest["release_id"])
+    with pytest.raises(ArtifactError, match="requirements.lock"):
+        unpack(str(thin), partial, layout)
+    assert not partial.exists()
