@@ -210,6 +210,13 @@ class Config(Model):
     artifact: Artifact = Artifact()
 
     @model_validator(mode="after")
+    def _safe_for_root(self) -> Config:
+        """What root renders into the unit, launcher and sudoers, checked by the contract."""
+        for key, problem in self.host_config().problems():
+            raise ValueError(f"{HOST_KEYS[key]}: {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _unique_hosts(self) -> Config:
         seen: set[str] = set()
         for i, h in enumerate(self.hosts):
@@ -249,6 +256,18 @@ class Config(Model):
             env_required=tuple(self.env.required),
             audit_retention_days=self.audit.retention_days,
         )
+
+
+#: HostConfig field -> the deploy.toml key it comes from
+HOST_KEYS = {
+    "app": "app.name",
+    "module": "app.module",
+    "unit": "app.unit",
+    "user": "app.user",
+    "base_path": "app.base_path",
+    "interpreter": "target.interpreter",
+    "shared_dirs": "app.shared_dirs",
+}
 
 
 def _key_path(loc: tuple) -> str:

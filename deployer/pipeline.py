@@ -22,7 +22,15 @@ from pathlib import Path
 from deployer.artifact import Artifact
 from deployer.config import Config, resolve
 from deployer.errors import DeployerError, HealthError, RemoteError, UsageError
-from deployer.host.contract import ACTIVATION_OUTCOMES, JOURNAL_LINES, Command, Outcome, Status, Step
+from deployer.host.contract import (
+    ACTIVATION_OUTCOMES,
+    JOURNAL_LINES,
+    Command,
+    Outcome,
+    Status,
+    Step,
+    check_release_id,
+)
 from deployer.output import Reporter
 from deployer.remote.engine import RemoteEngine
 from deployer.remote.session import EngineSession
@@ -313,6 +321,8 @@ class Pipeline:
         lock_wait: float = 0.0,
         engine: Path | None = None,
     ) -> Summary:
+        if to is not None:
+            check_release_id(to, "--to")
         started = time.monotonic()
         summary = Summary("rollback", to, None)
         assert engine is not None

@@ -23,6 +23,7 @@ import tarfile
 from typing import IO, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from deployer.errors import ArtifactError
+from deployer.host.contract import RELEASE_ID
 
 MANIFEST = "manifest.json"
 ENGINE = "engine.pyz"
@@ -100,6 +101,8 @@ def validate_manifest_shape(manifest: object, where: str) -> dict:
             f"{where}: manifest schema {manifest['schema']} is not supported "
             f"(this engine reads {MANIFEST_SCHEMA})"
         )
+    if not isinstance(manifest["release_id"], str) or not RELEASE_ID.match(manifest["release_id"]):
+        raise ArtifactError(f"{where}: {MANIFEST} has a malformed release id {manifest['release_id']!r}")
     files = manifest["files"]
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{where}: {MANIFEST} has no files")

@@ -112,6 +112,10 @@ def load_host_config(args: argparse.Namespace) -> HostConfig:
         source = f"{args.artifact}: manifest config"
         config = dict(read_manifest(args.artifact).get("config") or {})
     else:
+        if args.command == "setup":  # root never takes values from a file the deploy user writes
+            raise UsageError(
+                "setup needs --config-json, --config FILE or --artifact (not the saved deploy.json)"
+            )
         if not args.base:
             raise UsageError("--base is needed (no config given)")
         saved = Path(args.base) / SAVED_CONFIG
@@ -226,10 +230,9 @@ def setup_templates(args: argparse.Namespace, config: HostConfig) -> dict:
         if missing:
             raise UsageError(f"{args.artifact} carries no template {missing[0]}")
         return by_key
-    current = Path(config.base_path) / "current" / "packaging"
-    if current.is_dir():
-        return load_templates(current)
-    raise UsageError("setup needs --artifact or --templates (no release on this host yet)")
+    # never the templates under `current/`: the deploy user can write them, and root
+    # would render them into the unit and the launcher
+    raise UsageError("setup needs --artifact ARTIFACT or --templates DIR (the unit and launcher templates)")
 
 
 def run_setup(args: argparse.Namespace, config: HostConfig, events: Events) -> int:

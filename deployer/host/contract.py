@@ -231,7 +231,68 @@ class HostConfig:
         if not isinstance(data, dict):
             raise UsageError(f"{source}: not a JSON object")
         top = _typed(cls, data, source, nested={"smoke": SmokeConfig, "health": HealthConfig})
-        return cls(**top)
+        config = cls(**top)
+        for key, problem in config.problems():
+            raise UsageError(f"{source}: {key}: {problem}")
+        return config
+
+    def problems(self) -> List[Tuple[str, str]]:
+        """(key, why) for every value that may not go into a root-owned file or a path.
+
+        These values are rendered into the unit, the launcher and the sudoers drop-in, and
+        name paths root acts on: each must match a strict pattern (no newline, no ``..``)."""
+        found = []
+        for key, pattern, value in (
+            ("app", NAME, self.app),
+            ("unit", UNIT, self.unit),
+            ("user", USER, self.user),
+            ("module", MODULE, self.module),
+            ("interpreter", ABS_PATH, self.interpreter),
+        ):
+            if not pattern.match(value):
+                found.append((key, f"{value!r} does not match {pattern.pattern}"))
+        if self.user == "root":
+            found.append(("user", "root may not deploy or run the service: name a user of its own"))
+        found += [("base_path", why) for why in base_path_problems(self.base_path)]
+        for d in self.shared_dirs:
+            if not SHARED_DIR.match(d) or ".." in d.split("/"):
+                found.append(("shared_dirs", f"{d!r} is not a safe relative path"))
+        return found
+
+
+#: names rendered into root-owned files and paths: strict, no whitespace or newline
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+ABS_PATH = re.compile(r"^(/[A-Za-z0-9_.+-]+)+\Z")
+SHARED_DIR = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
+#: top-level folders a base path may not be in: the system's own
+SYSTEM_DIRS = (
+    "bin",
+    "boot",
+    "dev",
+    "etc",
+    "lib",
+    "lib32",
+    "lib64",
+    "proc",
+    "root",
+    "run",
+    "sbin",
+    "sys",
+    "usr",
+)
+
+
+def base_path_problems(path: str) -> List[str]:
+    """Why ``path`` cannot be an app's base path (empty when it can)."""
+    if not ABS_PATH.match(path) or any(p in (".", "..") for p in path.split("/")[1:]):
+        return [f"{path!r} must be an absolute path of plain names (no '..', spaces or newlines)"]
+    parts = path.split("/")[1:]
+    if len(parts) < 2 or parts[0] in SYSTEM_DIRS:
+        return [f"{path!r} must be a folder of its own below e.g. /opt or /srv, not a system folder"]
+    return []
 
 
 _SIMPLE: Dict[str, Any] = {"str": str, "int": int, "float": (int, float), "bool": bool}
@@ -316,3 +377,13 @@ def parse_events(text: str) -> List[Dict[str, Any]]:
 
 #: one release id pattern, checked at every entry (the controller's and the engine's)
 RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
+
+
+def check_release_id(rid: Any, where: str) -> str:
+    """``rid`` when it is a release id; else ``UsageError`` naming ``where`` it came from.
+
+    Every path built from an id goes through ``Layout``, which calls this: no id (from a
+    command line, a manifest or the history) can point outside ``releases/``."""
+    if not isinstance(rid, str) or not RELEASE_ID.match(rid):
+        raise UsageError(f"{where}: {rid!r} is not a release id (like 20261126T101500Z-3f2a9c1)")
+    return rid

@@ -19,7 +19,7 @@ from deployer.errors import AbortedError, ArtifactError, HostError, InstallError
 from deployer.host import install, retention
 from deployer.host.activate import Activation, EnvChange
 from deployer.host.artifact import read_manifest
-from deployer.host.contract import ACTIVATABLE, RELEASE_ID, HostConfig, Outcome, State, Status, Step
+from deployer.host.contract import ACTIVATABLE, HostConfig, Outcome, State, Status, Step
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.lock import DeployLock
@@ -96,8 +96,6 @@ class Engine:
                 f"upload {artifact}: its manifest is not the one the preflight checked (damaged in transit)"
             )
         rid = manifest["release_id"]
-        if not RELEASE_ID.match(rid):
-            raise HostError(f"artifact has a malformed release id {rid!r}")
         rel = self.layout.release(rid)
         if self._reusable(rel, manifest):
             self.events.emit(Step.STAGE, Status.OK, f"{rid} already on the host: re-checked, not rebuilt")

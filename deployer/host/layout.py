@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from deployer.host.contract import RELEASE_ID
+from deployer.host.contract import RELEASE_ID, check_release_id
 
 
 class Layout:
@@ -34,10 +34,10 @@ class Layout:
         return self.base / "releases"
 
     def release(self, rid: str) -> Path:
-        return self.releases / rid
+        return self.releases / check_release_id(rid, "release")
 
     def partial(self, rid: str) -> Path:
-        return self.releases / f".{rid}.partial"
+        return self.releases / f".{check_release_id(rid, 'release')}.partial"
 
     @property
     def shared(self) -> Path:
@@ -90,7 +90,7 @@ class Layout:
         return self.log / "deploys.jsonl"
 
     def release_log(self, rid: str) -> Path:
-        return self.log / rid
+        return self.log / check_release_id(rid, "release")
 
     @property
     def incoming(self) -> Path:

@@ -18,6 +18,7 @@ from string import Template
 from typing import Dict, List, Optional
 
 from deployer.errors import HostError
+from deployer.host import safefs
 from deployer.host.contract import SUDO_VERBS, HostConfig
 from deployer.host.events import Events
 from deployer.host.layout import Layout
@@ -52,6 +53,23 @@ def load_templates(directory: Path) -> Dict[str, str]:
     return texts
 
 
+#: a line every unit deployer writes carries (the packaged template's first comment)
+UNIT_MARKERS = ("installed root-owned by `deployer host setup`",)
+
+
+def uid_min() -> int:
+    """The first uid of regular users (``UID_MIN`` of /etc/login.defs, else 1000)."""
+    try:
+        with open("/etc/login.defs", encoding="utf-8") as f:
+            for line in f:
+                words = line.split()
+                if len(words) == 2 and words[0] == "UID_MIN" and words[1].isdigit():
+                    return int(words[1])
+    except OSError:
+        pass
+    return 1000
+
+
 def sudo_rules(user: str, unit: str) -> List[str]:
     """The deploy user's only sudo rights: one exact line per verb, no wildcards (pure)."""
     return [f"{user} ALL=(root) NOPASSWD: {SYSTEMCTL} {verb} {unit}" for verb in SUDO_VERBS]
@@ -64,6 +82,32 @@ def sudoers_text(config: HostConfig) -> str:
         "# Exact command lines only: the deploy user can restart and stop its service, nothing else.\n"
     )
     return head + "".join(line + "\n" for line in sudo_rules(config.user, config.unit))
+
+
+def authorize(have: str, key: str) -> str:
+    """authorized_keys text with ``key`` present once, as ``restrict <key>`` (pure).
+
+    ``restrict`` turns off port, agent and X11 forwarding, ptys and ~/.ssh/rc: a deploy
+    needs commands and SFTP only. A line for the same key without it gets it."""
+    parts = key.split()
+    if len(parts) < 2:
+        raise HostError("--authorized-key: not a public key line (type base64 [comment])")
+    kind, blob = parts[0], parts[1]
+    lines, found = [], False
+    for line in have.splitlines():
+        tokens = line.split()
+        at = next((i for i in range(len(tokens) - 1) if tokens[i : i + 2] == [kind, blob]), None)
+        if at is not None:
+            found = True
+            options = tokens[0] if at == 1 else ""
+            if at == 0:
+                line = "restrict " + line.strip()
+            elif "restrict" not in options.split(","):
+                line = "restrict," + line.strip()
+        lines.append(line)
+    if not found:
+        lines.append("restrict " + " ".join(parts))
+    return "".join(line + "\n" for line in lines)
 
 
 def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
@@ -128,6 +172,7 @@ class Setup:
         if os.geteuid() != 0:
             raise HostError("host setup needs root (run it with sudo as an admin)")
         user = self.config.user
+        self._refuse_what_is_not_ours()  # before anything is written
         self._step("user", self._user)
         pw = pwd.getpwnam(user)
         self._step("layout", lambda: self._layout(pw.pw_uid, pw.pw_gid))
@@ -148,11 +193,43 @@ class Setup:
             fn()
             r["detail"] = "; ".join(self.changed[before:]) or "unchanged"
 
+    def _refuse_what_is_not_ours(self) -> None:
+        """A system account as the deploy user, or a unit name the host already uses
+        for something else (``app.unit = "ssh"`` would replace sshd's)."""
+        user = self.config.user
+        try:
+            pw: Optional[pwd.struct_passwd] = pwd.getpwnam(user)
+        except KeyError:
+            pw = None
+        if pw is not None and pw.pw_uid < uid_min():
+            raise HostError(
+                f"app.user {user!r} is a system account (uid {pw.pw_uid}): deployer will not deploy or "
+                "run a service as it; name a user of its own (setup creates it)"
+            )
+        path = unit_path(self.config.unit)
+        elsewhere = run([SYSTEMCTL, "show", "-p", "FragmentPath", "--value", path.name]).stdout.strip()
+        if elsewhere and elsewhere != str(path):
+            raise HostError(
+                f"app.unit {self.config.unit!r}: {path.name} is a unit of this host already "
+                f"({elsewhere}); pick another name"
+            )
+        try:
+            installed: Optional[str] = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            installed = None
+        if installed is not None and not any(m in installed for m in UNIT_MARKERS):
+            raise HostError(
+                f"app.unit {self.config.unit!r}: {path} was not written by deployer; pick another name"
+            )
+
     def _user(self) -> None:
         user = self.config.user
         try:
             pwd.getpwnam(user)
+            exists = True
         except KeyError:
+            exists = False
+        if not exists:
             _run(["useradd", "--create-home", "--shell", "/bin/bash", "--user-group", user])
             _run(["usermod", "-p", "*", user])  # no password, but not locked: key login works
             self.changed.append(f"created user {user}")
@@ -164,33 +241,50 @@ class Setup:
             _run(["usermod", "-aG", "systemd-journal", user])
             self.changed.append(f"added {user} to systemd-journal")
         if self.authorized_key:
-            pw = pwd.getpwnam(user)
-            ssh = Path(pw.pw_dir) / ".ssh"
-            ssh.mkdir(mode=0o700, exist_ok=True)
-            os.chown(ssh, pw.pw_uid, pw.pw_gid)
-            keys = ssh / "authorized_keys"
-            have = keys.read_text(encoding="utf-8") if keys.exists() else ""
-            if self.authorized_key.strip() not in have:
-                keys.write_text(have + self.authorized_key.strip() + "\n", encoding="utf-8")
-                os.chown(keys, pw.pw_uid, pw.pw_gid)
-                os.chmod(keys, 0o600)
-                self.changed.append("authorized the deploy key")
+            self._authorize(pwd.getpwnam(user))
+
+    def _authorize(self, pw) -> None:
+        """Add the deploy key to ~/.ssh/authorized_keys with ``restrict``, as root inside
+        the deploy user's home: through descriptors, never through a planted link."""
+        home = Path(pw.pw_dir)
+        home_fd, _ = safefs.open_root_owned_path(home)
+        try:
+            ssh_fd, _ = safefs.open_dir_at(home_fd, ".ssh", home / ".ssh", create=0o700)
+        finally:
+            os.close(home_fd)
+        try:
+            safefs.give(ssh_fd, pw.pw_uid, pw.pw_gid, 0o700)
+            keys = home / ".ssh" / "authorized_keys"
+            have = safefs.read_private(ssh_fd, "authorized_keys", keys, pw.pw_uid) or ""
+            want = authorize(have, self.authorized_key or "")
+            if want != have:
+                safefs.write_private(ssh_fd, "authorized_keys", want, pw.pw_uid, pw.pw_gid, 0o600)
+                self.changed.append("authorized the deploy key (restrict: no forwarding, no pty)")
+        finally:
+            os.close(ssh_fd)
 
     def _layout(self, uid: int, gid: int) -> None:
+        """The base path and its folders, the deploy user's: made and handed over as root
+        through descriptors (a folder the deploy user swapped for a link is refused)."""
         layout = Layout(self.config.base_path)
-        dirs = [layout.base, layout.releases, layout.shared, layout.cache, layout.log, layout.incoming] + [
-            layout.shared / d for d in self.config.shared_dirs
+        rel = ["releases", "shared", "cache", "log", "incoming"] + [
+            f"shared/{d}" for d in self.config.shared_dirs
         ]
-        created, chowned = [], []
-        for d in dirs:
-            if not d.is_dir():
-                d.mkdir(parents=True, mode=0o750)
-                created.append(d)
-            st = d.stat()
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                os.chown(d, uid, gid)
-                chowned.append(d)
-        os.chmod(layout.shared, 0o750)
+        base_fd, base_made = safefs.open_root_owned_path(layout.base, create=0o750)
+        created, chowned = ([layout.base] if base_made else []), []
+        try:
+            if safefs.give(base_fd, uid, gid):
+                chowned.append(layout.base)
+            for r in rel:
+                fd, made = safefs.ensure_tree(base_fd, layout.base, r, 0o750)
+                try:
+                    created += made
+                    if safefs.give(fd, uid, gid, 0o750 if r == "shared" else None):
+                        chowned.append(layout.base / r)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(base_fd)
         if set(chowned) - set(created):
             self.changed.append(f"gave {len(set(chowned) - set(created))} dirs back to {self.config.user}")
         if created:

@@ -210,6 +210,16 @@ def set_up_guests(staging_host_factory, service_repo):
 
 
 @pytest.fixture(scope="session")
+def deployer_cli_for(service_repo, tmp_path_factory):
+    """``for(guest)``: the CLI configured for that (set-up) guest only."""
+
+    def make(guest) -> Deployer:
+        return Deployer(service_repo, [guest], tmp_path_factory.mktemp("deployer-cli"))
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def deployer_cli(set_up_guests, service_repo, tmp_path_factory) -> Deployer:
     """The CLI configured for guest 20 only."""
     return Deployer(service_repo, set_up_guests[:1], tmp_path_factory.mktemp("deployer-cli"))

@@ -257,7 +257,7 @@ def test_the_connection_negotiates_aes_gcm_with_openssh(set_up_guests):
     try:
         transport = conn.client.get_transport()
         assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
-        assert conn.run(["true"])[0] == 0
+        assert conn.run(["true"]).ok
     finally:
         conn.close()
 

@@ -49,7 +49,7 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     # wheels live once, content-addressed; shared dirs and .env are links into shared/
     wheel = next(n for n in v1.manifest["files"] if "ntgcalls" in n)
     sha = v1.manifest["files"][wheel]["sha256"]
-    assert (base / "cache" / "wheels" / sha / Path(wheel).name).is_file()
+    assert (base / "cache" / "members" / sha / Path(wheel).name).is_file()
     assert not list((base / "releases").glob(f"{id1}/wheels"))
     assert os.path.realpath(rel1 / "sessions") == str(base / "shared" / "sessions")
     assert os.path.realpath(rel1 / ".env") == str(base / "shared" / ".env")

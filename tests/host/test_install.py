@@ -124,6 +124,6 @@ def test_dry_run_stages_and_smokes_then_stops_and_prune_removes_it(host, example
     rc, events, stderr = run_cli(host.cli("prune"))
     assert rc == 0, stderr
     assert not (base / "releases" / rid).exists(), "a dry run's staged release goes first"
-    assert not list((base / "cache" / "wheels").iterdir()), "no release uses those wheels"
+    assert not list((base / "cache" / "members").iterdir()), "no release uses those wheels"
     assert not list((base / "cache" / "wheelhouse").iterdir())
     assert (base / "shared" / "sessions" / "bot.session").read_text() == "session state"

@@ -178,7 +178,7 @@ def test_keep_one_still_keeps_current_and_the_rollback_target(host, variant_buil
         for build in (v1, v2):
             for name, meta in build.manifest["files"].items():
                 if name.startswith(("wheels/", "tools/")):
-                    assert (host.base / "cache" / "wheels" / meta["sha256"] / Path(name).name).is_file()
+                    assert (host.base / "cache" / "members" / meta["sha256"] / Path(name).name).is_file()
         # the rollback target is whole: venv, state, and the .env it ran with
         result = engine.rollback()
     finally:

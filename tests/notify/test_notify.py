@@ -300,7 +300,7 @@ def _ctx(tmp_path: Path, mode: str, url: str):
 
 
 def _run_recorder(recorder, ctx, tmp_path, summary):
-    with recorder(ctx, "deploy", str(tmp_path / "logs")) as rec:
+    with recorder(ctx.config(), ctx.reporter, "deploy", str(tmp_path / "logs")) as rec:
         rec.finish(summary)
 
 
