@@ -20,7 +20,7 @@ import json
 import os
 import re
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +30,7 @@ from deployer import notify
 from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.output import Reporter
+from deployer.report import iso_time, markdown, report, utc_now
 from deployer.runinfo import RunInfo
 from deployer.summary import JOURNALED, Summary
 
@@ -45,20 +46,12 @@ log_dir_option = click.option(
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Bundle:
     """One run's folder: created at once, filled as the run goes, masked throughout."""
 
     def __init__(self, root: Path, action: str, redactor, started: datetime | None = None):
         self.redactor = redactor
-        self.started = started or _now()
+        self.started = started or utc_now()
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
         root.mkdir(parents=True, exist_ok=True)
         for n in range(1, 1000):
@@ -75,7 +68,7 @@ class Bundle:
 
     def record(self, host: str, event: dict) -> None:
         """The reporter's sink: one event (or message) as one masked JSON line."""
-        entry = {"time": _iso(_now()), **({"host": host} if host else {}), **event}
+        entry = {"time": iso_time(utc_now()), **({"host": host} if host else {}), **event}
         with self._lock:
             self._events.append(entry)
             if not self._file.closed:
@@ -95,97 +88,6 @@ class Bundle:
         with self._lock:
             self._file.close()
             self.write("events.jsonl", "".join(self._line(e) + "\n" for e in self._events))
-
-
-def report(
-    summary,
-    app: str,
-    run: RunInfo,
-    started: datetime,
-    artifact: Path | None = None,
-    error: str | None = None,
-    environ=None,
-) -> dict:
-    """What a run did, as data: summary.json, the job summary and notifications read it."""
-    env = os.environ if environ is None else environ
-    hosts = [dict(h.__dict__) for h in summary.hosts] if summary is not None else []
-    info = {
-        "file": artifact.name if artifact else None,
-        "id": env.get("DEPLOYER_ARTIFACT_ID") or None,
-        "url": env.get("DEPLOYER_ARTIFACT_URL") or None,
-    }
-    return {
-        "app": app,
-        "action": summary.action if summary is not None else None,
-        "ok": bool(summary is not None and summary.ok and not error),
-        "release": summary.release if summary is not None else None,
-        "version": summary.version if summary is not None else None,
-        "seconds": round(summary.seconds, 2) if summary is not None else None,
-        "started_at": _iso(started),
-        "finished_at": _iso(_now()),
-        "artifact": info,
-        "hosts": hosts,
-        "run": {"actor": run.actor, "url": run.url, "ref": run.ref},
-        "error": error,
-    }
-
-
-def markdown(rep: dict) -> str:
-    """The run as a GitHub job summary: a headline, the facts, one row per host."""
-    mark = "✅" if rep.get("ok") else "❌"
-    verb = "succeeded" if rep.get("ok") else "FAILED"
-    out = [f"### {mark} {rep.get('app')} {rep.get('action')} {verb}", "", "| | |", "|---|---|"]
-    art = rep.get("artifact") or {}
-    artifact = " ".join(
-        x
-        for x in (
-            f"[{art['id']}]({art['url']})" if art.get("id") and art.get("url") else art.get("id"),
-            f"`{art['file']}`" if art.get("file") else None,
-        )
-        if x
-    )
-    run = rep.get("run") or {}
-    facts = [
-        ("release", f"`{rep['release']}`" if rep.get("release") else "-"),
-        ("version", f"`{rep['version']}`" if rep.get("version") else "-"),
-        ("artifact", artifact or "-"),
-        ("duration", f"{rep['seconds']:.1f} s" if rep.get("seconds") is not None else "-"),
-        ("started", rep.get("started_at") or "-"),
-        (
-            "run",
-            (f"[logs]({run['url']})" if run.get("url") else "local")
-            + (f" by {run['actor']}" if run.get("actor") else ""),
-        ),
-    ]
-    if rep.get("error"):
-        facts.append(("error", _cell(rep["error"])))
-    out += [f"| {k} | {v} |" for k, v in facts]
-    out += ["", "| host | result | release | healthy | gate closed | detail |", "|---|---|---|---|---|---|"]
-    for h in rep.get("hosts") or []:
-        out.append(
-            "| {} | {} | {} | {} | {} | {} |".format(
-                _cell(h.get("label")),
-                _cell(h.get("result")),
-                _cell(h.get("release") or "-"),
-                _secs(h.get("healthy_s")),
-                _secs(h.get("gate_s")),
-                _cell(h.get("detail") or ""),
-            )
-        )
-    if not rep.get("hosts"):
-        out.append("| - | no host reached | - | - | - | - |")
-    for n in rep.get("notifications") or []:
-        if not n.get("ok"):
-            out.append(f"\nnotification {n['kind']} ({n['variable']}) failed: {_cell(n['detail'])}")
-    return "\n".join(out) + "\n"
-
-
-def _cell(value) -> str:
-    return re.sub(r"\s+", " ", str(value)).replace("|", "\\|").strip()
-
-
-def _secs(value) -> str:
-    return "-" if value is None else f"{value:.2f} s"
 
 
 class Recorder:
@@ -214,7 +116,7 @@ class Recorder:
             self.bundle = None
         if self.bundle:
             self.reporter.sink = self.bundle.record
-        self.started = self.bundle.started if self.bundle else _now()
+        self.started = self.bundle.started if self.bundle else utc_now()
         return self
 
     def finish(self, summary: Summary, artifact: Path | None = None) -> None:
@@ -233,7 +135,7 @@ class Recorder:
                 error = "interrupted"
             else:
                 error = f"{type(exc).__name__}: {exc}"
-            failed = Summary(self.action, None, None, seconds=(_now() - self.started).total_seconds())
+            failed = Summary(self.action, None, None, seconds=(utc_now() - self.started).total_seconds())
             rep = report(
                 failed,
                 self.config.app.name,

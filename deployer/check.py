@@ -48,39 +48,53 @@ def run_check(
         engine = build_engine(Path(tmp) / "engine.pyz")
         for t in targets:
             try:
-                with reporter.step(t.label, "connect", f"{t.user}@{t.address}:{t.port}, host key pinned"):
-                    conn = pipeline.connect(t)
-                try:
-                    allowed, missing = sudo_rights(conn, config.app.unit_name)
-                    reporter.event(
-                        t.label,
-                        {
-                            "step": "sudo",
-                            "status": Status.FAIL if missing else Status.OK,
-                            "detail": ("missing: " + ", ".join(missing))
-                            if missing
-                            else "allowed: " + ", ".join(allowed),
-                        },
-                    )
-                    remote = RemoteEngine(conn, config.host_config(), engine, pipeline.run)
-                    events = remote.command(Step.DRIFT, "-", stdin=templates)
-                    problems = [e["detail"] for e in events if e.get("step") == Step.DRIFT]
-                    reporter.event(
-                        t.label,
-                        {
-                            "step": "unit",
-                            "status": Status.FAIL if problems else Status.OK,
-                            "detail": "; ".join(problems) or "matches the template",
-                        },
-                    )
-                    ok = ok and not missing and not problems
-                    if manifest is not None:
-                        for event in remote.command(Step.PREFLIGHT, "-", stdin=json.dumps(manifest).encode()):
-                            reporter.event(t.label, event)
-                finally:
-                    conn.close()
+                ok = check_host(config, pipeline, reporter, t, engine, templates, manifest) and ok
             except DeployerError as e:
                 reporter.event(t.label, {"step": "check", "status": Status.FAIL, "detail": str(e)})
                 ok = False
     reporter.say("check passed" if ok else "check FAILED")
     return ok
+
+
+def check_host(
+    config: Config,
+    pipeline: Pipeline,
+    reporter: Reporter,
+    t: Endpoint,
+    engine: Path,
+    templates: bytes,
+    manifest: dict | None,
+) -> bool:
+    """Check one host: connect, sudo rights, unit drift, and with a manifest its preflight.
+
+    False when a sudo right is missing or the unit drifted; ``DeployerError`` when a
+    step cannot run at all."""
+    with reporter.step(t.label, "connect", f"{t.user}@{t.address}:{t.port}, host key pinned"):
+        conn = pipeline.connect(t)
+    try:
+        allowed, missing = sudo_rights(conn, config.app.unit_name)
+        reporter.event(
+            t.label,
+            {
+                "step": "sudo",
+                "status": Status.FAIL if missing else Status.OK,
+                "detail": ("missing: " + ", ".join(missing)) if missing else "allowed: " + ", ".join(allowed),
+            },
+        )
+        remote = RemoteEngine(conn, config.host_config(), engine, pipeline.run)
+        events = remote.command(Step.DRIFT, "-", stdin=templates)
+        problems = [e["detail"] for e in events if e.get("step") == Step.DRIFT]
+        reporter.event(
+            t.label,
+            {
+                "step": "unit",
+                "status": Status.FAIL if problems else Status.OK,
+                "detail": "; ".join(problems) or "matches the template",
+            },
+        )
+        if manifest is not None:
+            for event in remote.command(Step.PREFLIGHT, "-", stdin=json.dumps(manifest).encode()):
+                reporter.event(t.label, event)
+        return not missing and not problems
+    finally:
+        conn.close()

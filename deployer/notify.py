@@ -85,7 +85,7 @@ def outcome(report: dict) -> str:
 
 
 def compose(report: dict, redactor: Redactor) -> Message:
-    """The message for a run report (see ``deployer.audit.report``): title + plain text."""
+    """The message for a run report (see ``deployer.report.report``): title + plain text."""
     result = outcome(report)
     action = report.get("action", "deploy")
     head = "ok" if result == "success" else "FAILED"

@@ -145,6 +145,15 @@ def staging_host_factory(_staging_guests):
     return _staging_guests.get
 
 
+# ---------------------------------------------------------------------- on a guest
+BASE = "/opt/tg_video_streamer"
+
+
+def sh(guest, *argv: str, check: bool = True) -> str:
+    """Run ``argv`` as root inside the guest: its stdout, stripped."""
+    return guest.exec(list(argv), timeout=60, check=check).stdout.strip()
+
+
 # ---------------------------------------------------------------------- deploy stories
 SECRET_VALUES = ("sup3r-s3cret-api-token-9f1c", "tg-bot-token-123456:AAE-xYz")
 

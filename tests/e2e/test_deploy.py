@@ -7,13 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tests.e2e.conftest import SECRET_VALUES, Deployer
-
-BASE = "/opt/tg_video_streamer"
-
-
-def sh(guest, *argv: str) -> str:
-    return guest.exec(list(argv), timeout=60).stdout.strip()
+from tests.e2e.conftest import BASE, SECRET_VALUES, Deployer, sh
 
 
 def health(guest) -> dict:

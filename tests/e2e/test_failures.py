@@ -13,14 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SECRET_VALUES, Deployer, LiveDeploy
+from tests.e2e.conftest import BASE, SECRET_VALUES, Deployer, LiveDeploy, sh
 from tests.host.artifacts import corrupt_wheel
-
-BASE = "/opt/tg_video_streamer"
-
-
-def sh(guest, *argv: str, check: bool = True) -> str:
-    return guest.exec(list(argv), timeout=60, check=check).stdout.strip()
 
 
 def current(guest) -> str:

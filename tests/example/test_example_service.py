@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 pytestmark = pytest.mark.slow
 
 READY_WITHIN = 15.0  # seconds; the service is ready in about one
@@ -33,12 +35,6 @@ def run_example(python: str, args: list[str], env: dict[str, str], cwd: Path) ->
         text=True,
         timeout=120,
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,10 @@ from deployer.host.contract import HostConfig
 from deployer.host.engine import Engine
 from deployer.host.events import Events
 from tests.conftest import target_python
+from tests.helpers import free_port
 from tests.host.supervisor import ProcessService
 
 RUN_ENGINE = Path(__file__).with_name("run_engine.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Host:
@@ -58,6 +53,12 @@ class Host:
 
     def output(self) -> str:
         return "\n".join(self.lines)
+
+
+def health(host: Host) -> dict:
+    """What the host's service answers on /health."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{host.port}/health", timeout=5) as r:
+        return json.loads(r.read())
 
 
 class _Lines:

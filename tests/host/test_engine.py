@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,14 +13,10 @@ from deployer.errors import HealthError, HostError, InstallError
 from deployer.host.activate import EnvChange
 from deployer.host.state import History, get_state, rollback_target
 from tests.host.artifacts import corrupt_wheel
+from tests.host.conftest import health
 
 pytestmark = pytest.mark.slow
 SECRET1, SECRET2 = "s3cr3t-token-one", "s3cr3t-token-two"
-
-
-def health(host) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{host.port}/health", timeout=5) as r:
-        return json.loads(r.read())
 
 
 def deploy(host, build, secret=SECRET1, env=True) -> dict:

@@ -10,8 +10,9 @@ import tarfile
 import pytest
 
 from deployer.errors import ArtifactError, PreflightError
+from tests.helpers import free_port
 from tests.host.artifacts import tampered, with_member
-from tests.host.conftest import Host, free_port
+from tests.host.conftest import Host
 
 pytestmark = pytest.mark.slow  # the example build is what is refused
 MIB = 1 << 20

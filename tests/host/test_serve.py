@@ -8,9 +8,7 @@ that deploys real releases of the example service.
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -18,16 +16,12 @@ import pytest
 
 from deployer.host.lock import DeployLock
 from deployer.host.state import History, get_state
+from tests.host.conftest import health
 from tests.host.driver import EngineProcess, done, step
 from tests.host.supervisor import alive, service_pid
 
 pytestmark = pytest.mark.slow
 EXIT_ABORTED = 3
-
-
-def health(host) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{host.port}/health", timeout=5) as r:
-        return json.loads(r.read())
 
 
 def history(host) -> list[dict]:

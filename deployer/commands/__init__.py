@@ -1,0 +1,16 @@
+"""The ``deployer`` sub-commands, one module per family; each registers its own on the group.
+
+The modules import only click and the controller's light modules at load time; whatever
+a command needs beyond that (the pipeline, paramiko, the builder) it imports when it runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from deployer.commands import build, deploy, hosts, init, query
+
+
+def register(group: click.Group) -> None:
+    for module in (build, deploy, query, hosts, init):
+        module.register(group)

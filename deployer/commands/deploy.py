@@ -1,0 +1,132 @@
+"""The deploy side: ``deploy`` and ``rollback``, and the summary line both end with."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from deployer.audit import log_dir_option
+from deployer.commands.build import build_artifact
+from deployer.commands.common import host_option, local_engine, lock_wait_option
+from deployer.config import load_config
+from deployer.context import Context, pass_ctx
+from deployer.errors import UsageError
+
+
+@click.command()
+@click.argument("artifact", required=False, type=click.Path(dir_okay=False, exists=True))
+@click.option("--ref", help="Build this tag or commit in a clean worktree, then deploy it.")
+@host_option
+@click.option("--dry-run", is_flag=True, help="Preflight, stage and smoke-test only: no switch.")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="The .env to install.")
+@click.option("--accept-new", is_flag=True, help="Trust unknown host keys (first contact only).")
+@click.option(
+    "--watch",
+    type=click.FloatRange(0, 3600),
+    metavar="SECONDS",
+    help="Override health.watch: how long the new release is watched after healthy.",
+)
+@lock_wait_option
+@log_dir_option
+@pass_ctx
+def deploy(
+    obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, watch, lock_wait, log_dir
+) -> None:
+    """Ship an artifact (default: build HEAD) to the hosts, switch, health-gate."""
+    from deployer.pipeline import env_text
+
+    if artifact and ref:
+        raise UsageError("give ARTIFACT or --ref, not both")
+    config = obj.config()
+    if watch is not None:
+        config = obj._config = config.model_copy(
+            update={"health": config.health.model_copy(update={"watch": watch})}
+        )
+    env = env_text(config, obj.config_path, env_file)
+    targets = obj.hosts(hosts)
+    with (
+        obj.recorder("dry-run" if dry_run else "deploy", log_dir) as rec,
+        tempfile.TemporaryDirectory(prefix="deployer-ref-") as tmp,
+    ):
+        if ref:
+            artifact = _build_ref(obj, ref, Path(tmp)).path
+        elif artifact is None:
+            artifact = build_artifact(obj, Path("dist")).path
+        pipeline = obj.pipeline(accept_new)
+        summary = pipeline.deploy(Path(artifact), env, targets, dry_run, lock_wait)
+        rec.finish(summary, Path(artifact))
+    _finish(obj, summary)
+
+
+def _build_ref(obj: Context, ref: str, tmp: Path):
+    """Build ``ref`` from a clean worktree of the config's repository."""
+    import subprocess
+
+    repo = obj.config_path.resolve().parent
+    tree = tmp / "worktree"
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), ref],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "not found"
+        raise UsageError(f"--ref {ref}: {why}")
+    try:
+        config_path = tree / obj.config_path.resolve().relative_to(repo)
+        config = load_config(config_path)
+        return build_artifact(obj, repo / "dist", config, config_path)
+    finally:
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], capture_output=True
+        )
+
+
+@click.command()
+@click.option("--to", "to", metavar="ID", help="This release (default: the previous good one).")
+@host_option
+@lock_wait_option
+@log_dir_option
+@pass_ctx
+def rollback(obj: Context, to, hosts, lock_wait, log_dir) -> None:
+    """Point `current` at the previous good release, restart, health-gate."""
+    with obj.recorder("rollback", log_dir) as rec, local_engine() as engine:
+        pipeline, targets = obj.pipeline(), obj.hosts(hosts)
+        summary = pipeline.rollback(to, targets, lock_wait, engine)
+        rec.finish(summary)
+    _finish(obj, summary)
+
+
+def _finish(obj: Context, summary) -> None:
+    """One line for the run, one per host; exit with the summary's code when it failed."""
+    rows = []
+    for h in summary.hosts:
+        times = ""
+        if h.healthy_s is not None:
+            times = f" healthy {h.healthy_s:.2f}s, gate closed {h.gate_s:.2f}s"
+        rows.append(
+            f"  {h.label}: {h.result} {h.release or ''} {h.version or ''}{times}"
+            + (f"\n    {h.detail}" if h.detail else "")
+        )
+    head = f"{summary.action} {'ok' if summary.ok else 'FAILED'} in {summary.seconds:.1f}s"
+    obj.out(
+        {
+            "action": summary.action,
+            "ok": summary.ok,
+            "release": summary.release,
+            "version": summary.version,
+            "seconds": round(summary.seconds, 2),
+            "hosts": [h.__dict__ for h in summary.hosts],
+        },
+        "\n".join([head, *rows]),
+    )
+    if not summary.ok:
+        sys.exit(summary.exit_code)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(deploy)
+    group.add_command(rollback)

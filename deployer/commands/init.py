@@ -1,0 +1,43 @@
+"""``deployer init``: scaffold a service repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import deployer
+from deployer.errors import UsageError
+
+#: this deployer checkout (the parent of the package), whose origin names the default owner
+DEPLOYER_ROOT = Path(deployer.__file__).resolve().parent.parent
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, exists=True))
+@click.option("--owner", help="GitHub owner of the deployer repository (default: its origin's).")
+@click.option(
+    "--ref",
+    "ref",
+    default="main",
+    show_default=True,
+    help="Tag or commit of deployer the workflows use (pin one).",
+)
+@click.option(
+    "--source", default=".", show_default=True, help="The service project (pyproject.toml) inside DIRECTORY."
+)
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+def init(directory, owner, ref, source, force) -> None:
+    """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows."""
+    from deployer.scaffold import detect_owner, init_repo
+
+    owner = owner or detect_owner(DEPLOYER_ROOT)
+    if not owner:
+        raise UsageError("--owner: give the GitHub owner of the deployer repository")
+    root = Path(directory)
+    for path in init_repo(root, owner, ref, force, source):
+        click.echo(f"wrote {path.relative_to(root)}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(init)
