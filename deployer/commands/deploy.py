@@ -61,14 +61,31 @@ def deploy(
     _finish(obj, summary)
 
 
+def resolve_ref(repo: Path, ref: str) -> str:
+    """The commit ``ref`` names, resolved once; a ref is never read as an option."""
+    import subprocess
+
+    if not ref or ref.startswith("-"):
+        raise UsageError(f"--ref {ref!r}: not a tag, branch or commit (it would be read as an option)")
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"--ref {ref}: no such tag, branch or commit in {repo}")
+    return proc.stdout.strip()
+
+
 def _build_ref(obj: Context, ref: str, tmp: Path):
     """Build ``ref`` from a clean worktree of the config's repository."""
     import subprocess
 
     repo = obj.config_path.resolve().parent
     tree = tmp / "worktree"
+    sha = resolve_ref(repo, ref)
     proc = subprocess.run(
-        ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), ref],
+        ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), sha],
         capture_output=True,
         text=True,
     )

@@ -124,3 +124,36 @@ def test_help_everywhere(tmp_path):
     for cmd in ([], ["deploy"], ["rollback"], ["host", "setup"], ["lock", "status"], ["check"]):
         proc = run(tmp_path, GOOD, *cmd, "--help")
         assert proc.returncode == 0 and "Usage:" in proc.stdout
+
+
+def test_a_ref_is_resolved_once_and_never_read_as_an_option(tmp_path):
+    import subprocess
+
+    from deployer.commands.deploy import resolve_ref
+    from deployer.errors import UsageError
+    from tests.conftest import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "f").write_text("1")
+    git(repo, "add", "f")
+    git(repo, "commit", "-qm", "one")
+    tagged = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "v1.2.3")
+    (repo / "f").write_text("2")
+    git(repo, "commit", "-qam", "two")
+    git(repo, "branch", "v1.2.3")  # a branch named like the tag, on another commit
+    assert resolve_ref(repo, "v1.2.3") == tagged  # the tag, not the branch
+    assert resolve_ref(repo, "main") == git(repo, "rev-parse", "HEAD")
+    for hostile in ("--no-checkout", "-b", ""):
+        with pytest.raises(UsageError, match="read as an option"):
+            resolve_ref(repo, hostile)
+    with pytest.raises(UsageError, match="no such tag, branch or commit"):
+        resolve_ref(repo, "nope")
+    assert (
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
+        ).stdout.count("\n")
+        == 1
+    )
