@@ -167,6 +167,8 @@ class Env(Model):
     file: str | None = None
     from_variable: Name | None = None
     required: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
+    #: keys whose values are not secret (HTTP_PORT, LOG_LEVEL): shown in output, not masked
+    public: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = []
 
 
 class Smoke(Model):
@@ -254,6 +256,7 @@ class Config(Model):
             keep_releases=app.keep_releases,
             shared_dirs=tuple(app.shared_dirs),
             env_required=tuple(self.env.required),
+            env_public=tuple(self.env.public),
             audit_retention_days=self.audit.retention_days,
         )
 

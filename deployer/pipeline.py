@@ -172,7 +172,7 @@ class Pipeline:
         started = time.monotonic()
         opened = Artifact(artifact)  # shape, lock and sizes; every hash below, in parallel
         if env is not None:
-            self.reporter.redactor.add_env(env)
+            self.reporter.redactor.add_env(env, self.config.env.public)
         summary = Summary("dry-run" if dry_run else "deploy", opened.release_id, opened.version)
         runs = [HostRun(t, HostResult(t.label)) for t in hosts]
         with (

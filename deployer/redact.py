@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from deployer.host.contract import secret_forms
+from deployer.host.contract import mask, secret_forms
 from deployer.host.envfile import env_values
-from deployer.host.events import redact
 
 # environment variables whose values are secrets whenever they are set
 SECRET_VARIABLES = (
@@ -27,12 +26,13 @@ class Redactor:
         for v in values:
             self.secrets |= secret_forms(v)  # the engine's rule: one admission for both halves
 
-    def add_env(self, text: str) -> None:
-        self.add(env_values(text))
+    def add_env(self, text: str, public: Iterable[str] = ()) -> None:
+        """Every value of a .env but those of ``public`` keys, as systemd would read them."""
+        self.add(env_values(text, public))
 
     def add_from_environ(self, names: Iterable[str], environ=None) -> None:
         env = os.environ if environ is None else environ
         self.add(env[n] for n in names if env.get(n))
 
     def __call__(self, text: str) -> str:
-        return redact(text, self.secrets)  # the same masking the host engine applies
+        return mask(text, self.secrets)  # the same masking the host engine applies

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 from deployer.errors import HealthError, HostError
 from deployer.host import envfile
 from deployer.host.contract import ACTIVATABLE, HostConfig, Outcome, State, Step
-from deployer.host.events import Events, redact
+from deployer.host.events import Events
 from deployer.host.health import HealthCheck
 from deployer.host.layout import Layout
 from deployer.host.service import Service
@@ -100,7 +100,7 @@ class Activation:
         }
         with ev.step(Step.ENV) as r:
             r["detail"] = env.apply(layout, list(self.config.env_required))
-            ev.add_secrets(envfile.env_values(envfile.current_env(layout) or ""))
+            ev.add_secrets(envfile.env_values(envfile.current_env(layout) or "", self.config.env_public))
         envfile.record_env(rel, layout)
         try:
             self.check_abort()  # the last moment a lost controller still means "no switch"
@@ -183,5 +183,5 @@ class Activation:
             return None
         path = self.layout.release_log(rid) / f"journal-{inv[:12]}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, redact("\n".join(lines) + "\n", self.events.secrets), 0o640)
+        write_atomic(path, self.events.mask("\n".join(lines) + "\n"), 0o640)
         return path

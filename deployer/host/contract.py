@@ -18,10 +18,12 @@ library only, Python >= 3.9). Everything that crosses the seam is defined here o
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional, Set, Tuple
+from urllib.parse import quote, quote_plus
 
 from deployer.errors import UsageError
 
@@ -156,21 +158,43 @@ SUDO_VERBS = ("restart", "stop", "reset-failed")
 
 # ---------------------------------------------------------------------- masking
 
-#: values shorter than this would mask unrelated text (``1``, ``yes``)
+#: values shorter than this are masked only as a whole word (``1`` is not masked in ``10``)
 MIN_SECRET = 4
 #: a multi-line secret (a key) is also masked line by line, for lines this long
 MIN_SECRET_LINE = 8
 
 
 def secret_forms(value: str) -> Set[str]:
-    """The forms of ``value`` to mask: itself, as inside a JSON string, and its lines."""
-    if not value or len(value) < MIN_SECRET:
+    """The forms of ``value`` to mask: itself, as inside a JSON string, URL-encoded,
+    base64-encoded (standard and URL-safe, with and without padding), and each of its
+    lines. A value shorter than ``MIN_SECRET`` is itself only (``mask`` takes it as a word).
+    """
+    if not value:
         return set()
-    forms = {value, json.dumps(value)[1:-1]}
+    if len(value) < MIN_SECRET:
+        return {value}
+    raw = value.encode("utf-8")
+    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value, safe="")}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        forms |= {encoded.decode(), encoded.decode().rstrip("=")}
     for line in value.splitlines():
         if len(line.strip()) >= MIN_SECRET_LINE:
             forms.add(line.strip())
     return forms
+
+
+MASK = "***"
+
+
+def mask(text: str, secrets: Set[str]) -> str:
+    """Every secret in ``text`` replaced by ``***``: longest first; short ones (under
+    ``MIN_SECRET``) only where they stand as a word of their own."""
+    for value in sorted(secrets, key=len, reverse=True):
+        if len(value) >= MIN_SECRET:
+            text = text.replace(value, MASK)
+        elif value in text:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", MASK, text)
+    return text
 
 
 # ---------------------------------------------------------------------- host config
@@ -208,7 +232,16 @@ class HostConfig:
     keep_releases: int = 5
     shared_dirs: Tuple[str, ...] = ("sessions", "data")
     env_required: Tuple[str, ...] = ()
+    #: .env keys whose values are not secret (a port, a host name): shown, not masked
+    env_public: Tuple[str, ...] = ()
     audit_retention_days: int = 30
+    #: where the service's .env lives; default ``/etc/deployer/<app>/env``: a root-owned
+    #: folder (no link can be planted there), a file the deploy user may only rewrite
+    env_file: Optional[str] = None
+
+    @property
+    def env_path(self) -> str:
+        return self.env_file or f"{ENV_ROOT}/{self.app}/env"
 
     def to_dict(self) -> Dict[str, Any]:
         """The wire and file form: plain JSON types."""
@@ -254,11 +287,16 @@ class HostConfig:
         if self.user == "root":
             found.append(("user", "root may not deploy or run the service: name a user of its own"))
         found += [("base_path", why) for why in base_path_problems(self.base_path)]
+        if self.env_file is not None and not ABS_PATH.match(self.env_file):
+            found.append(("env_file", f"{self.env_file!r} must be an absolute path of plain names"))
         for d in self.shared_dirs:
             if not SHARED_DIR.match(d) or ".." in d.split("/"):
                 found.append(("shared_dirs", f"{d!r} is not a safe relative path"))
         return found
 
+
+#: root-owned; setup makes ``<app>/env`` in it for the deploy user to write
+ENV_ROOT = "/etc/deployer"
 
 #: names rendered into root-owned files and paths: strict, no whitespace or newline
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")

@@ -28,8 +28,6 @@ from deployer.host.service import Service
 from deployer.host.state import History, get_state, release_manifest, rollback_target, set_state
 from deployer.host.unpack import missing_members, unpack
 
-RELEASE_LINKS = (".env",)
-
 
 class Engine:
     def __init__(
@@ -42,7 +40,7 @@ class Engine:
         run_url: Optional[str] = None,
     ):
         self.config = config
-        self.layout = Layout(config.base_path)
+        self.layout = Layout.of(config)
         self.service = service
         self.events = events or Events()
         self.abort = abort or threading.Event()
@@ -228,7 +226,7 @@ class Engine:
         """The unit's journal now, or the excerpts kept for ``release``; masked."""
         from deployer.host.envfile import current_env, env_values
 
-        self.events.add_secrets(env_values(current_env(self.layout) or ""))
+        self.events.add_secrets(env_values(current_env(self.layout) or "", self.config.env_public))
         if release:
             kept = sorted(self.layout.release_log(release).glob("journal-*.txt"))
             if not kept:
@@ -272,7 +270,8 @@ class Engine:
         return install.venv_python(rel).exists()
 
     def _link_shared(self, release_dir: Path) -> None:
-        """``.env`` and the shared dirs, linked into the release by relative links.
+        """The shared dirs, linked into the release by relative links, and ``.env`` to
+        the .env's own place (outside the base path).
 
         Relative to ``releases/<id>/``, so they stay right when the partial dir is renamed.
         """
@@ -283,8 +282,7 @@ class Engine:
             link = release_dir / d
             link.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(os.path.relpath(target, (any_release / d).parent), link)
-        for name in RELEASE_LINKS:
-            os.symlink(os.path.relpath(self.layout.shared / name, any_release), release_dir / name)
+        os.symlink(str(self.layout.env), release_dir / ".env")
 
 
 def _user() -> str:

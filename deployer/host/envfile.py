@@ -1,7 +1,12 @@
-"""The service's ``.env``: replaced atomically at 0600, backed up, never printed.
+"""The service's ``.env``: written at 0600, backed up, never printed.
 
-Each release records the sha256 of the ``.env`` it ran with (``env.sha256``), so a
-revert or rollback can put that exact file back from the backups.
+It lives where ``Layout.env`` says: by default ``/etc/deployer/<app>/env``, a file the
+deploy user owns in a folder only root can write, so nobody can swap it for a link that
+systemd (reading it as root) would follow. There it is rewritten in place; elsewhere
+(tests, a folder the engine may write) it is replaced atomically. Backups go to
+``secrets/`` under the base path, which the service cannot write. Each release records
+the sha256 of the ``.env`` it ran with (``env.sha256``), so a revert or rollback can put
+that exact file back from the backups.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 from deployer.errors import HostError
 from deployer.host.events import utc_now
@@ -19,26 +24,122 @@ from deployer.host.state import write_atomic
 
 ENV_MODE = 0o600
 ENV_SHA = "env.sha256"
-_KEY_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_WHITESPACE = " \t\n\r"
+_NEWLINE = "\n\r"
+_DOUBLE_QUOTE_ESCAPES = '"\\`$'
+
+
+class EnvFile:
+    """A .env read exactly as systemd reads ``EnvironmentFile=`` (its ``env-file.c``).
+
+    ``KEY=VALUE`` lines; ``#`` or ``;`` start a comment; values may be single-quoted (no
+    escapes), double-quoted (``\\`` escapes ``"\\`$``), or bare (a backslash escapes the
+    next character, trailing whitespace is dropped); quotes may span lines and a
+    backslash before a newline continues the line. ``assignments`` is what the service
+    gets; ``rejected`` the raw text of lines systemd ignores (and echoes to the journal).
+    """
+
+    def __init__(self, text: str):
+        self.assignments: List[Tuple[str, str]] = []
+        self.rejected: List[str] = []
+        for key, value, raw in _scan(text):
+            if _NAME.match(key):
+                self.assignments.append((key, value))
+            else:
+                self.rejected.append(raw)
+
+    def keys(self) -> List[str]:
+        return [k for k, _ in self.assignments]
+
+    def secrets(self, public: Iterable[str] = ()) -> List[str]:
+        """What to mask: every value but those of ``public`` keys, and rejected lines."""
+        shown = set(public)
+        return [v for k, v in self.assignments if k not in shown and v] + [
+            r for r in self.rejected if r.strip()
+        ]
+
+
+def _scan(text: str) -> Iterator[Tuple[str, str, str]]:
+    """(key, value, raw text) per assignment, systemd's state machine."""
+    state, key, value, start = "pre_key", "", "", 0
+    trailing = 0  # whitespace at the end of a bare value, dropped when it ends
+    for i, c in enumerate(text + "\n"):
+        if state == "pre_key":
+            if c in "#;":
+                state = "comment"
+            elif c not in _WHITESPACE:
+                state, key, start = "key", c, i
+        elif state == "key":
+            if c in _NEWLINE:
+                yield key.strip(), "", text[start:i]
+                state = "pre_key"
+            elif c == "=":
+                state, value, trailing = "pre_value", "", 0
+            else:
+                key += c
+        elif state == "pre_value":
+            if c in _NEWLINE:
+                yield key.strip(), value, text[start:i]
+                state = "pre_key"
+            elif c == "'":
+                state = "single"
+            elif c == '"':
+                state = "double"
+            elif c == "\\":
+                state = "value_escape"
+            elif c not in _WHITESPACE:
+                state, value, trailing = "value", value + c, 0
+        elif state == "value":
+            if c in _NEWLINE:
+                yield key.strip(), value[: len(value) - trailing] if trailing else value, text[start:i]
+                state = "pre_key"
+            elif c == "\\":
+                state, trailing = "value_escape", 0
+            else:
+                value += c
+                trailing = trailing + 1 if c in _WHITESPACE else 0
+        elif state == "value_escape":
+            state = "value"
+            if c not in _NEWLINE:
+                value += c
+        elif state == "single":
+            if c == "'":
+                state = "pre_value"
+            else:
+                value += c
+        elif state == "double":
+            if c == '"':
+                state = "pre_value"
+            elif c == "\\":
+                state = "double_escape"
+            else:
+                value += c
+        elif state == "double_escape":
+            state = "double"
+            if c in _DOUBLE_QUOTE_ESCAPES:
+                value += c
+            elif c not in _NEWLINE:
+                value += "\\" + c
+        elif state == "comment":
+            if c == "\\":
+                state = "comment_escape"
+            elif c in _NEWLINE:
+                state = "pre_key"
+        elif state == "comment_escape":
+            state = "comment"
+    if state in ("single", "double", "double_escape"):  # an unclosed quote runs to the end
+        yield key.strip(), value, text[start:]
 
 
 def env_keys(text: str) -> List[str]:
     """The variable names a .env defines (values are never looked at)."""
-    return [m.group(1) for m in map(_KEY_RE.match, text.splitlines()) if m]
+    return EnvFile(text).keys()
 
 
-def env_values(text: str) -> List[str]:
-    """The values of a .env, for masking them in every output."""
-    values = []
-    for line in text.splitlines():
-        m = _KEY_RE.match(line)
-        if m:
-            value = line[m.end() :].strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            if value:
-                values.append(value)
-    return values
+def env_values(text: str, public: Iterable[str] = ()) -> List[str]:
+    """What of a .env to mask in every output: see ``EnvFile.secrets``."""
+    return EnvFile(text).secrets(public)
 
 
 def check_required(text: str, required: List[str]) -> None:
@@ -59,23 +160,48 @@ def current_env(layout: Layout) -> Optional[str]:
 
 
 def backups(layout: Layout) -> List[Path]:
-    if not layout.shared.is_dir():
-        return []
-    return sorted(layout.shared.glob(".env.bak.*"))
+    """Every backup, oldest first (``shared/`` held them in an earlier layout)."""
+    found: List[Path] = []
+    for d in (layout.shared, layout.secrets):
+        if d.is_dir():
+            found += [p for p in d.glob(".env.bak.*") if not p.is_symlink() and p.is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
+def write_env(path: Path, text: str) -> None:
+    """Put ``text`` in the .env at ``path``, 0600, never through a link.
+
+    In a folder the engine may write, replaced atomically; in root's folder (where the
+    deploy user may only rewrite the file setup made), rewritten in place."""
+    if os.access(path.parent, os.W_OK):
+        write_atomic(path, text, ENV_MODE)
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise HostError(
+            f"{path} does not exist: run `deployer host setup` (it makes the .env's place)"
+        ) from None
+    except OSError as e:
+        raise HostError(f"{path}: cannot write the .env: {e.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.truncate(0)
+        f.write(text)
+        f.flush()
+        os.fchmod(f.fileno(), ENV_MODE)
+        os.fsync(f.fileno())
 
 
 def install_env(layout: Layout, text: str) -> str:
-    """Back up shared/.env (if any and different), then replace it atomically, 0600.
+    """Back up the .env (if any and different), then write the new one, 0600.
 
     Returns what happened, for the step's event (never the contents).
     """
-    layout.shared.mkdir(parents=True, exist_ok=True)
     old = current_env(layout)
     if old == text:
-        os.chmod(layout.env, ENV_MODE)
         return "unchanged"
     backup = backup_env(layout, old) if old is not None else None
-    write_atomic(layout.env, text, ENV_MODE)
+    write_env(layout.env, text)
     return f"replaced (0600), backup {backup.name}" if backup else "written (0600)"
 
 
@@ -86,7 +212,8 @@ def backup_env(layout: Layout, text: str) -> Path:
         if sha256_text(b.read_text(encoding="utf-8")) == digest:
             return b
     stamp = utc_now().replace(":", "").replace("-", "").replace(".", "")
-    path = layout.shared / f".env.bak.{stamp}"
+    layout.secrets.mkdir(mode=0o700, exist_ok=True)
+    path = layout.secrets / f".env.bak.{stamp}"
     write_atomic(path, text, ENV_MODE)
     return path
 

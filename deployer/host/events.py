@@ -8,23 +8,13 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import IO, Any, Iterator, Optional, Set
+from typing import IO, Any, Iterator, Optional
 
-from deployer.host.contract import Status, secret_forms
+from deployer.host.contract import Status, mask, secret_forms
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
-
-
-MASK = "***"
-
-
-def redact(text: str, secrets: Set[str]) -> str:
-    """Replace every secret value (longest first) in ``text``."""
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
 
 
 class Events:
@@ -45,7 +35,7 @@ class Events:
             self.secrets |= secret_forms(v)
 
     def mask(self, text: str) -> str:
-        return redact(text, self.secrets) if self.secrets else text
+        return mask(text, self.secrets) if self.secrets else text
 
     def emit(
         self, step: str, status: str, detail: Any = "", duration: Optional[float] = None, **extra: Any

@@ -3,9 +3,11 @@
 current -> releases/<id>          the one thing the unit runs
 releases/<id>/                    manifest.json venv/ .state env.sha256 + shared links
 releases/.<id>.partial/           being unpacked; never seen by `current`
-shared/.env  shared/.env.bak.*    0600
+secrets/.env.bak.*                0600 .env backups (a folder the service cannot write)
+shared/.env.bak.*                 backups of an earlier layout (read for restores only)
+cache/members/<sha256>/<name>     every artifact member, by content
+(the .env itself: HostConfig.env_path, outside the base path, in a folder of root's)
 shared/<dir>/                     state that survives deploys and pruning
-cache/members/<sha256>/<name>      every artifact member, by content
 cache/wheelhouse/<name>           hardlinks: one stable find-links dir (uv's cache keys on it)
 cache/uv/  cache/tools/  cache/pex/
 log/deploys.jsonl  log/<id>/      activation history + audit; journal excerpts, installer logs
@@ -18,12 +20,20 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from deployer.host.contract import RELEASE_ID, check_release_id
+from deployer.host.contract import RELEASE_ID, HostConfig, check_release_id
 
 
 class Layout:
-    def __init__(self, base: str | Path):
+    """The paths of one app: under ``base``, and its ``.env`` (``env``) wherever the host
+    config puts it (``HostConfig.env_path``: outside the base path, root's folder)."""
+
+    def __init__(self, base: str | Path, env: str | Path | None = None):
         self.base = Path(base)
+        self._env = Path(env) if env is not None else self.base / "secrets" / ".env"
+
+    @classmethod
+    def of(cls, config: HostConfig) -> Layout:
+        return cls(config.base_path, config.env_path)
 
     @property
     def current(self) -> Path:
@@ -45,7 +55,13 @@ class Layout:
 
     @property
     def env(self) -> Path:
-        return self.shared / ".env"
+        """The .env systemd hands the service (``EnvironmentFile=``)."""
+        return self._env
+
+    @property
+    def secrets(self) -> Path:
+        """The deploy user's own folder for .env backups: not among the service's writable paths."""
+        return self.base / "secrets"
 
     @property
     def cache(self) -> Path:

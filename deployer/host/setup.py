@@ -13,6 +13,7 @@ import grp
 import os
 import pwd
 import re
+import stat
 from pathlib import Path
 from string import Template
 from typing import Dict, List, Optional
@@ -119,11 +120,21 @@ def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
         "base": config.base_path,
         "module": config.module,
         "launcher": str(launcher_path(config.app)),
+        "env_file": config.env_path,
     }
     try:
-        return {k: Template(t).substitute(values) for k, t in templates.items()}
+        rendered = {k: Template(t).substitute(values) for k, t in templates.items()}
     except (KeyError, ValueError) as e:
         raise HostError(f"template has an unknown or malformed placeholder: {e}") from None
+    for line in rendered.get("unit", "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "EnvironmentFile" and value.strip().lstrip("-") != config.env_path:
+            raise HostError(
+                f"{TEMPLATES['unit']}: EnvironmentFile={value.strip()} is not ${{env_file}} "
+                f"({config.env_path}): systemd reads it as root, so it must be the .env setup keeps "
+                "in root's folder; update the template"
+            )
+    return rendered
 
 
 def installed_paths(config: HostConfig) -> Dict[str, Path]:
@@ -176,6 +187,7 @@ class Setup:
         self._step("user", self._user)
         pw = pwd.getpwnam(user)
         self._step("layout", lambda: self._layout(pw.pw_uid, pw.pw_gid))
+        self._step("env", lambda: self._env(pw.pw_uid, pw.pw_gid))
         self._step("sudoers", self._sudoers)
         self._step(
             "launcher",
@@ -267,9 +279,10 @@ class Setup:
         """The base path and its folders, the deploy user's: made and handed over as root
         through descriptors (a folder the deploy user swapped for a link is refused)."""
         layout = Layout(self.config.base_path)
-        rel = ["releases", "shared", "cache", "log", "incoming"] + [
+        rel = ["releases", "shared", "secrets", "cache", "log", "incoming"] + [
             f"shared/{d}" for d in self.config.shared_dirs
         ]
+        modes = {"shared": 0o750, "secrets": 0o700}
         base_fd, base_made = safefs.open_root_owned_path(layout.base, create=0o750)
         created, chowned = ([layout.base] if base_made else []), []
         try:
@@ -279,7 +292,7 @@ class Setup:
                 fd, made = safefs.ensure_tree(base_fd, layout.base, r, 0o750)
                 try:
                     created += made
-                    if safefs.give(fd, uid, gid, 0o750 if r == "shared" else None):
+                    if safefs.give(fd, uid, gid, modes.get(r)):
                         chowned.append(layout.base / r)
                 finally:
                     os.close(fd)
@@ -293,6 +306,56 @@ class Setup:
                 if layout.base in created
                 else f"created {', '.join(str(d) for d in created)}"
             )
+
+    def _env(self, uid: int, gid: int) -> None:
+        """The .env's place: ``/etc/deployer/<app>/`` root's (0755), ``env`` in it the
+        deploy user's (0600). It may rewrite the file, never replace it with a link."""
+        path = Path(self.config.env_path)
+        dir_fd, made = safefs.open_root_owned_path(path.parent, create=0o755)
+        try:
+            if safefs.give(dir_fd, 0, 0, 0o755) or made:
+                self.changed.append(f"made {path.parent} (root's)")
+            legacy = Layout(self.config.base_path).shared / ".env"
+            try:
+                fd = os.open(path.name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                created = False
+            except FileNotFoundError:
+                fd = os.open(
+                    path.name,
+                    os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=dir_fd,
+                )
+                created = True
+            with os.fdopen(fd, "r+", encoding="utf-8") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise HostError(f"{path} is not a regular file; remove it and run setup again")
+                safefs.give(f.fileno(), uid, gid, 0o600)
+                if created:
+                    self.changed.append(f"made {path} ({self.config.user}'s, 0600)")
+                    old = self._legacy_env(legacy, uid)
+                    if old is not None:
+                        f.write(old)
+                        self.changed.append(f"moved the .env from {legacy} (the service could write there)")
+        finally:
+            os.close(dir_fd)
+
+    def _legacy_env(self, legacy: Path, uid: int) -> Optional[str]:
+        """The .env an earlier layout kept in shared/, read without following links."""
+        try:
+            shared_fd, _ = safefs.open_root_owned_path(legacy.parent.parent)
+        except (HostError, FileNotFoundError):
+            return None
+        try:
+            fd, _ = safefs.open_dir_at(shared_fd, legacy.parent.name, legacy.parent)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(shared_fd)
+        try:
+            return safefs.read_private(fd, legacy.name, legacy, uid)
+        finally:
+            os.close(fd)
 
     def _sudoers(self) -> None:
         path = sudoers_path(self.config.app)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import BASE, SECRET_VALUES, Deployer, sh
 
+ENV = "/etc/deployer/tg_video_streamer/env"  # where host setup keeps the .env
+
 
 def health(guest) -> dict:
     return json.loads(sh(guest, "curl", "-s", "--max-time", "5", "http://127.0.0.1:8080/health"))
@@ -56,7 +58,7 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     last = audit(guest)[-1]
     assert last["result"] == "success" and last["to"] == id1 and last["healthy_s"] > 0
     assert last["gate_s"] >= 2 and last["actor"]
-    env_mode = sh(guest, "stat", "-c", "%a %U", f"{BASE}/shared/.env")
+    env_mode = sh(guest, "stat", "-c", "%a %U", ENV)
     assert env_mode == "600 tgstream"
 
     # a changed version, with a new .env: backed up 0600 beside it
@@ -66,7 +68,7 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     deployer_cli("deploy", str(v2.path))
     assert unit_starts(guest) == starts + 1, "a deploy restarts the service exactly once"
     assert current(guest) == id2 and health(guest)["version"] == v2.manifest["version"]
-    backups = sh(guest, "sh", "-c", f"stat -c '%a %n' {BASE}/shared/.env.bak.*").splitlines()
+    backups = sh(guest, "sh", "-c", f"stat -c '%a %n' {BASE}/secrets/.env.bak.*").splitlines()
     assert backups and all(b.startswith("600 ") for b in backups)
     assert sh(guest, "cat", f"{BASE}/current/sessions/bot.session") == "state"
     listing = deployer_cli("releases").stdout
@@ -77,7 +79,7 @@ def test_deploy_redeploy_rollback_hotfix_and_dry_run(deployer_cli: Deployer, var
     deployer_cli("rollback")
     assert ssh_logins(guest) == logins + 1 and unit_starts(guest) == starts + 1
     assert current(guest) == id1 and health(guest)["version"] == v1.manifest["version"]
-    assert SECRET_VALUES[0] in sh(guest, "cat", f"{BASE}/shared/.env")
+    assert SECRET_VALUES[0] in sh(guest, "cat", ENV)
 
     # hotfix: deploy a chosen earlier artifact, then roll back: the release live before it
     deployer_cli("deploy", str(v2.path))

@@ -206,3 +206,50 @@ def _member(artifact: Path, name: str) -> bytes:
         f = t.extractfile(name)
         assert f is not None
         return f.read()
+
+
+def test_the_env_parser_reads_a_tricky_file_exactly_as_systemd_does(guest):
+    """The masking rules parse the .env; they are only right if systemd agrees."""
+    from deployer.host.envfile import EnvFile
+    from tests.unit.test_masking import TRICKY
+
+    guest.push("/root/tricky.env", TRICKY.encode(), 0o600)
+    proc = guest.exec(
+        [
+            "systemd-run",
+            "--wait",
+            "--pipe",
+            "--quiet",
+            "-p",
+            "EnvironmentFile=/root/tricky.env",
+            "/usr/bin/env",
+            "-0",
+        ]
+    )
+    seen = dict(item.split("=", 1) for item in proc.stdout.split("\0") if "=" in item)
+    ours = EnvFile(TRICKY)
+    assert {k: seen.get(k) for k, _ in ours.assignments} == dict(ours.assignments)
+    assert not {"EXPORTED", "export EXPORTED", "9BAD"} & set(seen)
+
+
+def test_the_env_lives_where_no_link_can_be_planted_and_the_service_cannot_write(guest):
+    env = "/etc/deployer/tg_video_streamer/env"
+    assert stat(guest, "/etc/deployer/tg_video_streamer") == "root:root 755 directory"
+    assert stat(guest, env) == "tgstream:tgstream 600 regular empty file" or stat(guest, env).startswith(
+        "tgstream:tgstream 600 regular"
+    )
+    unit = guest.exec(["cat", "/etc/systemd/system/tg_video_streamer.service"]).stdout
+    assert f"EnvironmentFile=-{env}" in unit and "shared/.env" not in unit
+    # the deploy user may rewrite the file, never swap it for a link to a root-only file
+    proc = subprocess.run(
+        guest.ssh_argv("sh", "-c", shlex.quote(f"ln -sf /etc/shadow {env}")), capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "Permission denied" in proc.stderr
+    assert stat(guest, env).startswith("tgstream:tgstream 600 regular")
+
+
+def test_the_unit_is_in_systemd_analyze_security_ok_band(guest):
+    out = guest.exec(["systemd-analyze", "security", "--no-pager", "tg_video_streamer.service"]).stdout
+    level = out.strip().splitlines()[-1]  # "→ Overall exposure level for …: 1.1 OK :-)"
+    exposure = float(level.split(":")[1].split()[0])
+    assert exposure < 5.0 and (" OK " in level or " SAFE " in level), level

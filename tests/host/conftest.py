@@ -27,7 +27,12 @@ class Host:
         self.base = base
         self.port = port
         self.config = json.loads(json.dumps(manifest_config))
-        self.config.update(base_path=str(base), interpreter=target_python(), keep_releases=3)
+        # the .env's own folder, as `host setup` makes /etc/deployer/<app>/ on a host
+        self.env_path = base.parent / "etc-deployer" / "env"
+        self.env_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config.update(
+            base_path=str(base), interpreter=target_python(), keep_releases=3, env_file=str(self.env_path)
+        )
         self.config["health"].update(http_url=f"http://127.0.0.1:{port}/health", watch=1.0, timeout=20)
         self.service = ProcessService(base, self.config["module"])
         self.lines: list[str] = []

@@ -40,14 +40,14 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     rel1 = base / "releases" / id1
     assert get_state(rel1) == "good" and (rel1 / "venv" / "bin" / "python").exists()
     assert health(host) == {"status": "ok", "version": v1.manifest["version"]}
-    # wheels live once, content-addressed; shared dirs and .env are links into shared/
+    # wheels live once, content-addressed; shared dirs link into shared/, .env to its own place
     wheel = next(n for n in v1.manifest["files"] if "ntgcalls" in n)
     sha = v1.manifest["files"][wheel]["sha256"]
     assert (base / "cache" / "members" / sha / Path(wheel).name).is_file()
     assert not list((base / "releases").glob(f"{id1}/wheels"))
     assert os.path.realpath(rel1 / "sessions") == str(base / "shared" / "sessions")
-    assert os.path.realpath(rel1 / ".env") == str(base / "shared" / ".env")
-    assert stat.S_IMODE((base / "shared" / ".env").stat().st_mode) == 0o600
+    assert os.path.realpath(rel1 / ".env") == str(host.env_path)
+    assert stat.S_IMODE(host.env_path.stat().st_mode) == 0o600
     (base / "shared" / "sessions" / "bot.session").write_text("session state")
 
     # a code-only change, with a new .env: the old one is backed up, 0600
@@ -70,10 +70,10 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     assert f"releases/{id1}/venv/bin/python" in (rel1 / "venv" / "bin" / "idna").read_text()
     assert r2["from"] == id1 and r2["to"] == id2 and r2["result"] == "success"
     assert health(host)["version"] == v2.manifest["version"]
-    backups = list((base / "shared").glob(".env.bak.*"))
+    backups = list((base / "secrets").glob(".env.bak.*"))
     assert len(backups) == 1 and SECRET1 in backups[0].read_text()
     assert stat.S_IMODE(backups[0].stat().st_mode) == 0o600
-    assert SECRET2 in (base / "shared" / ".env").read_text()
+    assert SECRET2 in host.env_path.read_text()
     assert (base / "releases" / id2 / "sessions" / "bot.session").read_text() == "session state"
 
     # hotfix: deploy the OLDER artifact again; the host re-checks it instead of rebuilding
@@ -89,7 +89,7 @@ def test_deploy_redeploy_hotfix_and_rollback_by_activation_history(host, variant
     engine.release_lock()
     assert result["action"] == "rollback" and result["to"] == id2
     assert health(host)["version"] == v2.manifest["version"]
-    assert SECRET2 in (base / "shared" / ".env").read_text(), "rollback restores that release's .env"
+    assert SECRET2 in host.env_path.read_text(), "rollback restores that release's .env"
     rows = {r["id"]: r for r in engine.releases()}
     assert rows[id2]["current"] and rows[id1]["state"] == "good" and rows[id2]["activated_at"]
 
@@ -109,7 +109,7 @@ def test_crash_at_start_switches_back_and_marks_bad(host, variant_builds):
     assert os.readlink(base / "current") == f"releases/{v1.manifest['release_id']}"
     assert get_state(base / "releases" / crash_id) == "bad"
     assert health(host)["version"] == v1.manifest["version"]
-    assert SECRET1 in (base / "shared" / ".env").read_text(), ".env restored on revert"
+    assert SECRET1 in host.env_path.read_text(), ".env restored on revert"
     excerpt = "".join(p.read_text() for p in (base / "log" / crash_id).glob("journal-*.txt"))
     assert "crash at start" in excerpt and SECRET2 not in excerpt
     last = list(History(host.engine().layout).records())[-1]

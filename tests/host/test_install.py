@@ -62,8 +62,8 @@ def test_offline_install_in_a_network_namespace(host, example_build, tmp_path):
         assert get_state(base / "releases" / rid) == "good"
         last = list(History(host.engine().layout).records())[-1]
         assert (last["action"], last["to"], last["result"]) == ("install", rid, "success")
-        assert (base / "shared" / ".env").read_text() == host.env_text()
-        assert stat.S_IMODE((base / "shared" / ".env").stat().st_mode) == 0o600
+        assert host.env_path.read_text() == host.env_text()
+        assert stat.S_IMODE(host.env_path.stat().st_mode) == 0o600
         assert (base / "deploy.json").is_file(), "the config is kept for later runs"
         assert not (base / ".lock.holder").exists()
         # the service the supervisor started inside the namespace outlives the engine
@@ -100,7 +100,7 @@ def test_dry_run_stages_and_smokes_then_stops_and_prune_removes_it(host, example
     assert_event_lines(events)
     assert ok_steps(events) == STAGE_STEPS + ["dry-run"]
     assert not (base / "current").exists() and not os.path.lexists(base / "current")
-    assert not (base / "shared" / ".env").exists(), "a dry run writes no .env"
+    assert not host.env_path.exists(), "a dry run writes no .env"
     assert get_state(base / "releases" / rid) == "staged"
     # the dependencies' .pyc came from the artifact: even a module the smoke test never
     # imports has one, and the host compiled nothing

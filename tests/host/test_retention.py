@@ -98,6 +98,7 @@ def test_prune_removes_releases_wheels_env_backups_logs_and_partials(tmp_path):
         history.append({"action": "deploy", "to": rid, "result": result})
     os.symlink(f"releases/{D}", layout.current)
     layout.shared.mkdir(parents=True, exist_ok=True)
+    layout.env.parent.mkdir(parents=True, exist_ok=True)
     layout.env.write_text(envs[D])
     for i, text in enumerate(["OLD=1\n", envs[A], envs[B], envs[C]]):
         (layout.shared / f".env.bak.2026110{i}T000000Z").write_text(text)
@@ -184,7 +185,7 @@ def test_keep_one_still_keeps_current_and_the_rollback_target(host, variant_buil
     finally:
         engine.release_lock()
     assert result["to"] == id2 and result["result"] == "success"
-    assert "s3cr3t-two" in (host.base / "shared" / ".env").read_text()
+    assert "s3cr3t-two" in host.env_path.read_text()
 
 
 @pytest.mark.slow
