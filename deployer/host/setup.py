@@ -1,7 +1,7 @@
 """``setup``: make a host ready for deploys, once, as root. Idempotent.
 
-Creates the deploy user and the base layout, adds the user to ``systemd-journal``
-(journal access without sudo), writes the sudoers drop-in (built from ``SUDO_VERBS``,
+Creates the deploy user and the base layout, gives it its own journal only (see
+``_journal_access``), writes the sudoers drop-in (built from ``SUDO_VERBS``,
 one exact command line per verb, checked with ``visudo -c`` before it is put in place),
 installs the root-owned launcher and unit rendered from the templates in
 ``packaging/``, reloads systemd and enables the unit. Reports what it changed.
@@ -54,6 +54,7 @@ def load_templates(directory: Path) -> Dict[str, str]:
     return texts
 
 
+PERSISTENT_JOURNAL = "/var/log/journal"
 #: a line every unit deployer writes carries (the packaged template's first comment)
 UNIT_MARKERS = ("installed root-owned by `deployer host setup`",)
 
@@ -245,15 +246,31 @@ class Setup:
             _run(["useradd", "--create-home", "--shell", "/bin/bash", "--user-group", user])
             _run(["usermod", "-p", "*", user])  # no password, but not locked: key login works
             self.changed.append(f"created user {user}")
+        self._journal_access(user)
+        if self.authorized_key:
+            self._authorize(pwd.getpwnam(user))
+
+    def _journal_access(self, user: str) -> None:
+        """The deploy user reads the journal of what runs as it, not the whole system's.
+
+        journald keeps a regular user's lines (the service's output included) in a file of
+        that user's when the journal is persistent (/var/log/journal): then membership of
+        ``systemd-journal``, which reads every unit's lines, is not needed and is taken
+        away. A volatile journal has one file for all, so there the group is the only way.
+        """
         try:
             members = grp.getgrnam("systemd-journal").gr_mem
         except KeyError:
-            members = None
-        if members is not None and user not in members:
+            return
+        if Path(PERSISTENT_JOURNAL).is_dir():
+            if user in members:
+                _run(["gpasswd", "-d", user, "systemd-journal"])
+                self.changed.append(f"took {user} out of systemd-journal (it reads its own journal)")
+        elif user not in members:
             _run(["usermod", "-aG", "systemd-journal", user])
-            self.changed.append(f"added {user} to systemd-journal")
-        if self.authorized_key:
-            self._authorize(pwd.getpwnam(user))
+            self.changed.append(
+                f"added {user} to systemd-journal (the journal is volatile: one file for all)"
+            )
 
     def _authorize(self, pw) -> None:
         """Add the deploy key to ~/.ssh/authorized_keys with ``restrict``, as root inside

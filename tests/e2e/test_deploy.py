@@ -147,9 +147,11 @@ def test_check_reports_rights_and_refuses_unpinned_hosts(
     assert (
         as_deploy_user("sh", "-c", "echo x >> /etc/systemd/system/tg_video_streamer.service").returncode != 0
     )
-    assert as_deploy_user("journalctl", "-u", "tg_video_streamer", "-n", "1", "--no-pager").returncode == 0, (
-        "the journal is readable through systemd-journal"
-    )
+    own = as_deploy_user("journalctl", "-u", "tg_video_streamer", "-n", "5", "--no-pager", "-q")
+    assert own.returncode == 0, "its own service's journal is readable"
+    others = as_deploy_user("journalctl", "-u", "ssh", "--no-pager", "-q")
+    assert "Accepted publickey" not in others.stdout, "not the system's (no systemd-journal membership)"
+    assert "systemd-journal" not in as_deploy_user("id", "-Gn").stdout
 
 
 def test_unit_drift_warns_on_deploy_and_fails_check(
