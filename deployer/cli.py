@@ -41,9 +41,21 @@ def cli(ctx: click.Context, config_path: str, mode: str | None) -> None:
 register(cli)
 
 
+#: the group's output flags, accepted anywhere on the line (``deployer releases --json``)
+OUTPUT_FLAGS = ("--json", "--plain")
+
+
+def hoist_output_flags(argv: list[str]) -> list[str]:
+    """``argv`` with the output flags moved before the subcommand, where click reads them
+    (pure; nothing after a ``--`` is touched)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in OUTPUT_FLAGS]
+    return flags + [a for a in argv[:end] if a not in OUTPUT_FLAGS] + argv[end:]
+
+
 def main() -> None:
     try:
-        rc = cli.main(standalone_mode=False)
+        rc = cli.main(args=hoist_output_flags(sys.argv[1:]), standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
         if Context.active is not None and Context.active.exit_code:

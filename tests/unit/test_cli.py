@@ -157,3 +157,27 @@ def test_a_ref_is_resolved_once_and_never_read_as_an_option(tmp_path):
         ).stdout.count("\n")
         == 1
     )
+
+
+def test_output_flags_are_accepted_after_the_subcommand(tmp_path):
+    import json
+
+    from deployer.cli import hoist_output_flags
+
+    assert hoist_output_flags(["releases", "--json"]) == ["--json", "releases"]
+    assert hoist_output_flags(["deploy", "x.tar", "--plain", "--", "--json"]) == [
+        "--plain",
+        "deploy",
+        "x.tar",
+        "--",
+        "--json",
+    ]
+    (tmp_path / "deploy.toml").write_text('[app]\nname = "svc"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "-c", str(tmp_path / "deploy.toml"), "releases", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DEPLOYER_HOSTS": "127.0.0.1:9"},
+    )
+    assert "No such option" not in proc.stderr
+    assert "127.0.0.1" in json.loads(proc.stdout)
