@@ -13,6 +13,8 @@ from pathlib import Path
 from deployer.errors import BuildError
 
 _VERSION_LINE = re.compile(r'^(\s*version\s*=\s*)(["\'])([^"\']*)\2', re.MULTILINE)
+_DYNAMIC = re.compile(r"^\s*dynamic\s*=\s*\[(.*?)\]\s*\n?", re.MULTILINE | re.DOTALL)
+_NEXT_TABLE = re.compile(r"^\s*\[", re.MULTILINE)
 _TAG_VERSION = re.compile(r"^v?(\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?)$")
 
 
@@ -56,11 +58,23 @@ def read_commit(source: Path) -> Commit:
 
 
 def base_version(pyproject: dict, where: Path) -> str:
+    """The version a build stamps from: ``[project] version``, or, for a version the build
+    backend makes (``dynamic = ["version"]``: hatch's version path, setuptools-scm,
+    hatch-vcs), the newest version tag reachable from HEAD (``0.0.0`` before the first)."""
     project = pyproject.get("project", {})
     version = project.get("version")
-    if not version:
-        raise BuildError(f'{where}: [project] needs a static version = "X.Y.Z" line')
-    return str(version)
+    if version:
+        return str(version)
+    if "version" not in project.get("dynamic", []):
+        raise BuildError(
+            f'{where}: [project] has no version: give version = "X.Y.Z" or dynamic = ["version"]'
+        )
+    try:
+        tag = _git(where, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*")
+    except BuildError:
+        return "0.0.0"
+    tagged = _TAG_VERSION.match(tag)
+    return tagged.group(1) if tagged else "0.0.0"
 
 
 def release_version(base: str, commit: Commit, tree_hash: str) -> str:
@@ -100,14 +114,33 @@ def stage_source(source: Path, files: list[str], dest: Path, version: str) -> Pa
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / f, target)
     pyproject = dest / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8")
-    project_at = text.find("[project]")
-    head, tail = text[:project_at], text[project_at:]
-    tail, n = _VERSION_LINE.subn(lambda m: f"{m.group(1)}{m.group(2)}{version}{m.group(2)}", tail, 1)
-    if project_at < 0 or n != 1:
-        raise BuildError(f"{source / 'pyproject.toml'}: no version line in [project] to set")
-    pyproject.write_text(head + tail, encoding="utf-8")
+    pyproject.write_text(
+        set_version(pyproject.read_text(encoding="utf-8"), version, source), encoding="utf-8"
+    )
     return dest
+
+
+def set_version(text: str, version: str, source: Path) -> str:
+    """pyproject.toml text with ``[project] version`` set to ``version`` (pure).
+
+    A static version line is rewritten; a dynamic one is made static (``version`` taken
+    out of ``dynamic``), so the backend builds exactly the version deployer stamped."""
+    project_at = text.find("[project]")
+    if project_at < 0:
+        raise BuildError(f"{source / 'pyproject.toml'}: no [project] table")
+    head, tail = text[:project_at], text[project_at:]
+    end = _NEXT_TABLE.search(tail, len("[project]"))
+    table, rest = (tail[: end.start()], tail[end.start() :]) if end else (tail, "")
+    table, n = _VERSION_LINE.subn(lambda m: f"{m.group(1)}{m.group(2)}{version}{m.group(2)}", table, 1)
+    if n == 0:
+        dynamic = _DYNAMIC.search(table)
+        if dynamic is None or not re.search(r"[\"']version[\"']", dynamic.group(1)):
+            raise BuildError(f"{source / 'pyproject.toml'}: no version line in [project] to set")
+        items = [i for i in re.findall(r"[\"']([^\"']+)[\"']", dynamic.group(1)) if i != "version"]
+        kept = f"dynamic = [{', '.join(repr(i).replace(chr(39), chr(34)) for i in items)}]\n" if items else ""
+        table = table[: dynamic.start()] + kept + table[dynamic.end() :]
+        table = table.replace("[project]", f'[project]\nversion = "{version}"', 1)
+    return head + table + rest
 
 
 def load_pyproject(source: Path) -> dict:
