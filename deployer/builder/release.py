@@ -88,7 +88,45 @@ def build_release(
     step = on_step or (lambda name, detail: None)
     started = time.monotonic()
     src = resolve(config_path, config.app.source)
-    target = config.target
+    commit, pyproject, files, version = _read_source(config, src, step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
+        work = Path(tmp)
+        staged = source.stage_source(src, files, work / "src", version)
+        app_wheel = source.build_app_wheel(staged, work / "app", commit.epoch)
+        step("app wheel", app_wheel.name)
+
+        requirements = requirements_of(config, Path(config_path), src, pyproject)
+        wheels_dir = work / "wheels"
+        deps = _fetch_wheels(config, requirements, app_wheel, wheels_dir, work, commit.epoch, step)
+        build_glibc = _build_glibc()
+        _check_glibc(deps, config.target, build_glibc)
+        step("wheels", f"{len(deps) + 1} wheels, no sdists")
+        members = _members(config, Path(config_path), wheels_dir, work, commit.epoch, step)
+
+        rid = manifest.release_id(commit.epoch, members.lock_text, members.wheel_hashes)
+        doc = manifest.build_manifest(
+            config=config,
+            version=version,
+            rid=rid,
+            commit=commit,
+            files=members.files,
+            app_wheel=f"wheels/{app_wheel.name}",
+            uv_wheel=members.uv_wheel,
+            pex=members.pex,
+            build_glibc=build_glibc,
+            bytecode=members.bytecode,
+        )
+        doc["config"] = config.host_config().to_dict()
+        dest = out_dir / f"{config.app.name}-{rid}.tar"
+        archive.write_release_tar(dest, doc, members.paths, commit.epoch)
+    digest = manifest.sha256_file(dest)
+    step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
+    return BuildResult(dest, doc, digest, time.monotonic() - started)
+
+
+def _read_source(config: Config, src: Path, step: Step) -> tuple[source.Commit, dict, list[str], str]:
+    """The service's commit, pyproject, files and the release version they make."""
     commit = source.read_commit(src)
     pyproject = source.load_pyproject(src)
     files = source.source_files(src)
@@ -99,82 +137,94 @@ def build_release(
         "source",
         f"{config.app.name} {version} at {commit.short}" + (" (uncommitted changes)" if commit.dirty else ""),
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
-        work = Path(tmp)
-        staged = source.stage_source(src, files, work / "src", version)
-        app_wheel = source.build_app_wheel(staged, work / "app", commit.epoch)
-        step("app wheel", app_wheel.name)
+    return commit, pyproject, files, version
 
-        pins = wheelhouse.resolve_lock(
-            requirements_of(config, Path(config_path), src, pyproject), target, work, commit.epoch
-        )
-        app_name = wheelhouse.normalize(config.app.name)
-        if any(p.name == app_name for p in pins):
-            raise BuildError(f"the service {config.app.name} is also listed as its own dependency")
-        step(
-            "lock",
-            f"{len(pins)} dependencies for Python {target.python_version} "
-            f"{target.platform} glibc {target.glibc}",
-        )
-        wheels_dir = work / "wheels"
-        deps = wheelhouse.fetch_wheels(
-            pins, target, wheels_dir, cache_dir() / "built-wheels", config.artifact.build_python
-        )
-        shutil.copyfile(app_wheel, wheels_dir / app_wheel.name)
-        build_glibc = _build_glibc()
-        _check_glibc(deps, target, build_glibc)
-        step("wheels", f"{len(deps) + 1} wheels, no sdists")
 
-        members: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels_dir.glob("*.whl"))}
-        facts = {n: manifest.file_facts(p) for n, p in members.items()}
-        wheel_hashes = {Path(n).name: f["sha256"] for n, f in facts.items()}
-        lock_text = manifest.hash_lock(wheel_hashes)
-        (work / LOCK).write_text(lock_text, encoding="utf-8")
-        members[LOCK] = work / LOCK
-        members[ENGINE] = build_engine(work / ENGINE)
-        for name, path in packaging_templates(config, Path(config_path)).items():
-            members[f"packaging/{name}"] = path
-        layers, python = _bytecode_layers(config, sorted(wheels_dir.glob("*.whl")), work / "bytecode", step)
-        for layer in layers.values():
-            members[f"bytecode/{layer.name}"] = layer
-        uv_name = None
-        if config.artifact.ship_uv:
-            uv = wheelhouse.fetch_uv_wheel(target, work / "tools")
-            uv_name = f"tools/{uv.name}"
-            members[uv_name] = uv
-        pex_name = None
-        if config.artifact.format == "pex":
-            from deployer.builder.pex import build_pex
+def _fetch_wheels(
+    config: Config,
+    requirements: list[str],
+    app_wheel: Path,
+    wheels_dir: Path,
+    work: Path,
+    epoch: int,
+    step: Step,
+) -> list[Path]:
+    """Resolve the lock, fetch its wheels into ``wheels_dir`` and copy the app wheel there.
 
-            members["app.pex"] = build_pex(
-                work, wheels_dir, work / LOCK, target, commit.epoch, config.artifact.build_python
-            )
-            pex_name = "app.pex"
-            step("pex", f"app.pex {members['app.pex'].stat().st_size // 1024} KiB")
+    Returns the dependencies' wheels (for the caller's glibc check).
+    """
+    target = config.target
+    pins = wheelhouse.resolve_lock(requirements, target, work, epoch)
+    app_name = wheelhouse.normalize(config.app.name)
+    if any(p.name == app_name for p in pins):
+        raise BuildError(f"the service {config.app.name} is also listed as its own dependency")
+    step(
+        "lock",
+        f"{len(pins)} dependencies for Python {target.python_version} {target.platform} glibc {target.glibc}",
+    )
+    deps = wheelhouse.fetch_wheels(
+        pins, target, wheels_dir, cache_dir() / "built-wheels", config.artifact.build_python
+    )
+    shutil.copyfile(app_wheel, wheels_dir / app_wheel.name)
+    return deps
 
-        rid = manifest.release_id(commit.epoch, lock_text, wheel_hashes)
-        file_facts = {n: facts.get(n) or manifest.file_facts(p) for n, p in members.items()}
-        doc = manifest.build_manifest(
-            config=config,
-            version=version,
-            rid=rid,
-            commit=commit,
-            files=file_facts,
-            app_wheel=f"wheels/{app_wheel.name}",
-            uv_wheel=uv_name,
-            pex=pex_name,
-            build_glibc=build_glibc,
-            bytecode={**python, "layers": {f"wheels/{w}": f"bytecode/{p.name}" for w, p in layers.items()}}
-            if layers
-            else None,
+
+@dataclass(frozen=True)
+class _Members:
+    """What goes into the tar, by member name, and what the manifest records of it."""
+
+    paths: dict[str, Path]
+    files: dict[str, dict]  # every member's facts: size, sha256 (and unpacked size of zips)
+    lock_text: str
+    wheel_hashes: dict[str, str]  # wheel file name -> sha256
+    bytecode: dict | None  # {tag, magic, layers}: the bytecode layers, if built
+    uv_wheel: str | None
+    pex: str | None
+
+
+def _members(
+    config: Config, config_path: Path, wheels_dir: Path, work: Path, epoch: int, step: Step
+) -> _Members:
+    """The wheels and the lock pinning them, the engine, the templates, and the optional
+    members: bytecode layers, uv, app.pex.
+    """
+    paths: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels_dir.glob("*.whl"))}
+    facts = {n: manifest.file_facts(p) for n, p in paths.items()}
+    wheel_hashes = {Path(n).name: f["sha256"] for n, f in facts.items()}
+    lock_text = manifest.hash_lock(wheel_hashes)
+    (work / LOCK).write_text(lock_text, encoding="utf-8")
+    paths[LOCK] = work / LOCK
+    paths[ENGINE] = build_engine(work / ENGINE)
+    for name, path in packaging_templates(config, config_path).items():
+        paths[f"packaging/{name}"] = path
+    layers, python = _bytecode_layers(config, sorted(wheels_dir.glob("*.whl")), work / "bytecode", step)
+    for layer in layers.values():
+        paths[f"bytecode/{layer.name}"] = layer
+    uv_name = None
+    if config.artifact.ship_uv:
+        uv = wheelhouse.fetch_uv_wheel(config.target, work / "tools")
+        uv_name = f"tools/{uv.name}"
+        paths[uv_name] = uv
+    pex_name = None
+    if config.artifact.format == "pex":
+        from deployer.builder.pex import build_pex
+
+        paths["app.pex"] = build_pex(
+            work, wheels_dir, work / LOCK, config.target, epoch, config.artifact.build_python
         )
-        doc["config"] = config.host_config().to_dict()
-        dest = out_dir / f"{config.app.name}-{rid}.tar"
-        archive.write_release_tar(dest, doc, members, commit.epoch)
-    digest = manifest.sha256_file(dest)
-    step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
-    return BuildResult(dest, doc, digest, time.monotonic() - started)
+        pex_name = "app.pex"
+        step("pex", f"app.pex {paths['app.pex'].stat().st_size // 1024} KiB")
+    return _Members(
+        paths=paths,
+        files={n: facts.get(n) or manifest.file_facts(p) for n, p in paths.items()},
+        lock_text=lock_text,
+        wheel_hashes=wheel_hashes,
+        bytecode={**python, "layers": {f"wheels/{w}": f"bytecode/{p.name}" for w, p in layers.items()}}
+        if layers
+        else None,
+        uv_wheel=uv_name,
+        pex=pex_name,
+    )
 
 
 def _bytecode_layers(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from deployer.errors import HealthError, HostError
 from deployer.host import envfile
@@ -82,15 +82,11 @@ class Activation:
         self.check_abort = check_abort  # raises when the controller is gone
 
     def run(self, rid: str, env: EnvChange, action: str = "deploy") -> dict:
-        layout, ev = self.layout, self.events
-        rel = layout.release(rid)
+        rel = self.layout.release(rid)
         if get_state(rel) not in ACTIVATABLE:
             raise HostError(f"release {rid} is {get_state(rel) or 'not staged'}; cannot activate it")
-        previous = layout.current_id()
-        prev_env = envfile.current_env(layout)
-        prev_env_sha = envfile.sha256_text(prev_env) if prev_env is not None else None
-        if prev_env is not None:
-            envfile.backup_env(layout, prev_env)  # the revert needs it whatever happens next
+        previous = self.layout.current_id()
+        prev_env_sha = self._backup_env()
         base = {
             **self.record,
             "action": action,
@@ -98,45 +94,16 @@ class Activation:
             "to": rid,
             "version": release_manifest(rel).get("version"),
         }
-        with ev.step(Step.ENV) as r:
-            r["detail"] = env.apply(layout, list(self.config.env_required))
-            ev.add_secrets(envfile.env_values(envfile.current_env(layout) or "", self.config.env_public))
-        envfile.record_env(rel, layout)
-        try:
-            self.check_abort()  # the last moment a lost controller still means "no switch"
-        except HostError:
-            envfile.restore_env(layout, prev_env_sha)
-            raise
-        with ev.step(Step.SWITCH, f"current -> {rid}"):
-            switch_current(layout, rid)
-            set_state(rel, State.LIVE)
-        self.on_switched()
+        self._prepare_env(rel, env, prev_env_sha)
+        self._switch(rid)
         self.history.append({**base, "result": Outcome.LIVE})
-        started = {}
+        started: Dict[str, str] = {}
         try:
-            with ev.step(Step.RESTART, self.service.name):
-                self.service.restart()
-                started = self.service.show()
-            check = HealthCheck(self.service, self.config.health, base["version"])
-            with ev.step(Step.HEALTHY) as r:
-                healthy = check.wait_healthy(started)
-                r["detail"] = f"healthy in {healthy:.2f}s"
-            watch = self.config.health.watch
-            with ev.step(Step.GATE, f"watching {watch:.0f}s") as r:
-                gate = check.watch(started, watch)
-                r["detail"] = f"gate closed after {healthy + gate:.2f}s"
+            started = self._restart()
+            healthy, gate = self._gate(started, base["version"])
         except HostError as e:
             self._save_journal(rid, started)
-            reason = str(e)
-            restored = self._revert(rid, previous, prev_env_sha, reason)
-            self.history.append(
-                {
-                    **base,
-                    "result": Outcome.REVERTED if restored else Outcome.REVERT_FAILED,
-                    "reason": ev.mask(reason),
-                }
-            )
-            raise HealthError(f"{reason}; {restored or 'switch back FAILED'}") from None
+            raise self._reverted(e, rid, previous, prev_env_sha, base) from None
         set_state(rel, State.GOOD)
         self._save_journal(rid, started)
         return self.history.append(
@@ -147,6 +114,69 @@ class Activation:
                 "gate_s": round(healthy + gate, 3),
             }
         )
+
+    def _backup_env(self) -> Optional[str]:
+        """A backup of the current .env, which the revert needs whatever happens next; its sha."""
+        prev_env = envfile.current_env(self.layout)
+        if prev_env is None:
+            return None
+        prev_env_sha = envfile.sha256_text(prev_env)
+        envfile.backup_env(self.layout, prev_env)
+        return prev_env_sha
+
+    def _prepare_env(self, rel: Path, env: EnvChange, prev_env_sha: Optional[str]) -> None:
+        """Apply ``env``, record it with the release; a lost controller puts the old one back."""
+        with self.events.step(Step.ENV) as r:
+            r["detail"] = env.apply(self.layout, list(self.config.env_required))
+            self.events.add_secrets(
+                envfile.env_values(envfile.current_env(self.layout) or "", self.config.env_public)
+            )
+        envfile.record_env(rel, self.layout)
+        try:
+            self.check_abort()  # the last moment a lost controller still means "no switch"
+        except HostError:
+            envfile.restore_env(self.layout, prev_env_sha)
+            raise
+
+    def _switch(self, rid: str) -> None:
+        """`current` -> the release: the point of no return."""
+        with self.events.step(Step.SWITCH, f"current -> {rid}"):
+            switch_current(self.layout, rid)
+            set_state(self.layout.release(rid), State.LIVE)
+        self.on_switched()
+
+    def _restart(self) -> Dict[str, str]:
+        """Restart the unit; its properties right after (the gate's starting point)."""
+        with self.events.step(Step.RESTART, self.service.name):
+            self.service.restart()
+            return self.service.show()
+
+    def _gate(self, started: Dict[str, str], version: Optional[str]) -> Tuple[float, float]:
+        """Healthy, then the watch window: (seconds to healthy, seconds watched)."""
+        check = HealthCheck(self.service, self.config.health, version)
+        with self.events.step(Step.HEALTHY) as r:
+            healthy = check.wait_healthy(started)
+            r["detail"] = f"healthy in {healthy:.2f}s"
+        watch = self.config.health.watch
+        with self.events.step(Step.GATE, f"watching {watch:.0f}s") as r:
+            gate = check.watch(started, watch)
+            r["detail"] = f"gate closed after {healthy + gate:.2f}s"
+        return healthy, gate
+
+    def _reverted(
+        self, failure: HostError, rid: str, previous: Optional[str], prev_env_sha: Optional[str], base: dict
+    ) -> HealthError:
+        """Revert after a failed restart or gate and record it; the error to raise."""
+        reason = str(failure)
+        restored = self._revert(rid, previous, prev_env_sha, reason)
+        self.history.append(
+            {
+                **base,
+                "result": Outcome.REVERTED if restored else Outcome.REVERT_FAILED,
+                "reason": self.events.mask(reason),
+            }
+        )
+        return HealthError(f"{reason}; {restored or 'switch back FAILED'}")
 
     def _revert(
         self, rid: str, previous: Optional[str], prev_env_sha: Optional[str], reason: str

@@ -143,23 +143,8 @@ def iter_verified(
     with _open(path) as tar:
         try:
             for member in tar:
-                check_member(member)
-                if member.name == MANIFEST:
-                    if seen:
-                        raise ArtifactError(f"{path}: {MANIFEST} appears twice")
-                    seen.add(MANIFEST)
-                    continue
-                meta = expected.get(member.name)
-                if meta is None:
-                    raise ArtifactError(f"{path}: member {member.name!r} is not in the manifest")
-                if member.name in seen:
-                    raise ArtifactError(f"{path}: member {member.name!r} appears twice")
-                seen.add(member.name)
-                if member.size != meta["size"]:
-                    raise ArtifactError(
-                        f"{path}: {member.name}: size {member.size}, manifest says {meta['size']}"
-                    )
-                if hashed is not None and not hashed(member.name, manifest):
+                meta = _listed_entry(path, member, expected, seen)
+                if meta is None or (hashed is not None and not hashed(member.name, manifest)):
                     continue
                 reader = _HashingReader(tar.extractfile(member))
                 yield member, reader, manifest
@@ -170,6 +155,37 @@ def iter_verified(
                     )
         except (tarfile.TarError, EOFError, OSError) as e:
             raise ArtifactError(f"{path}: truncated or damaged ({e})") from None
+    _check_complete(path, expected, seen, may_lack)
+
+
+def _listed_entry(
+    path: str, member: tarfile.TarInfo, expected: Dict[str, dict], seen: Set[str]
+) -> Optional[dict]:
+    """The manifest entry of ``member``: a safe file, listed, seen once, of the listed size.
+
+    None for the manifest itself, which may appear once. ``seen`` gets the member's name.
+    """
+    check_member(member)
+    if member.name == MANIFEST:
+        if seen:
+            raise ArtifactError(f"{path}: {MANIFEST} appears twice")
+        seen.add(MANIFEST)
+        return None
+    meta = expected.get(member.name)
+    if meta is None:
+        raise ArtifactError(f"{path}: member {member.name!r} is not in the manifest")
+    if member.name in seen:
+        raise ArtifactError(f"{path}: member {member.name!r} appears twice")
+    seen.add(member.name)
+    if member.size != meta["size"]:
+        raise ArtifactError(f"{path}: {member.name}: size {member.size}, manifest says {meta['size']}")
+    return meta
+
+
+def _check_complete(
+    path: str, expected: Dict[str, dict], seen: Set[str], may_lack: Optional[Callable[[str, dict], bool]]
+) -> None:
+    """Every listed file was in the tar, except those a thin upload ``may_lack``."""
     missing = sorted(n for n in set(expected) - seen if may_lack is None or not may_lack(n, expected[n]))
     if missing:
         raise ArtifactError(

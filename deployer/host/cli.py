@@ -16,18 +16,11 @@ from typing import Callable, List, Optional
 
 from deployer import __version__
 from deployer.errors import DeployerError, HostError, UsageError
-from deployer.host.activate import EnvChange
-from deployer.host.artifact import (
-    iter_verified,
-    read_manifest,
-    validate_manifest_shape,
-    verify_artifact,
-)
+from deployer.host.artifact import iter_verified, read_manifest
+from deployer.host.commands import NO_LOCK, UNDER_LOCK, Change, lock_status, read_text, verify
 from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.engine import Engine
 from deployer.host.events import Events
-from deployer.host.lock import DeployLock, describe
-from deployer.host.serve import Serve
 from deployer.host.service import Service, Systemd
 from deployer.host.setup import TEMPLATES, Setup, drift, load_templates
 from deployer.host.state import write_atomic
@@ -51,7 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for another deploy's lock instead of failing",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    _add_commands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def _add_commands(sub) -> None:
+    """The subcommands and their arguments, in the order ``--help`` lists them."""
     sub.add_parser("verify", help="check an artifact's manifest and every hash").add_argument("artifact")
     sub.add_parser("preflight", help="can this host take the release? writes nothing").add_argument(
         "artifact", help="the artifact, or - to read its manifest JSON from stdin"
@@ -91,7 +89,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--templates", help="take the templates from this directory")
     s.add_argument("--authorized-key", help="public key file to authorize for the deploy user")
     s.add_argument("--check", action="store_true", help="only report drift; write nothing")
-    return p
 
 
 def load_host_config(args: argparse.Namespace) -> HostConfig:
@@ -129,89 +126,30 @@ def load_host_config(args: argparse.Namespace) -> HostConfig:
     return HostConfig.from_dict(config, source)
 
 
-def _read_text(path: Optional[str], flag: str = "--env-file") -> Optional[str]:
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"{flag} {path}: {e.strerror}") from None
-
-
 def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactory) -> int:
     if args.command == "verify":
-        with events.step(Step.VERIFY, args.artifact) as r:
-            m = verify_artifact(args.artifact)
-            r["detail"] = f"{m['app']} {m['version']} release {m['release_id']}"
-        return 0
+        return verify(args, events)
     config = load_host_config(args)
     if getattr(args, "watch", None) is not None:
         config = config.replace(watch=args.watch)
-    base = Path(config.base_path)
     if args.command == "setup":
         return run_setup(args, config, events)
     if args.command == "lock":
-        status = DeployLock(base / ".lock", base / ".lock.holder").status()
-        events.emit(
-            Step.LOCK, Status.INFO, describe(status["holder"]) if status["held"] else "free", **status
-        )
-        return 0
+        return lock_status(config, events)
     engine = Engine(config, service_factory(config), events, actor=args.actor, run_url=args.run_url)
-    if args.command == "releases":
-        for row in engine.releases():
-            events.emit(Step.RELEASE, Status.INFO, row["id"], **row)
-        return 0
-    if args.command == "history":
-        for record in list(engine.history.records())[-args.last :]:
-            events.emit(Step.HISTORY, Status.INFO, record.get("result", ""), record=record)
-        return 0
-    if args.command == "serve":
-        return Serve(engine).run(lock_wait=args.lock_wait)
-    if args.command == "preflight":
-        if args.artifact == "-":
-            manifest = validate_manifest_shape(json.loads(sys.stdin.read()), "stdin")
-        else:
-            manifest = read_manifest(args.artifact)
-        engine.preflight(manifest)
-        return 0
-    if args.command == "drift":
-        text = sys.stdin.read() if args.templates == "-" else _read_text(args.templates, "drift")
-        try:
-            templates = json.loads(text or "")
-        except ValueError as e:
-            raise UsageError(f"drift {args.templates}: not JSON: {e}") from None
-        for problem in engine.drift(templates):
-            events.emit(Step.DRIFT, Status.INFO, problem)
-        return 0
-    if args.command == "status":
-        events.emit(Step.STATUS, Status.INFO, "", **engine.status())
-        return 0
-    if args.command == "logs":
-        for line in engine.logs(args.release, args.lines):
-            events.emit(Step.LOG, Status.INFO, line)
-        return 0
+    if args.command in NO_LOCK:
+        return NO_LOCK[args.command](args, engine)
+    return _run_locked(args, engine, UNDER_LOCK[args.command])
+
+
+def _run_locked(args: argparse.Namespace, engine: Engine, change: Change) -> int:
+    """Take the deploy lock, save the config this run uses, make the change."""
     engine.acquire(wait=args.lock_wait)
     try:
+        base = Path(engine.config.base_path)
         base.mkdir(parents=True, exist_ok=True)
-        write_atomic(base / SAVED_CONFIG, json.dumps(config.to_dict(), indent=2) + "\n")
-        if args.command == "stage":
-            engine.stage(args.artifact)
-        elif args.command == "activate":
-            engine.activate(args.release, EnvChange(text=_read_text(args.env_file)))
-        elif args.command == "rollback":
-            engine.rollback(args.to)
-        elif args.command == "prune":
-            engine.prune()
-        elif args.command == "install":
-            env = _read_text(args.env_file)
-            engine.preflight(read_manifest(args.artifact))
-            rid = engine.stage(args.artifact)
-            if args.dry_run:
-                engine.history.append({**engine.record, "action": "dry-run", "to": rid, "result": "staged"})
-                events.emit(Step.DRY_RUN, Status.OK, f"{rid} staged and smoke-tested; nothing switched")
-                return 0
-            engine.activate(rid, EnvChange(text=env), action="install")
-            engine.prune()
+        write_atomic(base / SAVED_CONFIG, json.dumps(engine.config.to_dict(), indent=2) + "\n")
+        change(args, engine)
     finally:
         engine.release_lock()
     return 0
@@ -247,7 +185,7 @@ def run_setup(args: argparse.Namespace, config: HostConfig, events: Events) -> i
             "unit and launcher match the templates" if not problems else f"{len(problems)} difference(s)",
         )
         return 1 if problems else 0
-    key = _read_text(args.authorized_key, "--authorized-key")
+    key = read_text(args.authorized_key, "--authorized-key")
     changed = Setup(config, templates, events, authorized_key=key).run()
     events.emit(
         "setup", Status.OK, f"{len(changed)} change(s)" if changed else "nothing to change", changed=changed

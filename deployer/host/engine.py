@@ -2,7 +2,8 @@
 
 ``Engine`` is used by the plain subcommands, by ``serve`` (one process per deploy,
 driven by the controller) and by ``install`` (the air-gapped path); all three run the
-very same steps.
+very same steps. Staging and activation each have a class of their own, in stage.py
+and activate.py.
 """
 
 from __future__ import annotations
@@ -10,23 +11,22 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import List, Optional
 
-from deployer.errors import AbortedError, ArtifactError, HostError, InstallError
-from deployer.host import install, retention
+from deployer.errors import AbortedError, HostError
+from deployer.host import retention
 from deployer.host.activate import Activation, EnvChange
-from deployer.host.artifact import read_manifest
-from deployer.host.contract import ACTIVATABLE, HostConfig, Outcome, State, Status, Step
+from deployer.host.contract import HostConfig, State, Step
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.lock import DeployLock
 from deployer.host.preflight import preflight
 from deployer.host.service import Service
-from deployer.host.state import History, get_state, release_manifest, rollback_target, set_state
-from deployer.host.unpack import missing_members, unpack
+from deployer.host.stage import Staging
+from deployer.host.state import History, get_state, release_manifest, rollback_target
+from deployer.host.unpack import missing_members
 
 
 class Engine:
@@ -88,71 +88,16 @@ class Engine:
         without a second pass over the whole upload.
         """
         self._check_abort()
-        manifest = read_manifest(artifact)
-        if expected is not None and manifest != expected:
-            raise ArtifactError(
-                f"upload {artifact}: its manifest is not the one the preflight checked (damaged in transit)"
-            )
-        rid = manifest["release_id"]
-        rel = self.layout.release(rid)
-        if self._reusable(rel, manifest):
-            self.events.emit(Step.STAGE, Status.OK, f"{rid} already on the host: re-checked, not rebuilt")
-            return rid
-        if rid == self.layout.current_id():
-            raise HostError(f"release {rid} is current but damaged; deploy another release first")
-        retention.prune_partials(self.layout)
-        retention.prune_incoming(self.layout, keep=str(Path(artifact)))
-        partial = self.layout.partial(rid)
-        with self.events.step(Step.UNPACK, rid) as r:
-            unpack(artifact, partial, self.layout)
-            self._link_shared(partial)
-            if rel.exists():
-                shutil.rmtree(rel)
-            os.replace(partial, rel)
-            set_state(rel, "staging")
-            r["detail"] = f"{len(manifest['files'])} files verified"
-        log = self.layout.release_log(rid) / "install.log"
-        try:
-            with self.events.step(Step.VENV) as r:
-                installer = install.build_venv(
-                    self.layout,
-                    rel,
-                    manifest,
-                    self.config.interpreter,
-                    log,
-                    self.abort,
-                    seed=self._live_venv(rid),
-                )
-                r["detail"] = f"installed offline with {installer}"
-            with self.events.step(Step.CHECK):
-                install.check_venv(self.layout, rel, manifest, installer, log, self.abort)
-            self._check_abort()
-            with self.events.step(Step.SMOKE, " ".join(self.config.smoke.command)):
-                install.smoke(
-                    rel,
-                    list(self.config.smoke.command),
-                    self.config.smoke.timeout,
-                    log,
-                    self.abort,
-                )
-        except AbortedError:
-            shutil.rmtree(rel, ignore_errors=True)
-            raise
-        except InstallError:
-            set_state(rel, State.BAD)
-            self.history.append(
-                {
-                    **self.record,
-                    "action": "stage",
-                    "to": rid,
-                    "result": Outcome.FAILED,
-                    "version": manifest["version"],
-                    "reason": "install or smoke test",
-                }
-            )
-            raise
-        set_state(rel, State.STAGED)
-        return rid
+        staging = Staging(
+            self.layout,
+            self.config,
+            self.events,
+            self.history,
+            self.record,
+            self.abort,
+            check_abort=self._check_abort,
+        )
+        return staging.run(artifact, expected)
 
     def activate(self, rid: str, env: Optional[EnvChange] = None, action: str = "deploy") -> dict:
         self._check_abort()
@@ -252,37 +197,6 @@ class Engine:
     def _check_abort(self) -> None:
         if self.abort.is_set() and not self.switched.is_set():
             raise AbortedError("the controller went away before the switch")
-
-    def _live_venv(self, rid: str) -> Optional[Path]:
-        """The venv `current` runs (a seed for the new one), if any and not this release."""
-        current = self.layout.current_id()
-        if current is None or current == rid:
-            return None
-        venv = self.layout.release(current) / install.VENV
-        return venv if venv.is_dir() else None
-
-    def _reusable(self, rel: Path, manifest: dict) -> bool:
-        """An id the host already has is re-checked and re-activated, not rebuilt."""
-        if get_state(rel) not in ACTIVATABLE:
-            return False
-        if release_manifest(rel).get("files") != manifest["files"]:
-            return False
-        return install.venv_python(rel).exists()
-
-    def _link_shared(self, release_dir: Path) -> None:
-        """The shared dirs, linked into the release by relative links, and ``.env`` to
-        the .env's own place (outside the base path).
-
-        Relative to ``releases/<id>/``, so they stay right when the partial dir is renamed.
-        """
-        any_release = self.layout.releases / "ID"
-        for d in self.config.shared_dirs:
-            target = self.layout.shared / d
-            target.mkdir(parents=True, exist_ok=True)
-            link = release_dir / d
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.path.relpath(target, (any_release / d).parent), link)
-        os.symlink(str(self.layout.env), release_dir / ".env")
 
 
 def _user() -> str:

@@ -1,25 +1,26 @@
 """The release's venv: created at its final path, installed offline, checked, smoke-tested.
 
 uv when the artifact carries it (its cache under the base path so hardlinks work),
-pip otherwise; a pex artifact becomes the same ``venv/`` through ``PEX_TOOLS``.
+pip otherwise; a pex artifact becomes the same ``venv/`` through ``PEX_TOOLS``. With uv
+and a live release, the venv starts as a hardlinked copy of the live one (``seed.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import threading
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from deployer.errors import InstallError
 from deployer.host import bytecode
 from deployer.host.layout import Layout
 from deployer.host.proc import log_line, run_logged
+from deployer.host.seed import changed_sources, changed_wheels, clone_venv, dist_name
 from deployer.host.unpack import link_wheelhouse
 
 VENV = "venv"
@@ -72,84 +73,6 @@ def uv_binary(layout: Layout, manifest: dict) -> Optional[Path]:
     return uv
 
 
-def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
-    """A hardlinked copy of the live release's venv at ``dest``; False if it cannot serve.
-
-    Only ``bin/`` names the venv's own path (script shebangs, activate): those files are
-    copied with the path changed; everything else, byte-compiled files included, is
-    hardlinked, so an unchanged dependency costs neither space nor a recompile. Installers
-    replace files rather than write into them, so the live venv is never touched.
-    """
-    python = seed / "bin" / "python"
-    if (
-        not (seed / "pyvenv.cfg").is_file()
-        or not python.exists()
-        or os.path.realpath(python) != os.path.realpath(interpreter)
-    ):
-        return False
-    old, new = str(seed).encode(), str(dest).encode()
-    for root, dirs, files in os.walk(seed):
-        rel = Path(root).relative_to(seed)
-        (dest / rel).mkdir(exist_ok=True)
-        for name in dirs + files:
-            src, dst = Path(root) / name, dest / rel / name
-            if src.is_symlink():
-                os.symlink(os.readlink(src), dst)
-                if name in dirs:
-                    dirs.remove(name)  # never walk into a linked directory
-            elif name in dirs:
-                continue
-            elif rel.parts[:1] == ("bin",) or rel == Path("."):
-                data = src.read_bytes()
-                if old in data or rel == Path("."):  # pyvenv.cfg & co.: always a copy
-                    dst.write_bytes(data.replace(old, new))
-                    shutil.copymode(src, dst)
-                else:
-                    os.link(src, dst)
-            else:
-                os.link(src, dst)
-    return True
-
-
-def changed_wheels(seed_manifest: Path, manifest: dict) -> List[str]:
-    """Wheel members whose bytes differ from the seed release's (or that it lacks)."""
-    try:
-        before = json.loads(seed_manifest.read_text(encoding="utf-8")).get("files", {})
-    except (OSError, ValueError):
-        before = {}
-    old = {(n, m.get("sha256")) for n, m in before.items()}
-    return sorted(
-        n for n, m in manifest["files"].items() if n.startswith("wheels/") and (n, m["sha256"]) not in old
-    )
-
-
-def dist_name(wheel: str) -> str:
-    """The distribution a wheel member installs (``wheels/aiohttp-3.9-...whl`` -> ``aiohttp``)."""
-    return Path(wheel).name.split("-")[0]
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def changed_sources(venv: Path, names: List[str]) -> List[str]:
-    """The .py files the distributions ``names`` installed into ``venv`` (from RECORD)."""
-    wanted = {_normalize(n) for n in names}
-    files = []
-    for info in venv.glob("lib/python3*/site-packages/*.dist-info"):
-        if _normalize(info.name[: -len(".dist-info")].rsplit("-", 1)[0]) not in wanted:
-            continue
-        try:
-            record = (info / "RECORD").read_text(encoding="utf-8")
-        except OSError:
-            continue
-        for line in record.splitlines():
-            path = line.split(",", 1)[0]
-            if path.endswith(".py") and not path.startswith(".."):
-                files.append(str(info.parent / path))
-    return sorted(files)
-
-
 def _try_clone(seed: Path, venv: Path, interpreter: str) -> bool:
     try:
         return clone_venv(seed, venv, interpreter)
@@ -187,113 +110,129 @@ def build_venv(
         return "pex"
     house = str(link_wheelhouse(layout, manifest))
     uv = uv_binary(layout, manifest)
-    python = venv_python(release_dir)
+    offline = _OfflineInstall(layout, manifest, venv_python(release_dir), house, lock, run, log)
     t0 = time.monotonic()
     if uv is not None and seed is not None and _try_clone(seed, venv, interpreter):
         log_line(log, f"# hardlinked copy of {seed} in {time.monotonic() - t0:.2f}s")
+        return offline.uv_sync_seeded(uv, seed)
+    if uv is not None:
+        return offline.uv_install(uv, interpreter, venv)
+    return offline.pip_install(interpreter, venv)
+
+
+@dataclass(frozen=True)
+class _OfflineInstall:
+    """The release's wheels into its venv from the local wheelhouse, every hash checked."""
+
+    layout: Layout
+    manifest: dict
+    python: Path  # the venv's interpreter
+    house: str  # the wheelhouse: the release's wheels, linked from the cache
+    lock: str
+    run: Callable[..., None]
+    log: Path
+
+    def uv_sync_seeded(self, uv: Path, seed: Path) -> str:
+        """``uv pip sync`` over the hardlinked copy of ``seed``: only what the lock changes."""
         # installed distributions are trusted by version: make uv replace every one whose
         # wheel is not byte for byte what the live release installed
-        changed = changed_wheels(seed.parent / "manifest.json", manifest)
+        changed = changed_wheels(seed.parent / "manifest.json", self.manifest)
         reinstall = [arg for w in changed for arg in ("--reinstall-package", dist_name(w))]
-        run(
+        self.run(
             [
                 str(uv),
                 "pip",
                 "sync",
                 "--python",
-                str(python),
+                str(self.python),
                 "--offline",
                 "--no-index",
                 "--find-links",
-                house,
+                self.house,
                 "--require-hashes",
                 *reinstall,
-                lock,
+                self.lock,
             ],
             "installing dependencies",
         )
         # the hardlinked .pyc of everything else are valid already
-        return "uv, from a hardlinked copy of the live venv" + _byte_compile(
-            layout, manifest, python, changed, run, bytecode.fitting(manifest, python), log
+        return "uv, from a hardlinked copy of the live venv" + self.byte_compile(
+            changed, bytecode.fitting(self.manifest, self.python)
         )
-    if uv is not None:
-        run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
-        py = bytecode.fitting(manifest, python)
-        run(
+
+    def uv_install(self, uv: Path, interpreter: str, venv: Path) -> str:
+        """A new venv by uv, every wheel installed into it."""
+        self.run([str(uv), "venv", "--quiet", "--python", interpreter, str(venv)], "creating the venv")
+        py = bytecode.fitting(self.manifest, self.python)
+        self.run(
             [
                 str(uv),
                 "pip",
                 "install",
                 "--python",
-                str(python),
+                str(self.python),
                 "--offline",
                 "--no-index",
                 "--find-links",
-                house,
+                self.house,
                 "--require-hashes",
                 "--no-deps",
                 *([] if py else ["--compile-bytecode"]),
                 "-r",
-                lock,
+                self.lock,
             ],
             "installing dependencies",
         )
-        wheels = [n for n in manifest["files"] if n.startswith("wheels/")]
-        return "uv" + (_byte_compile(layout, manifest, python, wheels, run, py, log) if py else "")
-    run([interpreter, "-m", "venv", str(venv)], "creating the venv")
-    run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--find-links",
-            house,
-            "--require-hashes",
-            "--no-deps",
-            "-r",
-            lock,
-        ],
-        "installing dependencies",
-    )
-    return "pip"
+        wheels = [n for n in self.manifest["files"] if n.startswith("wheels/")]
+        return "uv" + (self.byte_compile(wheels, py) if py else "")
 
-
-def _byte_compile(
-    layout: Layout,
-    manifest: dict,
-    python: Path,
-    wheels: List[str],
-    run,
-    py: Optional[bytecode.Interpreter],
-    log: Path,
-) -> str:
-    """``.pyc`` for what ``wheels`` installed: the artifact's bytecode layers when they fit
-    the venv's Python (``py``), ``compileall`` for the rest. Says how many layers served."""
-    layers = bytecode.layers(manifest) if py else {}
-    left, written, t0 = [], 0, time.monotonic()
-    for wheel in wheels:
-        layer = layers.get(wheel)
-        meta = manifest["files"].get(layer) if layer else None
-        n = 0
-        if layer is not None and meta is not None and py is not None:
-            n = bytecode.apply_layer(layout.cached(layer, meta), py)
-        if n == 0:  # no layer, or its sources are not where this Python looks: compile here
-            left.append(wheel)
-        written += n
-    if written:
-        log_line(
-            log,
-            f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
-            f"in {time.monotonic() - t0:.2f}s",
+    def pip_install(self, interpreter: str, venv: Path) -> str:
+        """A new venv by ``python -m venv``, every wheel installed into it by its pip."""
+        self.run([interpreter, "-m", "venv", str(venv)], "creating the venv")
+        self.run(
+            [
+                str(self.python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-index",
+                "--find-links",
+                self.house,
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                self.lock,
+            ],
+            "installing dependencies",
         )
-    files = changed_sources(python.parent.parent, [dist_name(w) for w in left])
-    if files:
-        run([str(python), "-m", "compileall", "-q", *files], "byte-compiling")
-    served = len(wheels) - len(left)
-    return f", bytecode of {served} wheels from the artifact" if served else ""
+        return "pip"
+
+    def byte_compile(self, wheels: List[str], py: Optional[bytecode.Interpreter]) -> str:
+        """``.pyc`` for what ``wheels`` installed: the artifact's bytecode layers when they fit
+        the venv's Python (``py``), ``compileall`` for the rest. Says how many layers served."""
+        layers = bytecode.layers(self.manifest) if py else {}
+        left, written, t0 = [], 0, time.monotonic()
+        for wheel in wheels:
+            layer = layers.get(wheel)
+            meta = self.manifest["files"].get(layer) if layer else None
+            n = 0
+            if layer is not None and meta is not None and py is not None:
+                n = bytecode.apply_layer(self.layout.cached(layer, meta), py)
+            if n == 0:  # no layer, or its sources are not where this Python looks: compile here
+                left.append(wheel)
+            written += n
+        if written:
+            log_line(
+                self.log,
+                f"# {written} .pyc from {len(wheels) - len(left)} bytecode layers "
+                f"in {time.monotonic() - t0:.2f}s",
+            )
+        files = changed_sources(self.python.parent.parent, [dist_name(w) for w in left])
+        if files:
+            self.run([str(self.python), "-m", "compileall", "-q", *files], "byte-compiling")
+        served = len(wheels) - len(left)
+        return f", bytecode of {served} wheels from the artifact" if served else ""
 
 
 def check_venv(
