@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import zipfile
 from pathlib import Path
 from typing import Dict, NamedTuple, Optional
 
+from deployer.errors import HostError
 from deployer.host.artifact import check_member_name
+from deployer.host.proc import run
 
 HEADER = 16  # magic, flags, source mtime, source size
 
@@ -39,12 +40,10 @@ def interpreter(python: Path) -> Optional[Interpreter]:
         "sysconfig.get_path('purelib')]))"
     )
     try:
-        proc = subprocess.run(
-            [str(python), "-I", "-c", code], capture_output=True, text=True, timeout=60, env={}
-        )
+        proc = run([str(python), "-I", "-c", code], timeout=60, env={})
         magic, tag, site = json.loads(proc.stdout)
         return Interpreter(bytes.fromhex(magic), tag, Path(site))
-    except (OSError, ValueError, TypeError, subprocess.SubprocessError):
+    except (HostError, ValueError, TypeError):
         return None
 
 

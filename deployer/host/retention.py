@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
+from deployer.errors import HostError
 from deployer.host.contract import State
 from deployer.host.envfile import backups, release_env_sha, sha256_text
 from deployer.host.install import base_env, uv_binary
 from deployer.host.layout import Layout
+from deployer.host.proc import run
 from deployer.host.state import History, get_state, release_manifest, rollback_target
 
 
@@ -131,15 +132,8 @@ def _prune_uv_cache(layout: Layout, kept: List[str]) -> List[str]:
         )
         if uv is None:
             return []
-        subprocess.run(
-            [str(uv), "cache", "clean", *names],
-            env=base_env(layout),
-            timeout=300,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=True,
-        )
-    except (OSError, KeyError, zipfile.BadZipFile, subprocess.SubprocessError):
+        run([str(uv), "cache", "clean", *names], env=base_env(layout), timeout=300, check=True)
+    except (HostError, OSError, KeyError, zipfile.BadZipFile):
         return []
     return names
 
