@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deployer.errors import ArtifactError
 from deployer.host.artifact import ENGINE, MANIFEST, verify_artifact
-from deployer.host.setup import TEMPLATES
+from deployer.host.rootfiles import TEMPLATES
 
 
 class Artifact:

@@ -16,8 +16,8 @@ from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.host.artifact import verify_artifact
 from deployer.host.contract import Status, Step
+from deployer.host.rootfiles import TEMPLATES
 from deployer.host.service import Systemd
-from deployer.host.setup import TEMPLATES
 from deployer.output import Reporter
 from deployer.pipeline import Pipeline
 from deployer.remote.engine import RemoteEngine

@@ -41,7 +41,7 @@ class Context:
         return Pipeline(self.config(), self.config_path, self.reporter, accept_new=accept_new)
 
     def hosts(self, only) -> list[Endpoint]:
-        from deployer.pipeline import endpoints
+        from deployer.targets import endpoints
 
         return endpoints(self.config(), list(only) or None)
 

@@ -20,53 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.artifact import Artifact
-from deployer.config import Config, resolve
-from deployer.errors import DeployerError, HealthError, RemoteError, UsageError
+from deployer.config import Config
+from deployer.errors import DeployerError, HealthError, RemoteError
 from deployer.host.contract import (
-    ACTIVATION_OUTCOMES,
     JOURNAL_LINES,
     Command,
-    Outcome,
     Status,
-    Step,
-    check_release_id,
 )
+from deployer.host.patterns import check_release_id
 from deployer.output import Reporter
+from deployer.recovery import read_back_outcome
 from deployer.remote.engine import RemoteEngine
 from deployer.remote.session import EngineSession
 from deployer.remote.ssh import Connection, Credentials, Endpoint, fingerprint, host_key_name
 from deployer.runinfo import RunInfo
 from deployer.summary import HostResult, Result, Summary
-
-
-def endpoints(config: Config, only: list[str] | None = None) -> list[Endpoint]:
-    """The configured hosts (or ``only`` those named) as SSH endpoints."""
-    if not config.hosts:
-        raise UsageError("hosts: no hosts configured (deploy.toml [[hosts]] or DEPLOYER_HOSTS)")
-    found = [Endpoint(h.label, h.address, h.port, config.host_user(h)) for h in config.hosts]
-    if only:
-        unknown = [o for o in only if o not in {t.label for t in found} | {t.address for t in found}]
-        if unknown:
-            raise UsageError(f"--host {unknown[0]}: not among the configured hosts")
-        found = [t for t in found if t.label in only or t.address in only]
-    return found
-
-
-def env_text(config: Config, config_path: Path, env_file: str | None) -> str | None:
-    """The .env to install: --env-file, else env.file, else the variable env.from_variable."""
-    if env_file or config.env.file:
-        path = Path(env_file) if env_file else resolve(config_path, config.env.file or "")
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError as e:
-            key = "--env-file" if env_file else "env.file"
-            raise UsageError(f"{key}: {path}: {e.strerror}") from None
-    if config.env.from_variable:
-        value = os.environ.get(config.env.from_variable)
-        if not value:
-            raise UsageError(f"env.from_variable: {config.env.from_variable} is not set")
-        return value
-    return None
 
 
 def journal(session: EngineSession, release: str | None) -> list[str] | None:
@@ -272,46 +240,14 @@ class Pipeline:
         return h.result == Result.SUCCESS
 
     def _outcome_after_loss(self, h: HostResult, target: Endpoint, engine: Path) -> None:
-        """Reconnect until the host's history records how THIS activation ended, then
-        read the journal it kept (the same connection)."""
+        """Reconnect until the host's history records how THIS activation ended."""
         health = self.config.health
-        deadline = time.monotonic() + health.timeout + health.watch + 60
-        last_error = ""
-        while time.monotonic() < deadline:
-            try:
-                conn = self.connect(target)
-                try:
-                    remote = self.remote(conn, engine)
-                    events = remote.command("history", "--last", "10")
-                    records = [ev.get("record", {}) for ev in events]
-                    # the outcome of THIS activation: recorded after its last "live" record
-                    lives = [
-                        i
-                        for i, r in enumerate(records)
-                        if r.get("to") == h.release and r.get("result") == Outcome.LIVE
-                    ]
-                    for rec in records[lives[-1] + 1 :] if lives else []:
-                        if rec.get("to") == h.release and rec.get("result") in ACTIVATION_OUTCOMES:
-                            h.result = rec["result"]
-                            h.healthy_s, h.gate_s = rec.get("healthy_s"), rec.get("gate_s")
-                            reason = f" ({rec['reason']})" if rec.get("reason") else ""
-                            h.detail = f"outcome read back after reconnecting: {rec['result']}{reason}"
-                            h.journal = self._kept_journal(remote, h.release)
-                            return
-                finally:
-                    conn.close()
-            except DeployerError as e:
-                last_error = str(e)
-            time.sleep(2)
-        h.result, h.detail = Result.UNKNOWN, f"no recorded outcome yet: {last_error}"
 
-    @staticmethod
-    def _kept_journal(remote: RemoteEngine, release: str | None) -> list[str] | None:
-        try:
-            events = remote.command("logs", "--release", str(release), "-n", str(JOURNAL_LINES))
-        except DeployerError:
-            return None
-        return [e.get("detail", "") for e in events if e.get("step") == Step.LOG]
+        def connect() -> tuple[Connection, RemoteEngine]:
+            conn = self.connect(target)
+            return conn, self.remote(conn, engine)
+
+        read_back_outcome(connect, h, time.monotonic() + health.timeout + health.watch + 60)
 
     # ------------------------------------------------------------------ rollback
     def rollback(

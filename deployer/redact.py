@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from deployer.host.contract import mask, secret_forms
 from deployer.host.envfile import env_values
+from deployer.host.masking import mask, secret_forms
 
 # environment variables whose values are secrets whenever they are set
 SECRET_VARIABLES = (

@@ -43,7 +43,7 @@ def build_engine(dest: Path) -> Path:
 
 def packaging_templates(config: Config, config_path: Path) -> dict[str, Path]:
     """The unit, launcher and sudoers templates: the repo's packaging/, else the defaults."""
-    from deployer.host.setup import TEMPLATES
+    from deployer.host.rootfiles import TEMPLATES
 
     found = {}
     for directory in (resolve(config_path, config.app.packaging), default_packaging()):

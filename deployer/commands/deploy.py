@@ -36,7 +36,7 @@ def deploy(
     obj: Context, artifact, ref, hosts, dry_run, env_file, accept_new, watch, lock_wait, log_dir
 ) -> None:
     """Ship an artifact (default: build HEAD) to the hosts, switch, health-gate."""
-    from deployer.pipeline import env_text
+    from deployer.targets import env_text
 
     if artifact and ref:
         raise UsageError("give ARTIFACT or --ref, not both")

@@ -23,7 +23,7 @@ import tarfile
 from typing import IO, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from deployer.errors import ArtifactError
-from deployer.host.contract import RELEASE_ID
+from deployer.host.patterns import RELEASE_ID
 
 MANIFEST = "manifest.json"
 ENGINE = "engine.pyz"

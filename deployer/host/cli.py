@@ -21,8 +21,9 @@ from deployer.host.commands import NO_LOCK, UNDER_LOCK, Change, lock_status, rea
 from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.engine import Engine
 from deployer.host.events import Events
+from deployer.host.rootfiles import TEMPLATES, drift, load_templates
 from deployer.host.service import Service, Systemd
-from deployer.host.setup import TEMPLATES, Setup, drift, load_templates
+from deployer.host.setup import Setup
 from deployer.host.state import write_atomic
 
 SAVED_CONFIG = "deploy.json"

@@ -12,20 +12,28 @@ library only, Python >= 3.9). Everything that crosses the seam is defined here o
 - The engine's commands (``Command``), the steps its events name (``Step``), the event
   statuses (``Status``), release states, and the outcomes it records.
 - ``engine_argv``: how the engine is started; ``parse_event``: how its output is read.
-- ``secret_forms``: which values are masked, in which forms (one rule for both halves).
+- ``masking.py`` (the one masking rule) and ``patterns.py`` (what may reach a root-owned
+  file, the release id) sit beside it.
 - ``SUDO_VERBS``: the only ``systemctl`` verbs the deploy user runs through sudo.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional, Set, Tuple
-from urllib.parse import quote, quote_plus
+from typing import Any, Dict, List, Optional, Tuple
 
 from deployer.errors import UsageError
+from deployer.host.patterns import (
+    ABS_PATH,
+    ENV_ROOT,
+    MODULE,
+    NAME,
+    SHARED_DIR,
+    UNIT,
+    USER,
+    base_path_problems,
+)
 
 # ---------------------------------------------------------------------- names
 
@@ -156,47 +164,6 @@ JOURNAL_LINES = 200
 #: the only verbs the deploy user may run as ``sudo -n systemctl <verb> <unit>``
 SUDO_VERBS = ("restart", "stop", "reset-failed")
 
-# ---------------------------------------------------------------------- masking
-
-#: values shorter than this are masked only as a whole word (``1`` is not masked in ``10``)
-MIN_SECRET = 4
-#: a multi-line secret (a key) is also masked line by line, for lines this long
-MIN_SECRET_LINE = 8
-
-
-def secret_forms(value: str) -> Set[str]:
-    """The forms of ``value`` to mask: itself, as inside a JSON string, URL-encoded,
-    base64-encoded (standard and URL-safe, with and without padding), and each of its
-    lines. A value shorter than ``MIN_SECRET`` is itself only (``mask`` takes it as a word).
-    """
-    if not value:
-        return set()
-    if len(value) < MIN_SECRET:
-        return {value}
-    raw = value.encode("utf-8")
-    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value, safe="")}
-    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-        forms |= {encoded.decode(), encoded.decode().rstrip("=")}
-    for line in value.splitlines():
-        if len(line.strip()) >= MIN_SECRET_LINE:
-            forms.add(line.strip())
-    return forms
-
-
-MASK = "***"
-
-
-def mask(text: str, secrets: Set[str]) -> str:
-    """Every secret in ``text`` replaced by ``***``: longest first; short ones (under
-    ``MIN_SECRET``) only where they stand as a word of their own."""
-    for value in sorted(secrets, key=len, reverse=True):
-        if len(value) >= MIN_SECRET:
-            text = text.replace(value, MASK)
-        elif value in text:
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", MASK, text)
-    return text
-
-
 # ---------------------------------------------------------------------- host config
 
 
@@ -295,44 +262,6 @@ class HostConfig:
         return found
 
 
-#: root-owned; setup makes ``<app>/env`` in it for the deploy user to write
-ENV_ROOT = "/etc/deployer"
-
-#: names rendered into root-owned files and paths: strict, no whitespace or newline
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
-MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
-ABS_PATH = re.compile(r"^(/[A-Za-z0-9_.+-]+)+\Z")
-SHARED_DIR = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
-#: top-level folders a base path may not be in: the system's own
-SYSTEM_DIRS = (
-    "bin",
-    "boot",
-    "dev",
-    "etc",
-    "lib",
-    "lib32",
-    "lib64",
-    "proc",
-    "root",
-    "run",
-    "sbin",
-    "sys",
-    "usr",
-)
-
-
-def base_path_problems(path: str) -> List[str]:
-    """Why ``path`` cannot be an app's base path (empty when it can)."""
-    if not ABS_PATH.match(path) or any(p in (".", "..") for p in path.split("/")[1:]):
-        return [f"{path!r} must be an absolute path of plain names (no '..', spaces or newlines)"]
-    parts = path.split("/")[1:]
-    if len(parts) < 2 or parts[0] in SYSTEM_DIRS:
-        return [f"{path!r} must be a folder of its own below e.g. /opt or /srv, not a system folder"]
-    return []
-
-
 _SIMPLE: Dict[str, Any] = {"str": str, "int": int, "float": (int, float), "bool": bool}
 
 
@@ -411,17 +340,3 @@ def parse_event(line: Any) -> Optional[Dict[str, Any]]:
 def parse_events(text: str) -> List[Dict[str, Any]]:
     """Every event in a block of engine output."""
     return [e for e in map(parse_event, text.splitlines()) if e is not None]
-
-
-#: one release id pattern, checked at every entry (the controller's and the engine's)
-RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
-
-
-def check_release_id(rid: Any, where: str) -> str:
-    """``rid`` when it is a release id; else ``UsageError`` naming ``where`` it came from.
-
-    Every path built from an id goes through ``Layout``, which calls this: no id (from a
-    command line, a manifest or the history) can point outside ``releases/``."""
-    if not isinstance(rid, str) or not RELEASE_ID.match(rid):
-        raise UsageError(f"{where}: {rid!r} is not a release id (like 20261126T101500Z-3f2a9c1)")
-    return rid

@@ -182,7 +182,7 @@ class Engine:
 
     def drift(self, templates: dict) -> List[str]:
         """The installed unit and launcher against ``templates`` rendered for this app."""
-        from deployer.host.setup import drift
+        from deployer.host.rootfiles import drift
 
         return drift(templates, self.config)
 

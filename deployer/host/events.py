@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, Any, Iterator, Optional
 
-from deployer.host.contract import Status, mask, secret_forms
+from deployer.host.contract import Status
+from deployer.host.masking import mask, secret_forms
 
 
 def utc_now() -> str:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from deployer.host.contract import RELEASE_ID, HostConfig, check_release_id
+from deployer.host.contract import HostConfig
+from deployer.host.patterns import RELEASE_ID, check_release_id
 
 
 class Layout:

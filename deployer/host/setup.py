@@ -12,51 +12,28 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import re
 import stat
 from pathlib import Path
-from string import Template
 from typing import Dict, List, Optional
 
 from deployer.errors import HostError
 from deployer.host import safefs
-from deployer.host.contract import SUDO_VERBS, HostConfig
+from deployer.host.contract import HostConfig
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.proc import run
-
-TEMPLATES = {"unit": "unit.service.in", "launcher": "launch.sh.in"}
-SYSTEMCTL = "/usr/bin/systemctl"
-UNIT_DIR = Path("/etc/systemd/system")
-SUDOERS_DIR = Path("/etc/sudoers.d")
-LAUNCHER_DIR = Path("/usr/local/lib/deployer")
-
-
-def unit_path(unit: str) -> Path:
-    return UNIT_DIR / (unit if unit.endswith(".service") else unit + ".service")
-
-
-def launcher_path(app: str) -> Path:
-    return LAUNCHER_DIR / app / "launch"
-
-
-def sudoers_path(app: str) -> Path:
-    return SUDOERS_DIR / f"deployer-{re.sub(r'[^A-Za-z0-9_-]', '_', app)}"
-
-
-def load_templates(directory: Path) -> Dict[str, str]:
-    texts = {}
-    for key, name in TEMPLATES.items():
-        try:
-            texts[key] = (directory / name).read_text(encoding="utf-8")
-        except OSError as e:
-            raise HostError(f"template {directory / name}: {e.strerror}") from None
-    return texts
-
+from deployer.host.rootfiles import (
+    SYSTEMCTL,
+    UNIT_MARKERS,
+    authorize,
+    launcher_path,
+    render,
+    sudoers_path,
+    sudoers_text,
+    unit_path,
+)
 
 PERSISTENT_JOURNAL = "/var/log/journal"
-#: a line every unit deployer writes carries (the packaged template's first comment)
-UNIT_MARKERS = ("installed root-owned by `deployer host setup`",)
 
 
 def uid_min() -> int:
@@ -70,101 +47,6 @@ def uid_min() -> int:
     except OSError:
         pass
     return 1000
-
-
-def sudo_rules(user: str, unit: str) -> List[str]:
-    """The deploy user's only sudo rights: one exact line per verb, no wildcards (pure)."""
-    return [f"{user} ALL=(root) NOPASSWD: {SYSTEMCTL} {verb} {unit}" for verb in SUDO_VERBS]
-
-
-def sudoers_text(config: HostConfig) -> str:
-    """The sudoers drop-in (pure): a comment, then exactly ``sudo_rules``."""
-    head = (
-        f"# {sudoers_path(config.app)} - written by `deployer host setup`, checked with visudo -c.\n"
-        "# Exact command lines only: the deploy user can restart and stop its service, nothing else.\n"
-    )
-    return head + "".join(line + "\n" for line in sudo_rules(config.user, config.unit))
-
-
-def authorize(have: str, key: str) -> str:
-    """authorized_keys text with ``key`` present once, as ``restrict <key>`` (pure).
-
-    ``restrict`` turns off port, agent and X11 forwarding, ptys and ~/.ssh/rc: a deploy
-    needs commands and SFTP only. A line for the same key without it gets it."""
-    parts = key.split()
-    if len(parts) < 2:
-        raise HostError("--authorized-key: not a public key line (type base64 [comment])")
-    kind, blob = parts[0], parts[1]
-    lines, found = [], False
-    for line in have.splitlines():
-        tokens = line.split()
-        at = next((i for i in range(len(tokens) - 1) if tokens[i : i + 2] == [kind, blob]), None)
-        if at is not None:
-            found = True
-            options = tokens[0] if at == 1 else ""
-            if at == 0:
-                line = "restrict " + line.strip()
-            elif "restrict" not in options.split(","):
-                line = "restrict," + line.strip()
-        lines.append(line)
-    if not found:
-        lines.append("restrict " + " ".join(parts))
-    return "".join(line + "\n" for line in lines)
-
-
-def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
-    """Unit and launcher text for this app (pure)."""
-    values = {
-        "app": config.app,
-        "unit": config.unit,
-        "user": config.user,
-        "base": config.base_path,
-        "module": config.module,
-        "launcher": str(launcher_path(config.app)),
-        "env_file": config.env_path,
-    }
-    try:
-        rendered = {k: Template(t).substitute(values) for k, t in templates.items()}
-    except (KeyError, ValueError) as e:
-        raise HostError(f"template has an unknown or malformed placeholder: {e}") from None
-    for line in rendered.get("unit", "").splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "EnvironmentFile" and value.strip().lstrip("-") != config.env_path:
-            raise HostError(
-                f"{TEMPLATES['unit']}: EnvironmentFile={value.strip()} is not ${{env_file}} "
-                f"({config.env_path}): systemd reads it as root, so it must be the .env setup keeps "
-                "in root's folder; update the template"
-            )
-    return rendered
-
-
-def installed_paths(config: HostConfig) -> Dict[str, Path]:
-    return {"unit": unit_path(config.unit), "launcher": launcher_path(config.app)}
-
-
-def compare(
-    installed: Dict[str, Optional[str]], rendered: Dict[str, str], paths: Dict[str, Path]
-) -> List[str]:
-    """Drift between installed texts (None: missing) and rendered ones (pure)."""
-    problems = []
-    for key, path in paths.items():
-        if installed.get(key) is None:
-            problems.append(f"{path} is not installed (run `deployer host setup`)")
-        elif installed[key] != rendered[key]:
-            problems.append(f"{path} differs from the rendered template (run `deployer host setup`)")
-    return problems
-
-
-def drift(templates: Dict[str, str], config: HostConfig) -> List[str]:
-    """What differs between this host's installed unit/launcher and the rendered ones."""
-    paths = installed_paths(config)
-    installed: Dict[str, Optional[str]] = {}
-    for key, path in paths.items():
-        try:
-            installed[key] = path.read_text(encoding="utf-8")
-        except OSError:
-            installed[key] = None
-    return compare(installed, render(templates, config), paths)
 
 
 class Setup:

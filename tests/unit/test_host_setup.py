@@ -6,7 +6,7 @@ import pytest
 
 from deployer.errors import HostError
 from deployer.host.contract import HostConfig
-from deployer.host.setup import authorize, render, sudo_rules, sudoers_text
+from deployer.host.rootfiles import authorize, render, sudo_rules, sudoers_text
 
 CONFIG = HostConfig.from_dict(
     {

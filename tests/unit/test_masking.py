@@ -7,8 +7,8 @@ import base64
 import json
 from urllib.parse import quote, quote_plus
 
-from deployer.host.contract import mask, secret_forms
 from deployer.host.envfile import EnvFile
+from deployer.host.masking import mask, secret_forms
 from deployer.redact import Redactor
 
 TRICKY = (
