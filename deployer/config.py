@@ -182,6 +182,14 @@ class Smoke(Model):
     timeout: Seconds = SmokeConfig.timeout
 
 
+class Service(Model):
+    """How systemd runs the service (rendered into the unit by `deployer host setup`)."""
+
+    #: notify: the service sends sd_notify READY=1 when it is ready; exec: started once
+    #: its program runs (for services that do not speak sd_notify)
+    type: Literal["notify", "exec", "simple"] = "notify"
+
+
 class Notify(Model):
     kind: Literal["slack", "webhook", "email", "telegram"]
     url_from_variable: Name
@@ -207,6 +215,7 @@ class Config(Model):
     health: Health = Health()
     env: Env = Env()
     smoke: Smoke = Smoke()
+    service: Service = Service()
     notify: list[Notify] = []
     audit: Audit = Audit()
     artifact: Artifact = Artifact()
@@ -257,6 +266,7 @@ class Config(Model):
             shared_dirs=tuple(app.shared_dirs),
             env_required=tuple(self.env.required),
             env_public=tuple(self.env.public),
+            service_type=self.service.type,
             audit_retention_days=self.audit.retention_days,
         )
 
@@ -270,6 +280,7 @@ HOST_KEYS = {
     "base_path": "app.base_path",
     "interpreter": "target.interpreter",
     "shared_dirs": "app.shared_dirs",
+    "service_type": "service.type",
 }
 
 

@@ -157,6 +157,8 @@ VARIANTS = {
         "    _setup_logging(settings.log_level_number)\n",
         "    _setup_logging(settings.log_level_number)\n    raise RuntimeError('crash at start')\n",
     ),
+    # serves, but never tells systemd it is ready (no sd_notify READY=1)
+    "silent": (PKG / "service.py", 'sd_notify(f"READY=1', 'print(f"READY=1'),
     # ready and running, but /health fails
     "unhealthy": (
         PKG / "health.py",
@@ -168,6 +170,7 @@ VARIANT_DATES = {
     "v2": "2026-11-26T11:00:00Z",
     "crash": "2026-11-26T12:00:00Z",
     "unhealthy": "2026-11-26T13:00:00Z",
+    "silent": "2026-11-26T14:00:00Z",
 }
 
 

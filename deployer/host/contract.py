@@ -161,6 +161,9 @@ EXIT_ABORTED = 3
 #: how many journal lines a deploy keeps and hands back for the audit log
 JOURNAL_LINES = 200
 
+#: the unit's ``Type=`` values deployer renders (``[service] type``)
+SERVICE_TYPES = ("notify", "exec", "simple")
+
 #: the only verbs the deploy user may run as ``sudo -n systemctl <verb> <unit>``
 SUDO_VERBS = ("restart", "stop", "reset-failed")
 
@@ -202,6 +205,9 @@ class HostConfig:
     #: .env keys whose values are not secret (a port, a host name): shown, not masked
     env_public: Tuple[str, ...] = ()
     audit_retention_days: int = 30
+    #: how systemd knows the service started: ``notify`` (it sends READY=1), ``exec``
+    #: (its program was executed), ``simple`` (forked)
+    service_type: str = "notify"
     #: where the service's .env lives; default ``/etc/deployer/<app>/env``: a root-owned
     #: folder (no link can be planted there), a file the deploy user may only rewrite
     env_file: Optional[str] = None
@@ -251,6 +257,8 @@ class HostConfig:
         ):
             if not pattern.match(value):
                 found.append((key, f"{value!r} does not match {pattern.pattern}"))
+        if self.service_type not in SERVICE_TYPES:
+            found.append(("service_type", f"{self.service_type!r} is not one of {', '.join(SERVICE_TYPES)}"))
         if self.user == "root":
             found.append(("user", "root may not deploy or run the service: name a user of its own"))
         found += [("base_path", why) for why in base_path_problems(self.base_path)]

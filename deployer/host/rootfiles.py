@@ -99,6 +99,7 @@ def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
         "module": config.module,
         "launcher": str(launcher_path(config.app)),
         "env_file": config.env_path,
+        "service_type": config.service_type,
     }
     try:
         rendered = {k: Template(t).substitute(values) for k, t in templates.items()}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from deployer.errors import HostError
+from deployer.errors import HealthError, HostError
 from deployer.host.contract import SUDO_VERBS
 from deployer.host.proc import run
 
-SHOW_PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "InvocationID", "MainPID")
+SHOW_PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "InvocationID", "MainPID", "Type")
 
 
 class Service:
@@ -57,7 +57,7 @@ class Systemd(Service):
         self.unit = unit
         self.systemctl, self.journalctl, self.sudo = systemctl, journalctl, sudo
 
-    def _privileged(self, verb: str, timeout: float = 120) -> None:
+    def _privileged(self, verb: str, timeout: float = 120) -> int:
         # `sudo -n`: fail at once instead of prompting; argv matches the sudoers line exactly
         argv = [self.sudo, "-n", self.systemctl, verb, self.unit]
         proc = run(argv, timeout=timeout)
@@ -69,11 +69,19 @@ class Systemd(Service):
                 f"sudo refused `systemctl {verb} {self.unit}`: run "
                 "`deployer host setup` to install the sudoers drop-in"
             )
+        return proc.returncode
 
     def restart(self) -> None:
         if self.show().get("Result") == "start-limit-hit":
             self._privileged("reset-failed")  # else systemd refuses the start outright
-        self._privileged("restart")
+        if self._privileged("restart") != 0:
+            props = self.show()
+            if props.get("Result") == "timeout" and props.get("Type") == "notify":
+                raise HealthError(
+                    f"{self.name} never said it was ready: it is Type=notify, so systemd waits for "
+                    "READY=1 (sd_notify) until TimeoutStartSec; if the service does not send it, set "
+                    '[service] type = "exec" in deploy.toml and run `deployer host setup`'
+                )
 
     def stop(self) -> None:
         self._privileged("stop")
