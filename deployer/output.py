@@ -11,13 +11,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from deployer.host.contract import QUIET_STEPS
+from deployer.host.events import describe
 from deployer.redact import Redactor
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "start": "[dim]…[/]", "info": "[blue]·[/]"}
-QUIET_STEPS = {"tick", "done"}
 
 
 class Reporter:
@@ -38,7 +39,7 @@ class Reporter:
 
     def event(self, host: str, event: dict) -> None:
         """One engine event from ``host``."""
-        if event.get("step") in QUIET_STEPS:
+        if event.get("step") in QUIET_STEPS:  # the contract's framing events
             return
         if self.sink:
             self.sink(host, event)
@@ -46,7 +47,10 @@ class Reporter:
             self._write(json.dumps({"host": host, **event}))
             return
         status = event.get("status", "")
-        if status == "start" and self.mode == "plain":
+        if self.mode == "plain":
+            line = describe(event)  # the engine's own words for a person
+            if line is not None:
+                self._write(f"[{host}] {line}")
             return
         duration = f" ({event['duration']:.2f}s)" if "duration" in event else ""
         detail = event.get("detail") or ""
@@ -59,8 +63,6 @@ class Reporter:
             )
             with self._lock:
                 self._console().print(line)
-        else:
-            self._write(f"[{host}] {event.get('step')} {status}: {detail}{duration}")
 
     @contextmanager
     def step(self, host: str, step: str, detail: str):

@@ -33,6 +33,9 @@ ServiceFactory = Callable[[HostConfig], Service]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="engine.pyz", description="deployer host engine")
     p.add_argument("--version", action="version", version=f"deployer-engine {__version__}")
+    p.add_argument(
+        "--json", action="store_true", help="JSON lines even on a terminal (the default elsewhere)"
+    )
     p.add_argument("--base", help="the app's base path (default: from the config)")
     p.add_argument("--config", help="host config JSON file (default: artifact's, then saved)")
     p.add_argument("--config-json", help="host config as a JSON string (controller use)")
@@ -198,7 +201,7 @@ def main(
     argv: Optional[List[str]] = None, service_factory: ServiceFactory = lambda config: Systemd(config.unit)
 ) -> None:
     args = _parser().parse_args(argv)
-    events = Events()
+    events = Events(human=not args.json and sys.stdout.isatty())  # a person at a terminal
     try:
         code = run(args, events, service_factory)
     except DeployerError as e:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, Any, Iterator, Optional
 
-from deployer.host.contract import Status
+from deployer.host.contract import QUIET_STEPS, Status
 from deployer.host.masking import mask, secret_forms
 
 
@@ -18,15 +18,29 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
+def describe(event: dict) -> Optional[str]:
+    """An event as one line for a person, ``step status: detail (1.23s)``; None for the
+    framing (ticks, answers) and for starts. The controller's plain output uses it too."""
+    if event.get("step") in QUIET_STEPS or event.get("status") == Status.START:
+        return None
+    detail = event.get("detail") or ""
+    if not isinstance(detail, str):
+        detail = json.dumps(detail)
+    duration = f" ({event['duration']:.2f}s)" if "duration" in event else ""
+    return f"{event.get('step')} {event.get('status')}: {detail}{duration}"
+
+
 class Events:
-    """Writes events as JSON lines to ``out`` (stdout by default), flushed at once.
+    """Writes events to ``out`` (stdout by default), flushed at once: JSON lines for a
+    controller, or with ``human`` one ``describe`` line each for a person at a terminal.
 
     Thread-safe; every line is masked: values registered with ``add_secrets`` (the
     .env's values) never leave the engine.
     """
 
-    def __init__(self, out: Optional[IO[str]] = None):
+    def __init__(self, out: Optional[IO[str]] = None, human: bool = False):
         self.out = out or sys.stdout
+        self.human = human
         self.secrets: set = set()
         self._lock = threading.Lock()
         self.last: Optional[dict] = None
@@ -45,14 +59,17 @@ class Events:
         if duration is not None:
             event["duration"] = round(duration, 3)
         event.update(extra)
-        line = self.mask(json.dumps(event, sort_keys=False))
+        self.last = event
+        text = describe(event) if self.human else json.dumps(event, sort_keys=False)
+        if text is None:
+            return event
+        line = self.mask(text)
         with self._lock:
             try:
                 self.out.write(line + "\n")
                 self.out.flush()
             except (BrokenPipeError, ValueError, OSError):
                 pass  # the controller went away; the audit log still records the outcome
-        self.last = event
         return event
 
     @contextmanager
