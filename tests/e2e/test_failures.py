@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import tarfile
 import time
@@ -98,6 +99,9 @@ def test_ssh_cut_while_staging_leaves_the_old_release(faulty, variant_builds, cu
     assert "Traceback" not in err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["hosts"][0]["result"] == "failed"
+    detail = summary["hosts"][0]["detail"]  # the step it was in, and what the host runs
+    assert re.search(r": (venv|check|smoke): ", detail), detail
+    assert "host unchanged: the old release is live" in detail, detail
     lock_free_within(guest, 10)
     assert_untouched(guest, v1, before)
     # an install cut short is removed; one that finished before the engine noticed the
