@@ -55,7 +55,7 @@ def hoist_output_flags(argv: list[str]) -> list[str]:
 
 def main() -> None:
     try:
-        rc = cli.main(args=hoist_output_flags(sys.argv[1:]), standalone_mode=False)
+        rc = _run(hoist_output_flags(sys.argv[1:]))
         if isinstance(rc, int) and rc:
             sys.exit(rc)
         if Context.active is not None and Context.active.exit_code:
@@ -72,6 +72,15 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("deployer: interrupted", err=True)
         sys.exit(130)
+
+
+def _run(argv: list[str]):
+    """The command; the live lines end before anything else is printed."""
+    try:
+        return cli.main(args=argv, standalone_mode=False)
+    finally:
+        if Context.active is not None:
+            Context.active.reporter.close()
 
 
 def _mask(e: Exception) -> str:

@@ -49,6 +49,8 @@ class Context:
         return Recorder(self.config(), self.reporter, action, log_dir)
 
     def out(self, data, text: str) -> None:
+        """The command's result on stdout (after the live lines end)."""
+        self.reporter.close()
         if self.reporter.mode == "json":
             click.echo(json.dumps(data, default=str))
         else:

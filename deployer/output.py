@@ -1,5 +1,6 @@
-"""What the user sees: engine events as rich lines on a terminal, plain lines in CI,
-JSON lines for machines. Everything passes the redactor first."""
+"""What the user sees: engine events as rich lines on a terminal (with one live line per
+host: ``live.py``), plain lines in CI, JSON lines for machines. Everything passes the
+redactor first."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from deployer.redact import Redactor
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from deployer.live import Board
+
 MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "start": "[dim]…[/]", "info": "[blue]·[/]"}
 
 
@@ -33,6 +36,7 @@ class Reporter:
             from rich.console import Console
 
             self.console = Console(file=self.stream, highlight=False, soft_wrap=True, force_terminal=True)
+        self.board: Board | None = None  # the live lines, from the first event on a terminal
         self._lock = threading.Lock()
         # every event and message shown is also handed here (the run's log bundle)
         self.sink: Callable[[str, dict], None] | None = None
@@ -56,13 +60,36 @@ class Reporter:
         detail = event.get("detail") or ""
         if not isinstance(detail, str):
             detail = json.dumps(detail)
-        if self.mode == "rich":
-            line = (
+        with self._lock:
+            board = self._board()
+            if status == "start":  # shown on the host's live line until it ends
+                board.start(host, str(event.get("step")), self.redactor(detail), event.get("seconds"))
+                return
+            if status in ("ok", "fail"):
+                board.finish(host)
+            self._console().print(
                 f"{MARKS.get(status, '·')} [bold]{host}[/] {event.get('step')} "
                 f"[dim]{_escape(self.redactor(detail))}{duration}[/]"
             )
+
+    def progress(self, host: str, done: int, total: int) -> None:
+        """Bytes of ``host``'s upload sent so far: a progress bar on a terminal."""
+        if self.mode == "rich":
             with self._lock:
-                self._console().print(line)
+                self._board().progress(host, done, total)
+
+    def close(self) -> None:
+        """The live lines end (the finished steps stay printed above them)."""
+        if self.board is not None:
+            self.board.stop()
+            self.board = None
+
+    def _board(self) -> Board:
+        if self.board is None:
+            from deployer.live import Board
+
+            self.board = Board(self._console())
+        return self.board
 
     @contextmanager
     def step(self, host: str, step: str, detail: str):

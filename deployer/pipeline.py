@@ -196,7 +196,9 @@ class Pipeline:
         with self.reporter.step(
             label, "upload", f"{len(pre['missing'])} files, {upload.stat().st_size / 1e6:.1f} MB"
         ):
-            run.conn.upload(upload, remote_tar)
+            run.conn.upload(
+                upload, remote_tar, callback=lambda done, total: self.reporter.progress(label, done, total)
+            )
         session.call(Command.STAGE, artifact=remote_tar)
         run.result = HostResult(label, Result.STAGED, art.release_id, art.version)
 

@@ -158,7 +158,7 @@ class Activation:
             healthy = check.wait_healthy(started)
             r["detail"] = f"healthy in {healthy:.2f}s"
         watch = self.config.health.watch
-        with self.events.step(Step.GATE, f"watching {watch:.0f}s") as r:
+        with self.events.step(Step.GATE, f"watching {watch:.0f}s", seconds=watch) as r:
             gate = check.watch(started, watch)
             r["detail"] = f"gate closed after {healthy + gate:.2f}s"
         return healthy, gate

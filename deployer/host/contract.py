@@ -277,7 +277,12 @@ def _typed(cls: Any, data: Dict[str, Any], source: str, nested: Dict[str, Any]) 
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise UsageError(f"{source}: unknown key {unknown[0]!r}")
+        hint = (
+            " (a deployer newer than this artifact's engine: build the artifact with it)"
+            if source == "--config-json"
+            else ""
+        )
+        raise UsageError(f"{source}: unknown key {unknown[0]!r}{hint}")
     out: Dict[str, Any] = {}
     for name, f in known.items():
         if name not in data:

@@ -73,9 +73,10 @@ class Events:
         return event
 
     @contextmanager
-    def step(self, name: str, detail: Any = "") -> Iterator[dict]:
-        """``start`` event, then ``ok`` (or ``fail`` with the error) with the duration."""
-        self.emit(name, Status.START, detail)
+    def step(self, name: str, detail: Any = "", **extra: Any) -> Iterator[dict]:
+        """``start`` event (with ``extra`` fields), then ``ok`` (or ``fail`` with the
+        error) with the duration."""
+        self.emit(name, Status.START, detail, **extra)
         started = time.monotonic()
         result: dict = {"detail": ""}
         try:

@@ -258,12 +258,17 @@ def _has_pip(release_dir: Path) -> bool:
     return any((release_dir / VENV / "lib").glob("python3*/site-packages/pip"))
 
 
+def smoke_argv(release_dir: Path, command: List[str]) -> List[str]:
+    """The smoke command with ``{python}`` replaced by the release's venv python (pure)."""
+    python = str(venv_python(release_dir))
+    return [python if part == "{python}" else part.replace("{python}", python) for part in command]
+
+
 def smoke(
     release_dir: Path, command: List[str], timeout: float, log: Path, abort: Optional[threading.Event] = None
 ) -> None:
     """The smoke command with an EMPTY environment: never the production .env."""
-    python = str(venv_python(release_dir))
-    argv = [python if part == "{python}" else part.replace("{python}", python) for part in command]
+    argv = smoke_argv(release_dir, command)
     run_logged(
         argv,
         log,

@@ -139,7 +139,7 @@ class Staging:
     def _smoke(self, rel: Path, log: Path) -> None:
         """The smoke command, in an empty environment."""
         smoke = self.config.smoke
-        with self.events.step(Step.SMOKE, " ".join(smoke.command)):
+        with self.events.step(Step.SMOKE, " ".join(install.smoke_argv(rel, list(smoke.command)))):
             install.smoke(rel, list(smoke.command), smoke.timeout, log, self.abort)
 
     def _mark_bad(self, rel: Path, manifest: dict) -> None:
