@@ -185,8 +185,8 @@ class Pipeline:
         run.remote = self.remote(run.conn, plan.engine)
         plan.verified.result()  # nothing the artifact carries runs before every hash is checked
         run.session = session = run.remote.session(self.reporter.event, plan.lock_wait)
-        pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True)
-        drift = session.call(Command.DRIFT, templates=plan.templates)["drift"]
+        pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True, templates=plan.templates)
+        drift = pre["drift"]  # one round trip: the unit is compared with the artifact's templates too
         if drift:  # `check` fails on drift; a deploy only warns
             self.reporter.event(
                 label, {"step": "unit", "status": Status.INFO, "detail": "WARNING: " + "; ".join(drift)}

@@ -48,7 +48,6 @@ class Command:
     PRUNE = "prune"
     RELEASES = "releases"
     LOGS = "logs"
-    DRIFT = "drift"
     BYE = "bye"
     HEARTBEAT = "hb"
 
@@ -61,7 +60,6 @@ SERVE_COMMANDS = (
     Command.PRUNE,
     Command.RELEASES,
     Command.LOGS,
-    Command.DRIFT,
     Command.BYE,
     Command.HEARTBEAT,
 )

@@ -65,8 +65,9 @@ class Engine:
         self.lock.release()
 
     # ------------------------------------------------------------------ steps
-    def preflight(self, manifest: dict, upload: bool = False) -> dict:
-        """Checks before anything is written; ``upload``: the missing files are still to come."""
+    def preflight(self, manifest: dict, upload: bool = False, templates: Optional[dict] = None) -> dict:
+        """Checks before anything is written; ``upload``: the missing files are still to
+        come; ``templates``: also how the installed unit and launcher differ (``drift``)."""
         with self.events.step(Step.PREFLIGHT) as r:
             missing = missing_members(self.layout, manifest)
             incoming = sum(manifest["files"][n]["size"] for n in missing) if upload else 0
@@ -74,6 +75,7 @@ class Engine:
                 self.layout, manifest, self.config.interpreter, incoming, self.service.problems()
             )
             result["missing"] = missing
+            result["drift"] = self.drift(templates) if templates else []
             r["detail"] = (
                 f"python {result['python']}, glibc {result['glibc']}, disk "
                 f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB"

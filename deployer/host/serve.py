@@ -130,7 +130,9 @@ class Serve:
         engine = self.engine
         if cmd == Command.PREFLIGHT:
             self.manifest = msg["manifest"]
-            return engine.preflight(msg["manifest"], upload=bool(msg.get("upload")))
+            return engine.preflight(
+                msg["manifest"], upload=bool(msg.get("upload")), templates=msg.get("templates")
+            )
         if cmd == Command.STAGE:
             try:
                 return {"release": engine.stage(msg["artifact"], expected=self.manifest)}
@@ -147,6 +149,4 @@ class Serve:
             return engine.releases()
         if cmd == Command.LOGS:  # the journal kept for a release, before the controller says bye
             return {"lines": engine.logs(msg.get("release"), int(msg["lines"]))}
-        if cmd == Command.DRIFT:  # the installed unit and launcher against these templates
-            return {"drift": engine.drift(msg["templates"])}
         raise DeployerError(f"unknown command {cmd!r}")
