@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release demo verify test test-fast lint bench clean
+.PHONY: help setup release demo verify test test-fast lint locks bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ lint: setup ## ruff (every file), ruff format --check, mypy on deployer/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+locks: setup ## regenerate requirements/*.lock: what CI's deploy job installs, by hash (pyproject.toml's pins)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements/runtime.lock
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(BIN)/uv pip compile - --generate-hashes --python-version 3.11 -c requirements/runtime.lock \
+	    --custom-compile-command 'make locks' -o requirements/build.lock
 
 clean: ## remove build outputs (not caches)
 	rm -rf $(DIST) build .pytest_cache

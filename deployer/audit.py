@@ -193,16 +193,18 @@ class Recorder:
     def _journals(self, summary: Summary) -> dict:
         """The journal each host kept for the release it started (never fails the run).
 
-        The pipeline asks the engine for it before ``bye`` (or after reconnecting)."""
+        The pipeline asks the engine for it before ``bye`` (or after reconnecting). A host
+        whose label is a secret (DEPLOYER_HOSTS_SECRET) is named by its place instead."""
         if self.bundle is None:
             return {}
         found = {}
         try:
-            for h in summary.hosts:
+            for n, h in enumerate(summary.hosts, 1):
+                label = h.label if self.redactor(h.label) == h.label else f"host-{n}"
                 if h.journal is not None:
-                    found[h.label] = self._write_journal(h.label, h.journal)
+                    found[label] = self._write_journal(label, h.journal)
                 elif h.result in JOURNALED and h.release:
-                    found[h.label] = "not read: the host kept no journal for this release"
+                    found[label] = "not read: the host kept no journal for this release"
         except OSError as e:  # the excerpt is a courtesy: it never fails a deploy
             found["error"] = f"journal not written: {e.strerror}"
         return {k: self.redactor(v) for k, v in found.items()}

@@ -26,6 +26,7 @@ class Context:
         self.config_path = Path(config_path)
         self.redactor = Redactor()
         self.redactor.add_from_environ(SECRET_VARIABLES)
+        self.redactor.add_secret_hosts()
         self.reporter = Reporter(mode, self.redactor)
         self._config: Config | None = None
         self.exit_code = 0  # raised by a host that failed in a multi-host query

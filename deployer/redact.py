@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 
@@ -15,6 +16,21 @@ SECRET_VARIABLES = (
     "DEPLOYER_DOTENV",
     "DEPLOYER_KNOWN_HOSTS",
 )
+# set (1) by CI when DEPLOYER_HOSTS came from a secret: every host and address is masked
+HOSTS_SECRET = "DEPLOYER_HOSTS_SECRET"
+
+
+def host_values(spec: str) -> list[str]:
+    """Each ``[user@]address[:port]`` of a DEPLOYER_HOSTS value, and its address."""
+    from deployer.config import parse_hosts
+    from deployer.errors import ConfigError
+
+    values = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        values.append(item)
+        with contextlib.suppress(ConfigError):  # unparsable: masked whole (loading names the error)
+            values += [h["address"] for h in parse_hosts(item)]
+    return values
 
 
 class Redactor:
@@ -33,6 +49,12 @@ class Redactor:
     def add_from_environ(self, names: Iterable[str], environ=None) -> None:
         env = os.environ if environ is None else environ
         self.add(env[n] for n in names if env.get(n))
+
+    def add_secret_hosts(self, environ=None) -> None:
+        """Every host and address of DEPLOYER_HOSTS, when DEPLOYER_HOSTS_SECRET says it is a secret."""
+        env = os.environ if environ is None else environ
+        if env.get(HOSTS_SECRET, "").lower() in ("1", "true") and env.get("DEPLOYER_HOSTS"):
+            self.add(host_values(env["DEPLOYER_HOSTS"]))
 
     def __call__(self, text: str) -> str:
         return mask(text, self.secrets)  # the same masking the host engine applies

@@ -20,6 +20,9 @@ from deployer.config import NAME_RE, load_config, validate_config
 from deployer.errors import UsageError
 
 WORKFLOWS = ("deploy.yml", "deploy-staging.yml", "manual-deploy.yml", "rollback.yml")
+#: this deployer checkout (the parent of the package): its origin names the default owner,
+#: its git resolves --ref to the commit the callers pin
+DEPLOYER_ROOT = Path(__file__).resolve().parent.parent
 REUSABLE = ".github/workflows/deploy-reusable.yml"
 DEFAULT_REF = "main"
 
@@ -113,14 +116,45 @@ def detect_owner(deployer_root: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
-    """relative path -> text (or Path to copy) of everything init writes (pure apart from reads)."""
+def check_ref(ref: str) -> None:
+    """``ref`` is a tag, branch or commit name, and can never be read as an option."""
+    if ref.startswith("-"):
+        raise UsageError(f"--ref {ref!r}: not a tag, branch or commit (it would be read as an option)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", ref) or ".." in ref:
+        raise UsageError(f"--ref {ref!r}: not a tag, branch or commit")
+
+
+def resolve_ref(deployer_root: Path, ref: str) -> str:
+    """The commit (40 hex) ``ref`` names in this deployer checkout: what the callers pin."""
+    check_ref(ref)
+    root = str(deployer_root)
+    try:
+        proc = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--verify", "--quiet", "--end-of-options"]
+            + [f"{ref}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        sha = proc.stdout.strip() if proc.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    if not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise UsageError(f"--ref {ref}: no such tag, branch or commit in deployer's git checkout {root}")
+    return sha
+
+
+def plan(target: Path, owner: str, ref: str, sha: str, source: str = ".") -> dict:
+    """relative path -> text (or Path to copy) of everything init writes (pure apart from reads).
+
+    The callers pin deployer by ``sha``, the commit ``ref`` named (kept as a comment)."""
     from deployer.builder.release import default_packaging
 
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", owner):
         raise UsageError(f"--owner {owner!r}: not a GitHub user or organisation name")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", ref) or ".." in ref:
-        raise UsageError(f"--ref {ref!r}: not a tag, branch or commit")
+    check_ref(ref)
+    if not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise UsageError(f"--ref {ref}: {sha!r} is not a commit sha")
     app = guess_app(target / source)
     values = {
         "NAME": app["name"],
@@ -130,8 +164,8 @@ def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
         "SOURCE": source,
         "CONFIG": "deploy.toml",
         "REPO": f"{owner}/deployer",
-        "REF": ref,
-        "USES": f"{owner}/deployer/{REUSABLE}@{ref}",
+        "SHA": sha,
+        "USES": f"{owner}/deployer/{REUSABLE}@{sha}  # {ref}",
     }
     config = _fill(_template("deploy.toml.in"), values)
     validate_config(tomllib.loads(config), "deploy.toml")  # never write a config that fails
@@ -153,12 +187,19 @@ def _env_template(text: str, app: str) -> str:
 
 
 def init_repo(
-    target: Path, owner: str, ref: str = DEFAULT_REF, force: bool = False, source: str = "."
+    target: Path,
+    owner: str,
+    ref: str = DEFAULT_REF,
+    force: bool = False,
+    source: str = ".",
+    deployer_root: Path | None = None,
 ) -> list[Path]:
-    """Write deploy.toml, packaging/ and the caller workflows into ``target``."""
+    """Write deploy.toml, packaging/ and the caller workflows into ``target``; the callers
+    pin deployer by the commit ``ref`` names in ``deployer_root`` (default: this checkout)."""
     if not target.is_dir():
         raise UsageError(f"{target}: not a directory")
-    files = plan(target, owner, ref, source)
+    sha = resolve_ref(deployer_root or DEPLOYER_ROOT, ref)
+    files = plan(target, owner, ref, sha, source)
     existing = [rel for rel in files if (target / rel).exists()]
     if existing and not force:
         raise UsageError(

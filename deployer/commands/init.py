@@ -6,11 +6,7 @@ from pathlib import Path
 
 import click
 
-import deployer
 from deployer.errors import UsageError
-
-#: this deployer checkout (the parent of the package), whose origin names the default owner
-DEPLOYER_ROOT = Path(deployer.__file__).resolve().parent.parent
 
 
 @click.command()
@@ -21,7 +17,7 @@ DEPLOYER_ROOT = Path(deployer.__file__).resolve().parent.parent
     "ref",
     default="main",
     show_default=True,
-    help="Tag or commit of deployer the workflows use (pin one).",
+    help="Tag, branch or commit of deployer the workflows use; they pin the commit it names.",
 )
 @click.option(
     "--source", default=".", show_default=True, help="The service project (pyproject.toml) inside DIRECTORY."
@@ -29,13 +25,13 @@ DEPLOYER_ROOT = Path(deployer.__file__).resolve().parent.parent
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
 def init(directory, owner, ref, source, force) -> None:
     """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows."""
-    from deployer.scaffold import detect_owner, init_repo
+    from deployer.scaffold import DEPLOYER_ROOT, detect_owner, init_repo
 
     owner = owner or detect_owner(DEPLOYER_ROOT)
     if not owner:
         raise UsageError("--owner: give the GitHub owner of the deployer repository")
     root = Path(directory)
-    for path in init_repo(root, owner, ref, force, source):
+    for path in init_repo(root, owner, ref, force, source, DEPLOYER_ROOT):
         click.echo(f"wrote {path.relative_to(root)}")
 
 

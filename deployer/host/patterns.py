@@ -51,7 +51,7 @@ def base_path_problems(path: str) -> List[str]:
 
 
 #: one release id pattern, checked at every entry (the controller's and the engine's)
-RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}$")
+RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{7}\Z")
 
 
 def check_release_id(rid: Any, where: str) -> str:

@@ -151,3 +151,43 @@ def test_an_unwritable_log_dir_does_not_stop_the_run(tmp_path):
     with Recorder(ctx.config(), ctx.reporter, "deploy", str(blocker / "logs"), environ={}) as rec:
         rec.finish(Summary("deploy", "r1", "1.0", [HostResult("h", "success")]))
     assert "cannot write" in ctx.reporter.stream.getvalue()
+
+
+def test_a_secret_hosts_journal_is_named_by_its_place_not_its_address(tmp_path):
+    """DEPLOYER_HOSTS from a secret: the log bundle's file names carry no address either."""
+    ctx = _Ctx(tmp_path)
+    ctx.redactor.add_secret_hosts(
+        {"DEPLOYER_HOSTS": "203.0.113.10,203.0.113.11", "DEPLOYER_HOSTS_SECRET": "1"}
+    )
+    summary = Summary(
+        "deploy",
+        "r1",
+        "1.0",
+        [
+            HostResult(address, "success", "r1", "1.0", journal=[f"started on {address}"])
+            for address in ("203.0.113.10", "203.0.113.11")
+        ]
+        + [HostResult("prod-3", "success", "r1", "1.0", journal=["ok"])],  # a named host keeps its name
+    )
+    with Recorder(ctx.config(), ctx.reporter, "deploy", str(tmp_path / "logs"), environ={}) as rec:
+        ctx.reporter.event(
+            "203.0.113.10", {"step": "switch", "status": "ok", "detail": "203.0.113.10 switched"}
+        )
+        rec.finish(summary)
+    [bundle] = (tmp_path / "logs").iterdir()
+    names = sorted(p.name for p in bundle.iterdir())
+    assert names == [
+        "events.jsonl",
+        "journal-host-1.txt",
+        "journal-host-2.txt",
+        "journal-prod-3.txt",
+        "summary.json",
+        "summary.md",
+    ]
+    everything = "".join(p.read_text() for p in bundle.iterdir()) + ctx.reporter.stream.getvalue()
+    assert "203.0.113.1" not in everything and "***" in everything
+    assert json.loads((bundle / "summary.json").read_text())["journal"] == {
+        "host-1": "journal-host-1.txt",
+        "host-2": "journal-host-2.txt",
+        "prod-3": "journal-prod-3.txt",
+    }

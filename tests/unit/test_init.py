@@ -12,23 +12,57 @@ import pytest
 
 from deployer.builder.release import default_packaging
 from deployer.config import load_config
+from tests.conftest import git
 from tests.unit.ghactions import actionlint, evaluate_group, load
 from tests.unit.test_workflows import WORKFLOWS, secret_problems
 
 ROOT = Path(__file__).resolve().parents[2]
-USES = "acme/deployer/.github/workflows/deploy-reusable.yml@v1.2.3"
+REUSABLE = "acme/deployer/.github/workflows/deploy-reusable.yml"
+# `deployer init` with its own checkout swapped for a scratch one (deployer.scaffold.DEPLOYER_ROOT)
+BOOT = (
+    "import pathlib, sys; import deployer.scaffold as s; s.DEPLOYER_ROOT = pathlib.Path(sys.argv.pop(1)); "
+    "from deployer.cli import main; sys.argv[0] = 'deployer'; main()"
+)
 
 
-def init(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "init", str(repo), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+@pytest.fixture(scope="module")
+def deployer_checkout(tmp_path_factory) -> dict:
+    """A scratch deployer repository: v1.2.3, then v2.0.0 (annotated) on main, and a branch
+    named v1.2.3 on a commit of its own; the shas each name."""
+    repo = tmp_path_factory.mktemp("deployer")
+    git(repo, "init", "-q", "-b", "main")
+    shas = {}
+    for n, tag in enumerate(("v1.2.3", "v2.0.0")):
+        (repo / "f").write_text(str(n))
+        git(repo, "add", "f")
+        git(repo, "commit", "-qm", tag)
+        shas[tag] = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "v1.2.3", shas["v1.2.3"])
+    git(repo, "tag", "-a", "-m", "two", "v2.0.0", shas["v2.0.0"])
+    git(repo, "checkout", "-q", "-b", "v1.2.3")  # a branch named like the tag
+    (repo / "f").write_text("branch")
+    git(repo, "commit", "-qam", "a branch named like a tag")
+    shas["branch v1.2.3"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    shas["main"] = shas["v2.0.0"]
+    return {"root": repo, **shas}
+
+
+@pytest.fixture
+def init(deployer_checkout):
+    def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-c", BOOT, str(deployer_checkout["root"]), "init", str(repo), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        if check:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run
 
 
 @pytest.fixture
@@ -45,7 +79,7 @@ def service(tmp_path) -> Path:
     return repo
 
 
-def test_init_writes_a_config_that_loads_packaging_and_workflows(service):
+def test_init_writes_a_config_that_loads_packaging_and_workflows(init, service):
     proc = init(service, "--owner", "acme", "--ref", "v1.2.3")
     wrote = [line.removeprefix("wrote ") for line in proc.stdout.splitlines()]
     assert wrote == [
@@ -67,7 +101,8 @@ def test_init_writes_a_config_that_loads_packaging_and_workflows(service):
     assert "my-svc" in (service / "packaging" / "env.template").read_text()
 
 
-def test_generated_workflows_pass_actionlint_and_call_the_reusable_workflow(service):
+def test_generated_workflows_pass_actionlint_and_call_the_reusable_workflow(init, service, deployer_checkout):
+    sha = deployer_checkout["v1.2.3"]
     init(service, "--owner", "acme", "--ref", "v1.2.3")
     files = sorted((service / ".github" / "workflows").glob("*.yml"))
     assert len(files) == 4
@@ -77,16 +112,17 @@ def test_generated_workflows_pass_actionlint_and_call_the_reusable_workflow(serv
     for path in files:
         wf = load(path)
         [job] = wf["jobs"].values()
-        assert job["uses"] == USES and job["secrets"] == "inherit"
+        assert job["uses"] == f"{REUSABLE}@{sha}" and job["secrets"] == "inherit"
+        assert f"uses: {REUSABLE}@{sha}  # v1.2.3\n" in path.read_text()
         assert job["with"]["deployer-repository"] == "acme/deployer"
-        assert job["with"]["deployer-ref"] == "v1.2.3"
+        assert job["with"]["deployer-ref"] == sha
         assert set(job["with"]) <= set(reusable), path.name  # actionlint cannot see a remote one
         assert job["permissions"] == {"contents": "read", "actions": "read"}
         assert wf["permissions"] == {}
         assert secret_problems(path.name, wf) == []
 
 
-def test_generated_callers_deploy_like_this_repos_own(service):
+def test_generated_callers_deploy_like_this_repos_own(init, service):
     """Same triggers and one concurrency group per environment as this repo's callers."""
     init(service, "--owner", "acme", "--ref", "v1.2.3")
     for name in ("manual-deploy.yml", "rollback.yml", "deploy-staging.yml", "deploy.yml"):
@@ -102,18 +138,21 @@ def test_generated_callers_deploy_like_this_repos_own(service):
         assert generated["with"].get("command", "deploy") == own["with"].get("command", "deploy")
 
 
-def test_init_refuses_to_overwrite_unless_forced(service):
+def test_init_refuses_to_overwrite_unless_forced(init, service, deployer_checkout):
     init(service, "--owner", "acme")
     (service / "deploy.toml").write_text("# mine\n")
     proc = init(service, "--owner", "acme", check=False)
     assert proc.returncode == 2 and "exists" in proc.stderr and "--force" in proc.stderr
     assert (service / "deploy.toml").read_text() == "# mine\n"
     init(service, "--owner", "acme", "--ref", "v2.0.0", "--force")
-    assert "@v2.0.0" in (service / ".github" / "workflows" / "deploy.yml").read_text()
+    assert (
+        f"@{deployer_checkout['v2.0.0']}  # v2.0.0"
+        in (service / ".github" / "workflows" / "deploy.yml").read_text()
+    )
     load_config(service / "deploy.toml", environ={})
 
 
-def test_init_on_the_example_service_guesses_its_module(tmp_path):
+def test_init_on_the_example_service_guesses_its_module(init, tmp_path):
     repo = tmp_path / "example"
     shutil.copytree(
         ROOT / "examples" / "tg_video_streamer", repo, ignore=shutil.ignore_patterns("__pycache__")
@@ -130,11 +169,34 @@ def test_init_on_the_example_service_guesses_its_module(tmp_path):
         (["--owner", "acme"], "pyproject.toml: not found"),
         (["--owner", "-bad-"], "--owner"),
         (["--owner", "acme", "--ref", "../x"], "--ref"),
+        (["--owner", "acme", "--ref", "v9.9.9"], "--ref v9.9.9: no such tag, branch or commit"),
+        (["--owner", "acme", "--ref", "0" * 40], "no such tag, branch or commit"),
+        (["--owner", "acme", "--ref=--upload-pack=x"], "it would be read as an option"),
+        (["--owner", "acme", "--ref=-x"], "it would be read as an option"),
     ],
 )
-def test_init_says_what_is_wrong(tmp_path, args, said):
+def test_init_says_what_is_wrong(init, tmp_path, args, said):
     if said != "pyproject.toml: not found":
         (tmp_path / "pyproject.toml").write_text('[project]\nname = "x-svc"\n')
     proc = init(tmp_path, *args, check=False)
     assert proc.returncode == 2 and said in proc.stderr
-    assert not (tmp_path / "deploy.toml").exists()
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "deploy.toml").exists() and not (tmp_path / ".github").exists()
+
+
+@pytest.mark.parametrize(
+    "ref, named",
+    [("v1.2.3", "v1.2.3"), ("v2.0.0", "v2.0.0"), ("main", "main"), (None, "main")],
+)
+def test_callers_pin_deployer_by_the_commit_the_ref_names(init, service, deployer_checkout, ref, named):
+    """A tag (annotated too: its commit, not the tag object), a branch, the default `main`:
+    `uses:` and `deployer-ref` carry the 40-hex commit, the name stays as a comment. The
+    tag wins over a branch named like it."""
+    init(service, "--owner", "acme", *(["--ref", ref] if ref else []))
+    sha = deployer_checkout[named]
+    for name in ("deploy.yml", "deploy-staging.yml", "manual-deploy.yml", "rollback.yml"):
+        path = service / ".github" / "workflows" / name
+        [job] = load(path)["jobs"].values()
+        assert job["uses"] == f"{REUSABLE}@{sha}" and job["with"]["deployer-ref"] == sha
+        assert f"    uses: {REUSABLE}@{sha}  # {ref or 'main'}\n" in path.read_text()
+        assert "@main" not in path.read_text() and "@v" not in path.read_text()

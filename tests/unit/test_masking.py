@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote, quote_plus
+
+import pytest
 
 from deployer.host.envfile import EnvFile
 from deployer.host.masking import mask, secret_forms
 from deployer.redact import Redactor
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TRICKY = (
     "# a comment\n"
@@ -90,3 +97,69 @@ def test_public_keys_stay_readable():
 def test_one_rule_for_both_halves():
     assert mask("a s3cr3t-x b", secret_forms("s3cr3t-x")) == "a *** b"
     assert secret_forms("") == set() and secret_forms("ab") == {"ab"}
+
+
+HOSTS = "tgstream@203.0.113.10:22, [fe80::1]:2222,h3"
+
+
+def test_a_secret_deploy_hosts_is_masked_host_by_host():
+    """DEPLOYER_HOSTS_SECRET=1 (set by CI when DEPLOY_HOSTS is a secret): every address, and
+    every `[user@]address[:port]`, is a secret; short names only as words."""
+    red = Redactor()
+    red.add_secret_hosts({"DEPLOYER_HOSTS": HOSTS, "DEPLOYER_HOSTS_SECRET": "1"})
+    text = "203.0.113.10: ok; tgstream@203.0.113.10:22 up; fe80::1 up; h3: ok; sha3 stays"
+    assert red(text) == "***: ok; *** up; *** up; ***: ok; sha3 stays"
+    for env in ({"DEPLOYER_HOSTS": HOSTS}, {"DEPLOYER_HOSTS": HOSTS, "DEPLOYER_HOSTS_SECRET": "0"}):
+        plain = Redactor()  # a variable, not a secret: the hosts label the output as they are
+        plain.add_secret_hosts(env)
+        assert plain(text) == text
+
+
+def _key_file(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("secret", [True, False], ids=["secret", "variable"])
+def test_status_and_the_log_bundle_never_carry_a_secret_deploy_hosts(tmp_path, secret):
+    """What CI uploads: `deployer status` (status.txt) and the bundle of a failed rollback
+    (summary.json, summary.md, events.jsonl). Nothing listens on port 9: both fail fast."""
+    (tmp_path / "deploy.toml").write_text('[app]\nname = "svc"\n')
+    (tmp_path / "known_hosts").write_text("")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "DEPLOYER_HOSTS": "tgstream@127.0.0.1:9,127.0.0.2:9",
+        "DEPLOYER_SSH_KEY_FILE": str(_key_file(tmp_path / "key")),
+        "DEPLOYER_KNOWN_HOSTS_FILE": str(tmp_path / "known_hosts"),
+        **({"DEPLOYER_HOSTS_SECRET": "1"} if secret else {}),
+    }
+    seen = ""
+    for args in (["status"], ["rollback", "--log-dir", "deploy-logs"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "deployer", "--plain", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        seen += proc.stdout + proc.stderr
+    [bundle] = (tmp_path / "deploy-logs").iterdir()
+    assert sorted(p.name for p in bundle.iterdir()) == ["events.jsonl", "summary.json", "summary.md"]
+    seen += "".join(p.name + p.read_text() for p in bundle.iterdir())
+    assert "cannot reach" in seen
+    if secret:
+        assert "127.0.0." not in seen and "***: cannot reach ***:9" in seen
+    else:
+        assert "127.0.0.1: cannot reach 127.0.0.1:9" in seen

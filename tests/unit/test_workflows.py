@@ -8,6 +8,7 @@ the CLI has and sub-commands the end-to-end tests exercise on real staging guest
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import click
@@ -23,10 +24,12 @@ from tests.unit.ghactions import (
     make_targets,
     run_lines,
     steps,
+    tool,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
+SCRIPTS = ROOT / ".github" / "scripts"
 REUSABLE = "./.github/workflows/deploy-reusable.yml"
 DEPLOYING = {
     "deploy.yml": "deploy",
@@ -151,9 +154,10 @@ def test_permissions_are_minimal():
             perms = job.get("permissions", w.get("permissions"))
             assert perms is not None and "write" not in str(perms), f"{name}:{job_id}"
             if perms.get("actions") == "read":  # only where earlier runs' artifacts are read
-                assert job.get("uses") == REUSABLE or job_id == "artifact", f"{name}:{job_id}"
+                assert job.get("uses") == REUSABLE or job_id in ("resolve", "artifact"), f"{name}:{job_id}"
     reusable = wf("deploy-reusable.yml")["jobs"]
     assert reusable["deploy"]["permissions"] == {"contents": "read"}
+    assert reusable["resolve"]["permissions"] == {"contents": "read", "actions": "read"}
     assert reusable["artifact"]["permissions"] == {"contents": "read", "actions": "read"}
 
 
@@ -182,7 +186,7 @@ def secret_problems(name: str, w: dict) -> list[str]:
                 if not (
                     re.search(r"\[ -n \"\$" + var, line)
                     or re.search(r"^printf '%s\\n' \"\$" + var + r'" > "\$dir/\w+"$', line.strip())
-                    or re.match(r"mask_(lines|values) <<< \"\$" + var + '"$', line.strip())
+                    or re.match(r"mask_(lines|values|hosts) <<< \"\$" + var + '"$', line.strip())
                 ):
                     problems.append(f"{name}: {line.strip()!r} may print {var}")
     for job_id, job in w["jobs"].items():
@@ -228,9 +232,17 @@ def test_secrets_are_masked_before_they_are_written_and_removed_after():
         ('mask_lines <<< "$SSH_KEY"', '"$SSH_KEY" > '),
         ('mask_values <<< "$DOTENV"', '"$DOTENV" > '),
         ('mask_values <<< "$NOTIFY_URLS"', '"$NOTIFY_URLS" > '),
+        ('mask_hosts <<< "$SECRET_HOSTS"', '"$SSH_KEY" > '),  # before anything else is done
     ):
         assert script.index(masked) < script.index(written)
     assert "::add-mask::" in script
+    # a secret DEPLOY_HOSTS (not the variable) makes deployer mask each address in its files too
+    assert creds["env"]["SECRET_HOSTS"] == "${{ secrets.DEPLOY_HOSTS }}"
+    assert re.search(
+        r'if \[ -n "\$SECRET_HOSTS" \]; then\n\s*mask_hosts <<< "\$SECRET_HOSTS"\n\s*'
+        r'echo "DEPLOYER_HOSTS_SECRET=1" >> "\$GITHUB_ENV"',
+        script,
+    )
     assert names.index("Write the credentials") < names.index("Deploy")
     last = deploy["steps"][-1]
     assert last["if"] == "always()" and "rm -rf" in last["run"] and "deployer-credentials" in last["run"]
@@ -254,8 +266,9 @@ def test_logs_and_artifacts_are_kept_thirty_days_by_default():
 
 
 def test_an_expired_artifact_is_said_clearly():
-    reusable = (WORKFLOWS / "deploy-reusable.yml").read_text()
-    assert "has EXPIRED" in reusable and "::error::" in reusable
+    """tests/unit/test_ci_scripts.py runs it: ...is_said_clearly, ...is_built_again."""
+    find = (SCRIPTS / "find-artifact.sh").read_text()
+    assert "has EXPIRED" in find and "::error::" in find
 
 
 def test_ci_runs_lint_unit_host_and_the_e2e_suite_as_root():
@@ -265,3 +278,135 @@ def test_ci_runs_lint_unit_host_and_the_e2e_suite_as_root():
     assert {"lint", "test-fast", "test"} <= targets
     runs = [line for _, _, line in run_lines(ci)]
     assert any(line.startswith("sudo ") and line.endswith("make test") for line in runs)
+
+
+# -- who runs what: the ref deployed is untrusted, the deploy job runs only trusted code ------
+
+CHECKOUT = "actions/checkout@"
+# a checkout's ref is a sha resolved once: resolve-ref.sh's (sha), or the pinned deployer's
+RESOLVED = re.compile(r"^\$\{\{ (steps|needs)\.[\w-]+\.outputs\.(sha|deployer-sha) \}\}$")
+
+
+def checkouts(w: dict):
+    for job_id, step in steps(w):
+        if str(step.get("uses", "")).startswith(CHECKOUT):
+            yield job_id, step
+
+
+def test_every_checkout_ref_is_a_resolved_sha():
+    """Never a name (a branch `v1.2.3` would win over the tag): a sha, resolved once."""
+    seen = 0
+    for name in ALL:
+        for job_id, step in checkouts(wf(name)):
+            ref = (step.get("with") or {}).get("ref")
+            if ref is not None:
+                seen += 1
+                assert RESOLVED.match(str(ref)), f"{name}:{job_id}: checkout ref {ref!r}"
+    assert seen >= 4
+    jobs = wf("deploy-reusable.yml")["jobs"]
+    resolve = jobs["resolve"]
+    by_id = {s.get("id"): s for s in resolve["steps"] if s.get("id")}
+    assert resolve["outputs"]["sha"] == "${{ steps.ref.outputs.sha }}"
+    assert "resolve-ref.sh" in by_id["ref"]["run"]
+    assert by_id["ref"]["env"] == {"TAG": "${{ inputs.tag }}", "BRANCH": "${{ inputs.branch }}"}
+    assert resolve["outputs"]["deployer-sha"] == "${{ steps.deployer.outputs.sha }}"
+    assert "^[0-9a-f]{40}$" in by_id["deployer"]["run"]  # a pinned deployer-ref is a commit sha
+    [built] = [
+        s for s in jobs["artifact"]["steps"] if "ref" in (s.get("with") or {}) and "path" not in s["with"]
+    ]
+    assert built["with"]["ref"] == "${{ needs.resolve.outputs.sha }}"
+    inputs = wf("deploy-reusable.yml")["on"]["workflow_call"]["inputs"]
+    assert "ref" not in inputs and {"tag", "branch"} <= set(inputs)
+
+
+def test_no_workflow_hands_a_bare_ref_name_to_checkout_or_the_reusable_workflow():
+    for name in ALL:
+        for job_id, job in wf(name)["jobs"].items():
+            given = job.get("with") or {}
+            assert "ref" not in given, f"{name}:{job_id}"
+            for key in ("tag", "branch"):
+                assert "github.ref_name" not in str(given.get(key, "")), f"{name}:{job_id}"
+    assert wf("manual-deploy.yml")["jobs"]["deploy"]["with"]["tag"] == "${{ inputs.tag }}"
+    [prod] = [j["with"] for j in wf("deploy.yml")["jobs"].values() if j.get("uses")]
+    assert prod["promote"] == "${{ github.ref_type == 'tag' }}"
+    assert "tag" not in prod  # a tag push: github.sha is the tag's commit
+
+
+def test_the_deploy_job_runs_only_the_trusted_deployer():
+    """The job holding the secrets never checks out the ref deployed (only this run's own
+    revision, or the pinned deployer), never runs `make`, installs by hash only."""
+    deploy = wf("deploy-reusable.yml")["jobs"]["deploy"]
+    text = str(deploy)
+    for untrusted in ("inputs.tag", "inputs.branch", "inputs.ref", "needs.resolve.outputs.sha }}"):
+        assert untrusted not in text, untrusted
+    root, *others = [s for s in deploy["steps"] if str(s.get("uses", "")).startswith(CHECKOUT)]
+    assert "ref" not in root["with"] and "repository" not in root["with"]  # the run's own revision
+    for other in others:
+        assert other["with"]["ref"] == "${{ needs.resolve.outputs.deployer-sha }}"
+        assert other["with"]["path"] == ".deployer" and other["if"] == "inputs.deployer-repository != ''"
+    for step in deploy["steps"]:
+        uses = str(step.get("uses", ""))
+        assert not uses or uses.split("@")[0] in {
+            "actions/checkout",
+            "actions/setup-python",
+            "actions/download-artifact",
+            "actions/upload-artifact",
+        }, uses
+    lines = [line for s in deploy["steps"] for line in str(s.get("run") or "").splitlines()]
+    assert not any(re.search(r"(^|[\s;&|(])make\b", line) for line in lines), "make in the deploy job"
+    assert not any("pip install -e" in line or "uv sync" in line for line in lines)
+    [install] = [s for s in deploy["steps"] if "hash-locked" in str(s.get("name"))]
+    pips = [line.strip() for line in install["run"].splitlines() if "pip install" in line]
+    assert pips == [
+        'python -m pip install --require-hashes -r "$DEPLOYER_DIR/requirements/runtime.lock"',
+        'python -m pip install --require-hashes -r "$DEPLOYER_DIR/requirements/build.lock"',
+        'python -m pip install --no-deps --no-build-isolation "$DEPLOYER_DIR"',
+    ]
+    assert deploy["env"]["DEPLOYER_DIR"] == "${{ inputs.deployer-repository != '' && '.deployer' || '.' }}"
+    for lock in ("runtime.lock", "build.lock"):
+        assert (ROOT / "requirements" / lock).is_file()
+
+
+def test_an_artifact_is_checked_before_it_is_kept_and_again_before_it_is_deployed():
+    """check-artifact.sh (tests/unit/test_ci_scripts.py) against the commit resolved: in the
+    artifact job with the trusted revision's copy (whatever ref is built), before keeping it
+    under release-<commit>; in the deploy job again, before any credential is written."""
+    jobs = wf("deploy-reusable.yml")["jobs"]
+    for job_id, before in (("artifact", "keep"), ("deploy", "credentials")):
+        job_steps = jobs[job_id]["steps"]
+        names = [s.get("id") or s.get("name") for s in job_steps]
+        [check] = [s for s in job_steps if s.get("id") == "check"]
+        assert "check-artifact.sh" in check["run"], job_id
+        assert check["env"]["COMMIT"] == "${{ needs.resolve.outputs.commit }}", job_id
+        assert names.index("check") < names.index(before), job_id
+    assert jobs["artifact"]["env"]["SCRIPTS"].startswith(".deployer/")
+    [keep] = [s for s in jobs["artifact"]["steps"] if s.get("id") == "keep"]
+    assert keep["with"]["name"] == "${{ steps.check.outputs.name }}"  # release-<commit deployed>
+    deploy = jobs["deploy"]["steps"]
+    names = [s.get("id") or s.get("name") for s in deploy]
+    assert names.index("credentials") < names.index("Deploy")
+    [run_deploy] = [s for s in deploy if s.get("name") == "Deploy"]
+    assert run_deploy["env"]["ARTIFACT"] == "${{ steps.check.outputs.path }}"
+    find = next(s for s in jobs["resolve"]["steps"] if s.get("id") == "find")
+    assert "find-artifact.sh" in find["run"] and find["env"]["SHA"] == "${{ steps.ref.outputs.sha }}"
+
+
+def test_every_script_the_workflows_run_is_strict_bash_and_shellcheck_clean():
+    scripts = sorted(SCRIPTS.glob("*.sh"))
+    assert {p.name for p in scripts} == {"resolve-ref.sh", "find-artifact.sh", "check-artifact.sh"}
+    used = " ".join(str(s.get("run")) for n in ALL for _, s in steps(wf(n)))
+    for path in scripts:
+        text = path.read_text()
+        assert text.startswith("#!/usr/bin/env bash\n"), path.name
+        assert "\nset -euo pipefail\n" in text and "set -x" not in text, path.name
+        assert path.stat().st_mode & 0o111, f"{path.name} is not executable"
+        assert path.name in used, f"{path.name} is run by no workflow"
+    proc = subprocess.run(
+        [tool("shellcheck"), "--severity=style", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in re.findall(r"/\.github/scripts/([\w.-]+)", used) + re.findall(r"\$SCRIPTS/([\w.-]+)", used):
+        assert (SCRIPTS / name).is_file(), name
