@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import click
 
-from deployer.commands import build, deploy, hosts, init, query
+from deployer.commands import build, ci, deploy, hosts, init, query
 
 
 def register(group: click.Group) -> None:
-    for module in (build, deploy, query, hosts, init):
+    for module in (build, deploy, query, hosts, init, ci):
         module.register(group)

@@ -163,3 +163,36 @@ def test_status_and_the_log_bundle_never_carry_a_secret_deploy_hosts(tmp_path, s
         assert "127.0.0." not in seen and "***: cannot reach ***:9" in seen
     else:
         assert "127.0.0.1: cannot reach 127.0.0.1:9" in seen
+
+
+def test_github_is_told_every_form_of_every_secret_by_the_same_rule():
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DOTENV": "API_TOKEN=abcd-secret/+\nPORT=80\nexport BAD=rejected-line\n",
+        "KEY": "-----BEGIN KEY-----\nAAAAB3NzaC1yc2EAAAADAQAB\n-----END KEY-----",
+        "HOSTS": "deploy@10.20.30.40:2222",
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "github-masks",
+            "--env",
+            "DOTENV",
+            "--value",
+            "KEY",
+            "--hosts",
+            "HOSTS",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.splitlines()
+    masked = {line.removeprefix("::add-mask::") for line in out}
+    assert all(line.startswith("::add-mask::") for line in out)
+    assert {"abcd-secret/+", quote("abcd-secret/+", safe=""), "AAAAB3NzaC1yc2EAAAADAQAB"} <= masked
+    assert base64.b64encode(b"abcd-secret/+").decode() in masked
+    assert {"export BAD=rejected-line", "deploy@10.20.30.40:2222", "10.20.30.40"} <= masked
+    assert "80" not in masked, "a short value is not announced: GitHub would blank every 80"

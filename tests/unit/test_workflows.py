@@ -208,8 +208,11 @@ def test_no_step_prints_a_secret():
     [
         ('printf \'%s\\n\' "$SSH_KEY" > "$dir/ssh_key"', 'echo "$SSH_KEY"'),
         ("umask 077", "set -x; umask 077"),
-        ('mask_values <<< "$DOTENV"', 'mask_values <<< "${{ secrets.DEPLOY_DOTENV }}"'),
-        ('mask_lines <<< "$SSH_KEY"', 'cat <<< "$SSH_KEY"'),
+        ("--env DOTENV", '--env DOTENV; echo "${{ secrets.DEPLOY_DOTENV }}"'),
+        (
+            "deployer github-masks --value SSH_KEY",
+            'cat <<< "$SSH_KEY"; deployer github-masks --value SSH_KEY',
+        ),
     ],
 )
 def test_the_secret_check_catches_a_leak(edit):
@@ -228,19 +231,16 @@ def test_secrets_are_masked_before_they_are_written_and_removed_after():
     [creds] = [s for s in deploy["steps"] if s.get("id") == "credentials"]
     script = creds["run"]
     assert script.index("umask 077") < script.index('> "$dir/ssh_key"')
-    for masked, written in (
-        ('mask_lines <<< "$SSH_KEY"', '"$SSH_KEY" > '),
-        ('mask_values <<< "$DOTENV"', '"$DOTENV" > '),
-        ('mask_values <<< "$NOTIFY_URLS"', '"$NOTIFY_URLS" > '),
-        ('mask_hosts <<< "$SECRET_HOSTS"', '"$SSH_KEY" > '),  # before anything else is done
-    ):
-        assert script.index(masked) < script.index(written)
-    assert "::add-mask::" in script
+    # every secret announced by deployer's own masking rule before any is written
+    masks = script.index(
+        "deployer github-masks --value SSH_KEY --env DOTENV --env NOTIFY_URLS --hosts SECRET_HOSTS"
+    )
+    for written in ('"$SSH_KEY" > ', '"$DOTENV" > ', '"$NOTIFY_URLS" > '):
+        assert masks < script.index(written)
     # a secret DEPLOY_HOSTS (not the variable) makes deployer mask each address in its files too
     assert creds["env"]["SECRET_HOSTS"] == "${{ secrets.DEPLOY_HOSTS }}"
     assert re.search(
-        r'if \[ -n "\$SECRET_HOSTS" \]; then\n\s*mask_hosts <<< "\$SECRET_HOSTS"\n\s*'
-        r'echo "DEPLOYER_HOSTS_SECRET=1" >> "\$GITHUB_ENV"',
+        r'if \[ -n "\$SECRET_HOSTS" \]; then\n\s*echo "DEPLOYER_HOSTS_SECRET=1" >> "\$GITHUB_ENV"',
         script,
     )
     assert names.index("Write the credentials") < names.index("Deploy")
