@@ -9,6 +9,7 @@ asked to (``force``); returns what it wrote. The texts are files under
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from deployer.config import NAME_RE, load_config, validate_config
 from deployer.errors import UsageError
+from deployer.guess import Guesses, inspect_service
 
 WORKFLOWS = ("deploy.yml", "deploy-staging.yml", "manual-deploy.yml", "rollback.yml")
 REUSABLE = ".github/workflows/deploy-reusable.yml"
@@ -113,8 +115,11 @@ def detect_owner(deployer_root: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
-    """relative path -> text (or Path to copy) of everything init writes (pure apart from reads)."""
+def plan(target: Path, owner: str, ref: str, source: str = ".", guesses: Guesses | None = None) -> dict:
+    """relative path -> text (or Path to copy) of everything init writes (pure apart from reads).
+
+    ``guesses``: what init guessed about the service (``guess_service``; made here if not given).
+    """
     from deployer.builder.release import default_packaging
 
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", owner):
@@ -122,7 +127,9 @@ def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", ref) or ".." in ref:
         raise UsageError(f"--ref {ref!r}: not a tag, branch or commit")
     app = guess_app(target / source)
+    guesses = guesses or guess_service(target, source)
     values = {
+        **guesses.placeholders(),
         "NAME": app["name"],
         "MODULE": app["module"],
         "USER": app["user"],
@@ -141,24 +148,43 @@ def plan(target: Path, owner: str, ref: str, source: str = ".") -> dict:
         files[f"packaging/{src.name}"] = src
     env_template = templates / "env.template"
     if env_template.is_file():
-        files["packaging/env.template"] = _env_template(env_template.read_text(encoding="utf-8"), app["name"])
+        files["packaging/env.template"] = _env_template(
+            env_template.read_text(encoding="utf-8"), app["name"], guesses.env_sample
+        )
     for name in WORKFLOWS:
         files[f".github/workflows/{name}"] = _fill(_caller(name), values)
     return files
 
 
-def _env_template(text: str, app: str) -> str:
-    """deployer's .env template, made about ``app`` (the example's own keys kept as a sample)."""
-    return text.replace("tg_video_streamer", app)
+def _env_template(text: str, app: str, sample: Path | None = None) -> str:
+    """deployer's .env template, made about ``app``: its opening comment, then the service's
+    own sample .env when it has one (else the example's keys, kept as a sample)."""
+    text = text.replace("tg_video_streamer", app)
+    if sample is None:
+        return text
+    head = "".join(itertools.takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
+    own = sample.read_text(encoding="utf-8", errors="replace")
+    return f"{head}# The keys below are the service's own, from its {sample.name}.\n{own}"
+
+
+def guess_service(target: Path, source: str = ".", health_url: str | None = None) -> Guesses:
+    """What init guesses about the service at ``target``/``source`` (see deployer/guess.py)."""
+    app = guess_app(target / source)
+    return inspect_service(target / source, app["module"], health_url, repo_root=target)
 
 
 def init_repo(
-    target: Path, owner: str, ref: str = DEFAULT_REF, force: bool = False, source: str = "."
+    target: Path,
+    owner: str,
+    ref: str = DEFAULT_REF,
+    force: bool = False,
+    source: str = ".",
+    guesses: Guesses | None = None,
 ) -> list[Path]:
     """Write deploy.toml, packaging/ and the caller workflows into ``target``."""
     if not target.is_dir():
         raise UsageError(f"{target}: not a directory")
-    files = plan(target, owner, ref, source)
+    files = plan(target, owner, ref, source, guesses)
     existing = [rel for rel in files if (target / rel).exists()]
     if existing and not force:
         raise UsageError(
