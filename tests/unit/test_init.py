@@ -333,3 +333,24 @@ def test_init_prints_one_line_per_guess(tmp_path):
         "[smoke] command",
     ]
     assert all(len(line) < 200 for line in proc.stdout.splitlines())
+
+
+NOTES_API = ROOT / "examples" / "notes_api"
+
+
+def test_the_notes_api_example_is_what_init_writes_for_it(tmp_path):
+    """examples/notes_api/README.md says its deploy.toml and packaging/ are init's, unedited."""
+    repo = tmp_path / "notes_api"
+    shutil.copytree(
+        NOTES_API, repo, ignore=shutil.ignore_patterns("__pycache__", "deploy.toml", "packaging", "data")
+    )
+    proc = init(repo, "--owner", "acme")
+    assert (repo / "deploy.toml").read_text() == (NOTES_API / "deploy.toml").read_text()
+    for path in sorted((NOTES_API / "packaging").iterdir()):
+        assert (repo / "packaging" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert sorted(p.name for p in (repo / "packaging").iterdir()) == sorted(
+        p.name for p in (NOTES_API / "packaging").iterdir()
+    )
+    readme = (NOTES_API / "README.md").read_text()
+    for line in guessed(proc).values():
+        assert f"guessed {line}" in readme, f"the README shows what init prints: {line}"
