@@ -9,6 +9,7 @@ asked to (``force``); returns what it wrote. The texts are files under
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from deployer.config import NAME_RE, load_config, validate_config
 from deployer.errors import UsageError
+from deployer.guess import Guesses, inspect_service
 
 WORKFLOWS = ("deploy.yml", "deploy-staging.yml", "manual-deploy.yml", "rollback.yml")
 #: this deployer checkout (the parent of the package): its origin names the default owner,
@@ -144,10 +146,14 @@ def resolve_ref(deployer_root: Path, ref: str) -> str:
     return sha
 
 
-def plan(target: Path, owner: str, ref: str, sha: str, source: str = ".") -> dict:
+def plan(
+    target: Path, owner: str, ref: str, sha: str, source: str = ".", guesses: Guesses | None = None
+) -> dict:
     """relative path -> text (or Path to copy) of everything init writes (pure apart from reads).
 
-    The callers pin deployer by ``sha``, the commit ``ref`` named (kept as a comment)."""
+    The callers pin deployer by ``sha``, the commit ``ref`` named (kept as a comment);
+    ``guesses``: what init guessed about the service (``guess_service``; made here if not given).
+    """
     from deployer.builder.release import default_packaging
 
     if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", owner):
@@ -156,7 +162,9 @@ def plan(target: Path, owner: str, ref: str, sha: str, source: str = ".") -> dic
     if not re.fullmatch(r"[0-9a-f]{40}", sha):
         raise UsageError(f"--ref {ref}: {sha!r} is not a commit sha")
     app = guess_app(target / source)
+    guesses = guesses or guess_service(target, source)
     values = {
+        **guesses.placeholders(),
         "NAME": app["name"],
         "MODULE": app["module"],
         "USER": app["user"],
@@ -175,15 +183,29 @@ def plan(target: Path, owner: str, ref: str, sha: str, source: str = ".") -> dic
         files[f"packaging/{src.name}"] = src
     env_template = templates / "env.template"
     if env_template.is_file():
-        files["packaging/env.template"] = _env_template(env_template.read_text(encoding="utf-8"), app["name"])
+        files["packaging/env.template"] = _env_template(
+            env_template.read_text(encoding="utf-8"), app["name"], guesses.env_sample
+        )
     for name in WORKFLOWS:
         files[f".github/workflows/{name}"] = _fill(_caller(name), values)
     return files
 
 
-def _env_template(text: str, app: str) -> str:
-    """deployer's .env template, made about ``app`` (the example's own keys kept as a sample)."""
-    return text.replace("tg_video_streamer", app)
+def _env_template(text: str, app: str, sample: Path | None = None) -> str:
+    """deployer's .env template, made about ``app``: its opening comment, then the service's
+    own sample .env when it has one (else the example's keys, kept as a sample)."""
+    text = text.replace("tg_video_streamer", app)
+    if sample is None:
+        return text
+    head = "".join(itertools.takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
+    own = sample.read_text(encoding="utf-8", errors="replace")
+    return f"{head}# The keys below are the service's own, from its {sample.name}.\n{own}"
+
+
+def guess_service(target: Path, source: str = ".", health_url: str | None = None) -> Guesses:
+    """What init guesses about the service at ``target``/``source`` (see deployer/guess.py)."""
+    app = guess_app(target / source)
+    return inspect_service(target / source, app["module"], health_url, repo_root=target)
 
 
 def init_repo(
@@ -193,13 +215,14 @@ def init_repo(
     force: bool = False,
     source: str = ".",
     deployer_root: Path | None = None,
+    guesses: Guesses | None = None,
 ) -> list[Path]:
     """Write deploy.toml, packaging/ and the caller workflows into ``target``; the callers
     pin deployer by the commit ``ref`` names in ``deployer_root`` (default: this checkout)."""
     if not target.is_dir():
         raise UsageError(f"{target}: not a directory")
     sha = resolve_ref(deployer_root or DEPLOYER_ROOT, ref)
-    files = plan(target, owner, ref, sha, source)
+    files = plan(target, owner, ref, sha, source, guesses)
     existing = [rel for rel in files if (target / rel).exists()]
     if existing and not force:
         raise UsageError(

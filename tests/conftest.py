@@ -54,6 +54,27 @@ def make_service_repo(dest: Path) -> Path:
     return dest
 
 
+NOTES_API = ROOT / "examples" / "notes_api"
+
+
+def make_notes_repo(dest: Path, without: tuple[str, ...] = (), prepare=None) -> Path:
+    """A fresh git repo holding examples/notes_api at its root (its deploy.toml
+    included, ``source = "."``), one commit; ``without``: names left out of the copy;
+    ``prepare(dest)`` runs before the commit."""
+    shutil.copytree(
+        NOTES_API,
+        dest,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build", "dist", "data", *without),
+    )
+    if prepare is not None:
+        prepare(dest)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "notes_api")
+    return dest
+
+
 def extract(artifact: Path, dest: Path) -> Path:
     """Extract a verified artifact (test helper; the engine has its own safe unpack)."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -22,17 +22,29 @@ from deployer.errors import UsageError
 @click.option(
     "--source", default=".", show_default=True, help="The service project (pyproject.toml) inside DIRECTORY."
 )
+@click.option(
+    "--health-url",
+    metavar="URL",
+    help="What to probe on the host after a restart (default: guessed from the code, or none).",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
-def init(directory, owner, ref, source, force) -> None:
-    """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows."""
-    from deployer.scaffold import DEPLOYER_ROOT, detect_owner, init_repo
+def init(directory, owner, ref, source, health_url, force) -> None:
+    """Give a service repo its deploy.toml, packaging/ templates and GitHub workflows.
+
+    Reads the service's code to choose [service] type, [health] and [env] public, and
+    prints each choice with its reason.
+    """
+    from deployer.scaffold import DEPLOYER_ROOT, detect_owner, guess_service, init_repo
 
     owner = owner or detect_owner(DEPLOYER_ROOT)
     if not owner:
         raise UsageError("--owner: give the GitHub owner of the deployer repository")
     root = Path(directory)
-    for path in init_repo(root, owner, ref, force, source, DEPLOYER_ROOT):
+    guesses = guess_service(root, source, health_url)
+    for path in init_repo(root, owner, ref, force, source, DEPLOYER_ROOT, guesses):
         click.echo(f"wrote {path.relative_to(root)}")
+    for line in guesses.lines():
+        click.echo(line)
 
 
 def register(group: click.Group) -> None:

@@ -3,6 +3,8 @@ templates, and caller workflows that pass actionlint and follow this repo's rule
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -81,7 +83,7 @@ def service(tmp_path) -> Path:
 
 def test_init_writes_a_config_that_loads_packaging_and_workflows(init, service):
     proc = init(service, "--owner", "acme", "--ref", "v1.2.3")
-    wrote = [line.removeprefix("wrote ") for line in proc.stdout.splitlines()]
+    wrote = [line.removeprefix("wrote ") for line in proc.stdout.splitlines() if line.startswith("wrote ")]
     assert wrote == [
         "deploy.toml",
         "packaging/launch.sh.in",
@@ -161,6 +163,11 @@ def test_init_on_the_example_service_guesses_its_module(init, tmp_path):
     config = load_config(repo / "deploy.toml", environ={})
     assert config.app.module_name == "tg_video_streamer"
     assert config.target.python_version == "3.11"
+    # the bot speaks sd_notify and reports its installed version; its port has no default
+    assert config.service.type == "notify" and config.health.expect_version is True
+    assert config.health.http_url is None
+    assert config.env.public == ["HTTP_HOST", "HTTP_PORT", "LOG_LEVEL", "STATE_DIR"]
+    assert config.smoke_command() == ["{python}", "-m", "tg_video_streamer", "--selfcheck"]
 
 
 @pytest.mark.parametrize(
@@ -200,3 +207,212 @@ def test_callers_pin_deployer_by_the_commit_the_ref_names(init, service, deploye
         assert job["uses"] == f"{REUSABLE}@{sha}" and job["with"]["deployer-ref"] == sha
         assert f"    uses: {REUSABLE}@{sha}  # {ref or 'main'}\n" in path.read_text()
         assert "@main" not in path.read_text() and "@v" not in path.read_text()
+
+
+# -- what init guesses from the service's code ----------------------------------------
+
+
+def project(tmp_path: Path, files: dict[str, str], version: str = "1.0.0") -> Path:
+    """A service repo: pyproject.toml (name "svc") and ``files`` (path -> text)."""
+    repo = tmp_path / "svc"
+    (repo / "svc").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text(f'[project]\nname = "svc"\nversion = "{version}"\n')
+    (repo / "svc" / "__init__.py").write_text("")
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    return repo
+
+
+def guessed(proc: subprocess.CompletedProcess) -> dict[str, str]:
+    """key -> the rest of its line, from init's 'guessed ...' lines."""
+    lines = [
+        line.removeprefix("guessed ") for line in proc.stdout.splitlines() if line.startswith("guessed ")
+    ]
+    found = {}
+    for line in lines:
+        key = re.match(r"(?:no )?(\[\w+\] \w+)", line).group(1)
+        assert key not in found, f"{key} guessed twice"
+        found[key] = line
+    return found
+
+
+@pytest.mark.parametrize(
+    "code, kind",
+    [
+        ("from .notify import sd_notify\nsd_notify('READY=1')\n", "notify"),
+        ("import os, socket\nADDR = os.environ.get('NOTIFY_SOCKET')\n", "notify"),
+        ("from systemd.daemon import notify\nnotify('READY=1')\n", "notify"),
+        ("import systemd.daemon\nsystemd.daemon.notify('READY=1')\n", "notify"),
+        ("import sdnotify\nsdnotify.SystemdNotifier().notify('READY=1')\n", "notify"),
+        ("print('serving')\n", "exec"),
+        # words in a comment or a docstring are no code that speaks sd_notify
+        ('"""This service does not use sd_notify or NOTIFY_SOCKET."""\n# no sdnotify here\n', "exec"),
+    ],
+    ids=[
+        "sd_notify",
+        "NOTIFY_SOCKET",
+        "systemd.daemon",
+        "systemd.daemon.notify",
+        "sdnotify",
+        "plain",
+        "prose",
+    ],
+)
+def test_service_type_is_notify_only_when_the_code_speaks_sd_notify(init, tmp_path, code, kind):
+    repo = project(tmp_path, {"svc/main.py": code})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).service.type == kind
+    line = guessed(proc)["[service] type"]
+    assert line.startswith(f'[service] type = "{kind}": ')
+    if kind == "notify":
+        assert "svc/main.py" in line, "names the file that speaks it"
+    else:
+        assert "no sd_notify, NOTIFY_SOCKET, systemd.daemon.notify or sdnotify" in line
+
+
+def test_expect_version_only_when_the_service_reports_the_version_deployer_builds(init, tmp_path):
+    reads = "from importlib.metadata import version\n__version__ = version('svc')\n"
+    repo = project(tmp_path / "a", {"svc/__init__.py": reads})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).health.expect_version is True
+    assert "importlib.metadata.version in svc/__init__.py" in guessed(proc)["[health] expect_version"]
+
+    repo = project(tmp_path / "b", {"svc/__init__.py": '__version__ = "1.0.0"\n'})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).health.expect_version is False
+    assert guessed(proc)["[health] expect_version"] == (
+        "[health] expect_version = false: it reports its own __version__ '1.0.0', "
+        "deployer stamps dev builds 1.0.0.dev<epoch>+g<sha>"
+    )
+
+    repo = project(tmp_path / "c", {})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).health.expect_version is False
+    assert "never reads its installed version" in guessed(proc)["[health] expect_version"]
+
+    # it knows its installed version, but its /health does not answer with it
+    files = {"svc/__init__.py": reads, "svc/web.py": "ROUTES = [('/health', lambda r: {'status': 'ok'})]\n"}
+    repo = project(tmp_path / "d", files)
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).health.expect_version is False
+    assert 'svc/web.py, which serves /health, has no "version"' in guessed(proc)["[health] expect_version"]
+
+
+SERVES = "ROUTES = [('/health', health)]\nasync def health(request): ...\n"
+
+
+@pytest.mark.parametrize(
+    "code, url",
+    [
+        ("import os\nPORT = int(os.environ.get('PORT', '8000'))\n", "http://127.0.0.1:8000/health"),
+        ("from os import getenv\nport = getenv('HTTP_PORT', 9090)\n", "http://127.0.0.1:9090/health"),
+        # no default: the port is only known on the host
+        ("import os\nPORT = int(os.environ['PORT'])\n", None),
+        # two ports, which one serves /health?
+        ("import os\na = os.getenv('PORT', 8000)\nb = os.getenv('ADMIN_PORT', 9000)\n", None),
+    ],
+    ids=["environ.get", "getenv", "no-default", "two-ports"],
+)
+def test_health_url_is_guessed_only_when_the_code_says_where(init, tmp_path, code, url):
+    repo = project(tmp_path, {"svc/web.py": SERVES, "svc/settings.py": code})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).health.http_url == url
+    line = guessed(proc)["[health] http_url"]
+    if url:
+        assert line == f'[health] http_url = "{url}": svc/web.py serves /health; svc/settings.py reads ' + (
+            "PORT (default 8000)" if "8000" in url else "HTTP_PORT (default 9090)"
+        )
+    else:
+        assert line.startswith("no [health] http_url: svc/web.py serves /health")
+        assert "--health-url" in line and "unit active and stable" in line
+
+
+def test_without_a_health_route_there_is_no_probe_and_the_config_loads(init, tmp_path):
+    repo = project(tmp_path, {"svc/settings.py": "import os\nPORT = os.getenv('PORT', 8000)\n"})
+    proc = init(repo, "--owner", "acme")
+    config = load_config(repo / "deploy.toml", environ={})
+    assert config.health.http_url is None and config.health.command is None
+    assert config.host_config().health.http_url is None  # healthy = unit active and stable
+    assert guessed(proc)["[health] http_url"].startswith("no [health] http_url: no /health route in its code")
+
+
+def test_health_url_flag_wins_over_the_guess_and_a_bad_one_is_refused(init, tmp_path):
+    repo = project(tmp_path, {"svc/web.py": SERVES})
+    proc = init(repo, "--owner", "acme", "--health-url", "http://127.0.0.1:9000/ready")
+    assert load_config(repo / "deploy.toml", environ={}).health.http_url == "http://127.0.0.1:9000/ready"
+    assert guessed(proc)["[health] http_url"] == (
+        '[health] http_url = "http://127.0.0.1:9000/ready": from --health-url'
+    )
+    proc = init(repo, "--owner", "acme", "--health-url", "127.0.0.1:9000", "--force", check=False)
+    assert proc.returncode == 2 and "--health-url" in proc.stderr
+
+
+def test_public_env_keys_are_the_plainly_not_secret_ones_init_can_see(init, tmp_path):
+    sample = "PORT=8000\nDB_HOST=db\nAPI_TOKEN=\n# CACHE_DIR=/var/cache/svc\nDB_PASSWORD=\n"
+    code = (
+        "import os\nlevel = os.environ.get('LOG_LEVEL', 'info')\nkey = os.environ['SECRET_KEY']\n"
+        "data = os.getenv('DATA_DIR')\ntoken_dir = os.getenv('TOKEN_DIR')\n"
+    )
+    repo = project(tmp_path, {".env.example": sample, "svc/settings.py": code})
+    proc = init(repo, "--owner", "acme")
+    public = ["CACHE_DIR", "DATA_DIR", "DB_HOST", "LOG_LEVEL", "PORT"]
+    assert load_config(repo / "deploy.toml", environ={}).env.public == public
+    line = guessed(proc)["[env] public"]
+    assert line.startswith(f"[env] public = {json.dumps(public)}: ")
+    assert ".env.example" in line and "svc/settings.py" in line
+    # the .env template is made of the service's own sample
+    assert (repo / "packaging" / "env.template").read_text().endswith(sample)
+
+
+def test_no_public_keys_when_init_sees_none(init, tmp_path):
+    repo = project(tmp_path, {"svc/settings.py": "import os\ntoken = os.environ['API_TOKEN']\n"})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).env.public == []
+    assert guessed(proc)["[env] public"].startswith("[env] public = []: ")
+
+
+def test_smoke_runs_the_selfcheck_when_the_service_has_one(init, tmp_path):
+    main = "import sys\nif '--selfcheck' in sys.argv:\n    print('ok')\n"
+    repo = project(tmp_path, {"svc/__main__.py": main})
+    proc = init(repo, "--owner", "acme")
+    assert load_config(repo / "deploy.toml", environ={}).smoke_command() == [
+        "{python}",
+        "-m",
+        "svc",
+        "--selfcheck",
+    ]
+    assert guessed(proc)["[smoke] command"].endswith(": svc/__main__.py takes --selfcheck")
+
+
+def test_init_prints_one_line_per_guess(init, tmp_path):
+    proc = init(project(tmp_path, {}), "--owner", "acme")
+    assert sorted(guessed(proc)) == [
+        "[env] public",
+        "[health] expect_version",
+        "[health] http_url",
+        "[service] type",
+        "[smoke] command",
+    ]
+    assert all(len(line) < 200 for line in proc.stdout.splitlines())
+
+
+NOTES_API = ROOT / "examples" / "notes_api"
+
+
+def test_the_notes_api_example_is_what_init_writes_for_it(init, tmp_path):
+    """examples/notes_api/README.md says its deploy.toml and packaging/ are init's, unedited."""
+    repo = tmp_path / "notes_api"
+    shutil.copytree(
+        NOTES_API, repo, ignore=shutil.ignore_patterns("__pycache__", "deploy.toml", "packaging", "data")
+    )
+    proc = init(repo, "--owner", "acme")
+    assert (repo / "deploy.toml").read_text() == (NOTES_API / "deploy.toml").read_text()
+    for path in sorted((NOTES_API / "packaging").iterdir()):
+        assert (repo / "packaging" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert sorted(p.name for p in (repo / "packaging").iterdir()) == sorted(
+        p.name for p in (NOTES_API / "packaging").iterdir()
+    )
+    readme = (NOTES_API / "README.md").read_text()
+    for line in guessed(proc).values():
+        assert f"guessed {line}" in readme, f"the README shows what init prints: {line}"

@@ -99,6 +99,7 @@ UPWARD = tuple(
         "cli",
         "builder",
         "scaffold",
+        "guess",
         "init",
         "pipeline",
         "audit",

@@ -1,0 +1,167 @@
+"""examples/notes_api, a service shaped unlike the bundled bot (no sd_notify, its own
+hardcoded version, state in a sqlite file), deployed to staging guests with the config
+`deployer init` writes for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from deployer.builder import build_release
+from deployer.config import load_config
+from tests.conftest import git, make_notes_repo
+from tests.e2e.conftest import Deployer, sh
+from tests.staging.guest import deploy_env, host_setup
+
+GUEST = 6  # this file's guests: the redeploy story on 6, init's first try on 7
+FIRST_TRY_GUEST = 7
+APP = "notes_api"
+BASE = f"/opt/{APP}"
+URL = "http://127.0.0.1:8000"  # what init guessed from the code (PORT defaults to 8000)
+SECRET = "n0tes-s3cret-token-5e2b"
+
+
+def curl(guest, path: str, body: dict | None = None) -> dict:
+    """The service's JSON answer, asked from inside the guest."""
+    argv = ["curl", "-sS", "--fail", "--max-time", "5", f"{URL}{path}"]
+    if body is not None:
+        argv += ["-H", "content-type: application/json", "-d", json.dumps(body)]
+    return json.loads(sh(guest, *argv))
+
+
+def notes(guest) -> list[str]:
+    return [n["text"] for n in curl(guest, "/notes")["notes"]]
+
+
+def current(guest) -> str:
+    return os.path.basename(sh(guest, "readlink", f"{BASE}/current"))
+
+
+def authorize(guest) -> str:
+    """The guest's client key, to be authorized for the deploy user host setup makes."""
+    return Path(guest.key_path + ".pub").read_text()
+
+
+class NotesDeployer(Deployer):
+    """The CLI for notes_api on one guest: the repo's deploy.toml, with the short health
+    windows of the suite and the .env named as its README says ([env] file)."""
+
+    def __init__(self, repo: Path, guest, workdir: Path):
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(repo, [guest], workdir)
+        text = self.config.read_text().replace('source = "."', f'source = "{repo}"')
+        self.config.write_text(text.replace('# file = "production.env"', 'file = "prod.env"'))
+        self.env["DEPLOYER_HOSTS"] = f"{APP}@{guest.host}:{guest.port}"
+
+    def write_env(self, secret: str) -> None:
+        (self.config.parent / "prod.env").write_text(
+            f"PORT=8000\nDATA_DIR={BASE}/shared/data\nLOG_LEVEL=info\nNOTES_TOKEN={secret}\n"
+        )
+
+
+def build_v2(repo: Path, work: Path):
+    """A code change as a new commit: the version it reports, and one more field."""
+    clone = work / "repo-v2"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    init = clone / "notes_api" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "1.0.0"', '__version__ = "1.1.0"'))
+    app = clone / "notes_api" / "app.py"
+    old = '{"status": "ok", "version": version, "notes": store.count()}'
+    assert old in app.read_text()
+    app.write_text(
+        app.read_text().replace(
+            old, '{"status": "ok", "version": version, "notes": store.count(), "v2": True}'
+        )
+    )
+    git(clone, "commit", "-qam", "report 1.1.0", date="2026-11-26T11:00:00Z")
+    return build_release(
+        load_config(clone / "deploy.toml", environ={}), clone / "deploy.toml", work / "dist-v2"
+    )
+
+
+def test_notes_survive_deploy_redeploy_and_rollback(staging_host_factory, tmp_path):
+    """Deploy, write notes, redeploy a new commit, write more, roll back: after every
+    step the notes written before are there and /health reports the release's version."""
+    guest = staging_host_factory(GUEST)
+    repo = make_notes_repo(tmp_path / "notes-repo")
+    v1 = build_release(load_config(repo / "deploy.toml", environ={}), repo / "deploy.toml", tmp_path / "dist")
+    v2 = build_v2(repo, tmp_path)
+    id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
+    assert id1 != id2 and v1.manifest["version"] != v2.manifest["version"]
+    host_setup(guest, repo / "deploy.toml", authorized_key=authorize(guest))
+    assert sh(guest, "systemctl", "show", "-p", "Type", "--value", APP) == "exec"
+    cli = NotesDeployer(repo, guest, tmp_path / "cli")
+
+    cli("deploy", str(v1.path))
+    assert current(guest) == id1
+    assert curl(guest, "/health") == {"status": "ok", "version": "1.0.0", "notes": 0}
+    assert curl(guest, "/notes", {"text": "first"})["id"] == 1
+    curl(guest, "/notes", {"text": "second"})
+    assert sh(guest, "stat", "-c", "%U", f"{BASE}/shared/data/notes.sqlite3") == APP
+
+    cli("deploy", str(v2.path))
+    assert current(guest) == id2
+    assert curl(guest, "/health") == {"status": "ok", "version": "1.1.0", "notes": 2, "v2": True}
+    assert notes(guest) == ["first", "second"]
+    curl(guest, "/notes", {"text": "third"})
+
+    cli("rollback")
+    assert current(guest) == id1
+    assert curl(guest, "/health") == {"status": "ok", "version": "1.0.0", "notes": 3}
+    assert notes(guest) == ["first", "second", "third"]
+    assert curl(guest, "/notes/3")["text"] == "third"
+
+    out = "".join(cli.outputs)
+    assert SECRET not in out and "n0tes-s3cret" not in out
+    releases = cli("releases").stdout
+    assert id1 in releases and id2 in releases
+
+
+def test_init_on_notes_api_deploys_on_the_first_try(staging_host_factory, tmp_path):
+    """examples/notes_api without its deploy.toml and packaging/: `deployer init`, host
+    setup, `deployer deploy` (hosts from DEPLOYER_HOSTS, no .env at all) - healthy."""
+    guest = staging_host_factory(FIRST_TRY_GUEST)
+
+    def init(repo: Path) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "deployer", "init", str(repo), "--owner", "acme"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert 'guessed [service] type = "exec"' in proc.stdout
+        assert f'guessed [health] http_url = "{URL}/health"' in proc.stdout
+
+    repo = make_notes_repo(tmp_path / "fresh", without=("deploy.toml", "packaging"), prepare=init)
+    host_setup(guest, repo / "deploy.toml", authorized_key=authorize(guest))
+    work = tmp_path / "run"
+    work.mkdir()
+    env = {**os.environ, **deploy_env(guest), "DEPLOYER_HOSTS": f"{APP}@{guest.host}:{guest.port}"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "--plain",
+            "-c",
+            str(repo / "deploy.toml"),
+            "deploy",
+            "--watch",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=work,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sh(guest, "systemctl", "is-active", APP) == "active"
+    assert curl(guest, "/health")["version"] == "1.0.0"
+    assert curl(guest, "/notes", {"text": "hello"})["text"] == "hello"
+    # with no DATA_DIR the notes land in the release's data/, the shared folder
+    sh(guest, "test", "-s", f"{BASE}/shared/data/notes.sqlite3")
