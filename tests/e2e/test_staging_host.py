@@ -196,3 +196,25 @@ def test_down_leaves_nothing_behind(staging_host, staging_host_factory):
         Path(f"/proc/{nspawn_pid}/comm").read_text().strip() != "systemd-nspawn"
     )
     assert check(staging_host, "echo alive") == "alive"
+
+
+def test_a_guest_someone_keeps_up_is_never_taken_by_a_test_session(staging_prerequisites):
+    """`make demo` then `make test`: the demo's guest stays up and the tests never touch
+    it (here a guest kept up by hand at a test index: refused, left running); the demo's
+    own index is never a test's."""
+    from tests.e2e.conftest import _base_index, _Guests, staging_harness
+
+    base = _base_index()
+    index = base + 10
+    kept = staging_harness.StagingHost.up(index)
+    kept.keep_up()  # as `make demo` does
+    try:
+        guests = _Guests(base)
+        with pytest.raises(staging_harness.GuestAlreadyUp, match="already up"):
+            guests.get(10)
+        assert not staging_harness.down_if_abandoned(index)
+        assert kept.exec(["true"]).returncode == 0, "still up and untouched"
+        with pytest.raises(ValueError, match="demo"):
+            _Guests(staging_harness.DEMO_INDEX).get(0)
+    finally:
+        kept.down()
