@@ -130,17 +130,30 @@ def resolve_ref(deployer_root: Path, ref: str) -> str:
     """The commit (40 hex) ``ref`` names in this deployer checkout: what the callers pin."""
     check_ref(ref)
     root = str(deployer_root)
-    try:
-        proc = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--verify", "--quiet", "--end-of-options"]
-            + [f"{ref}^{{commit}}"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        sha = proc.stdout.strip() if proc.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
+    sha = ""
+    # the name itself, else the remote's branch of that name (a clone checked out elsewhere)
+    for name in (ref, f"refs/remotes/origin/{ref}"):
+        try:
+            proc = subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    root,
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    "--end-of-options",
+                    f"{name}^{{commit}}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            break
+        if proc.returncode == 0:
+            sha = proc.stdout.strip()
+            break
     if not re.fullmatch(r"[0-9a-f]{40}", sha):
         raise UsageError(f"--ref {ref}: no such tag, branch or commit in deployer's git checkout {root}")
     return sha
