@@ -87,12 +87,16 @@ class Activation:
             raise HostError(f"release {rid} is {get_state(rel) or 'not staged'}; cannot activate it")
         previous = self.layout.current_id()
         prev_env_sha = self._backup_env()
+        manifest = release_manifest(rel)
+        git = manifest.get("git")
+        git = git if isinstance(git, dict) else {}
         base = {
             **self.record,
             "action": action,
             "from": previous,
             "to": rid,
-            "version": release_manifest(rel).get("version"),
+            "version": manifest.get("version"),
+            "commit_time": git.get("commit_time"),  # lead time, commit to live
         }
         self._prepare_env(rel, env, prev_env_sha)
         self._switch(rid)

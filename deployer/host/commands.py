@@ -18,7 +18,7 @@ from deployer.host.activate import EnvChange
 from deployer.host.artifact import read_manifest, validate_manifest_shape, verify_artifact
 from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.engine import Engine
-from deployer.host.events import Events
+from deployer.host.events import Events, parse_time
 from deployer.host.lock import DeployLock, describe
 from deployer.host.serve import Serve
 
@@ -59,7 +59,16 @@ def _releases(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _history(args: argparse.Namespace, engine: Engine) -> int:
-    for record in list(engine.history.records())[-args.last :]:
+    records = list(engine.history.records())
+    if args.since:
+        since = parse_time(args.since)
+        if since is None:
+            raise UsageError(f"history --since {args.since}: not a UTC time like 2026-11-01T00:00:00Z")
+        records = [r for r in records if (parse_time(str(r.get("time", ""))) or since) >= since]
+    last = args.last if args.last is not None else (None if args.since else 20)
+    if last is not None:
+        records = records[-last:] if last > 0 else []
+    for record in records:
         engine.events.emit(Step.HISTORY, Status.INFO, record.get("result", ""), record=record)
     return 0
 

@@ -18,6 +18,23 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
+def parse_time(text: str) -> Optional[datetime]:
+    """A UTC time as ``utc_now`` writes it (fraction optional, ``Z`` or none); None if not one."""
+    text = text.strip()
+    if text.endswith("Z"):
+        text = text[:-1]
+    whole, _, fraction = text.partition(".")
+    try:
+        t = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    if fraction:
+        if not fraction.isdigit():
+            return None
+        t = t.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+    return t.replace(tzinfo=timezone.utc)
+
+
 def describe(event: dict) -> Optional[str]:
     """An event as one line for a person, ``step status: detail (1.23s)``; None for the
     framing (ticks, answers) and for starts. The controller's plain output uses it too."""

@@ -56,6 +56,10 @@ CASES = [
     ("no hosts", '[app]\nname = "svc"\n', ["releases"], {}, ["hosts: no hosts configured"]),
     ("unknown --host", GOOD, ["releases", "--host", "nope"], {}, ["--host nope: not among"]),
     ("artifact and ref", GOOD, ["deploy", "ARTIFACT", "--ref", "v1"], {}, ["ARTIFACT or --ref"]),
+    ("report --days 0", GOOD, ["report", "--days", "0"], {}, ["--days 0: a whole number of days"]),
+    ("report --days x", GOOD, ["report", "--days", "x"], {}, ["--days x: a whole number of days"]),
+    ("report json and markdown", GOOD, ["report", "--json", "--markdown"], {}, ["--json or --markdown"]),
+    ("report unknown --host", GOOD, ["report", "--host", "nope"], {}, ["--host nope: not among"]),
     (
         "missing env file",
         GOOD + '[env]\nfile = "prod.env"\n',
