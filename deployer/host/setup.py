@@ -235,26 +235,45 @@ class Setup:
                     old = self._legacy_env(legacy, uid)
                     if old is not None:
                         f.write(old)
+                        f.flush()
+                        os.fsync(f.fileno())
+                        self._remove_legacy_env(legacy)
                         self.changed.append(f"moved the .env from {legacy} (the service could write there)")
         finally:
             os.close(dir_fd)
 
     def _legacy_env(self, legacy: Path, uid: int) -> Optional[str]:
         """The .env an earlier layout kept in shared/, read without following links."""
-        try:
-            shared_fd, _ = safefs.open_root_owned_path(legacy.parent.parent)
-        except (HostError, FileNotFoundError):
+        fd = self._open_legacy_dir(legacy)
+        if fd is None:
             return None
-        try:
-            fd, _ = safefs.open_dir_at(shared_fd, legacy.parent.name, legacy.parent)
-        except FileNotFoundError:
-            return None
-        finally:
-            os.close(shared_fd)
         try:
             return safefs.read_private(fd, legacy.name, legacy, uid)
         finally:
             os.close(fd)
+
+    def _remove_legacy_env(self, legacy: Path) -> None:
+        """Once moved, no copy of the secrets is left where the service can write."""
+        fd = self._open_legacy_dir(legacy)
+        if fd is not None:
+            try:
+                os.unlink(legacy.name, dir_fd=fd)  # unlink never follows a link
+            finally:
+                os.close(fd)
+
+    @staticmethod
+    def _open_legacy_dir(legacy: Path) -> Optional[int]:
+        try:
+            base_fd, _ = safefs.open_root_owned_path(legacy.parent.parent)
+        except (HostError, FileNotFoundError):
+            return None
+        try:
+            fd, _ = safefs.open_dir_at(base_fd, legacy.parent.name, legacy.parent)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(base_fd)
+        return fd
 
     def _sudoers(self) -> None:
         path = sudoers_path(self.config.app)

@@ -253,3 +253,15 @@ def test_the_unit_is_in_systemd_analyze_security_ok_band(guest):
     level = out.strip().splitlines()[-1]  # "→ Overall exposure level for …: 1.1 OK :-)"
     exposure = float(level.split(":")[1].split()[0])
     assert exposure < 5.0 and (" OK " in level or " SAFE " in level), level
+
+
+def test_setup_moves_an_earlier_shared_env_out_of_the_services_reach(guest, service_repo):
+    """A host set up by an earlier deployer kept the .env in shared/: setup moves it."""
+    env = "/etc/deployer/tg_video_streamer/env"
+    guest.exec(["rm", "-rf", "/etc/deployer/tg_video_streamer"])
+    guest.push(f"{BASE}/shared/.env", b"API_TOKEN=moved-along-s3cret\n", 0o600)
+    guest.exec(["chown", "tgstream:tgstream", f"{BASE}/shared/.env"])
+    host_setup(guest, service_repo / "deploy.toml")
+    assert guest.exec(["cat", env]).stdout == "API_TOKEN=moved-along-s3cret\n"
+    assert stat(guest, env).startswith("tgstream:tgstream 600 regular")
+    assert guest.exec(["test", "-e", f"{BASE}/shared/.env"], check=False).returncode == 1, "no copy left"
