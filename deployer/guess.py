@@ -22,17 +22,16 @@ import ast
 import json
 import re
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.errors import UsageError
+from deployer.pycode import ENV_NAME, Module, calls, dotted, env_reads, literal, port_number, read_modules
 
 #: keys whose values are shown in output: plainly not secrets by their names
 PUBLIC_NAME = re.compile(r"^(?:PORT|HOST|LOG_LEVEL|[A-Z][A-Z0-9_]*_(?:PORT|HOST|DIR))$")
 #: never public, whatever the name ends with
 SECRET_WORD = re.compile(r"SECRET|TOKEN|PASS|KEY|CREDENTIAL|AUTH|PRIVATE")
-ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 PORT_NAME = re.compile(r"^(?:[A-Z][A-Z0-9_]*_)?PORT$")
 #: sample .env files, looked for in the service's folder and the repository's root
 ENV_SAMPLES = (
@@ -47,29 +46,6 @@ ENV_SAMPLES = (
 )
 HEALTH_PATHS = ("/health", "/healthz")
 NOTIFY_WORDS = ("sd_notify", "sdnotify")
-#: folders whose code is not the service's
-SKIP_DIRS = {
-    ".git",
-    ".hg",
-    ".venv",
-    "venv",
-    ".tox",
-    ".nox",
-    "node_modules",
-    "build",
-    "dist",
-    "__pycache__",
-    "site-packages",
-    "tests",
-    "test",
-    "docs",
-    "packaging",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-}
-MAX_FILES = 2000
-MAX_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -122,102 +98,8 @@ def toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-# ---------------------------------------------------------------------- reading the code
-@dataclass
-class _Module:
-    rel: str
-    tree: ast.Module | None  # None: it did not parse; ``text`` is searched instead
-    text: str
-    docstrings: set[int] = field(default_factory=set)
-
-    def constants(self) -> Iterator[str]:
-        """Every string constant but docstrings."""
-        if self.tree is None:
-            return
-        for node in ast.walk(self.tree):
-            if (
-                isinstance(node, ast.Constant)
-                and isinstance(node.value, str)
-                and id(node) not in self.docstrings
-            ):
-                yield node.value
-
-
-def _docstrings(tree: ast.Module) -> set[int]:
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                found.add(id(body[0].value))
-    return found
-
-
-def _py_files(root: Path) -> list[Path]:
-    found: list[Path] = []
-
-    def walk(folder: Path) -> None:
-        try:
-            entries = sorted(folder.iterdir())
-        except OSError:
-            return
-        for entry in entries:
-            if len(found) >= MAX_FILES:
-                return
-            if entry.is_symlink():
-                continue
-            if entry.is_dir():
-                if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
-                    walk(entry)
-            elif entry.suffix == ".py" and not _is_test(entry.name):
-                found.append(entry)
-
-    walk(root)
-    return found
-
-
-def _is_test(name: str) -> bool:
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-
-
-def read_modules(root: Path) -> list[_Module]:
-    modules = []
-    for path in _py_files(root):
-        try:
-            if path.stat().st_size > MAX_BYTES:
-                continue
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        rel = path.relative_to(root).as_posix()
-        try:
-            tree: ast.Module | None = ast.parse(text, filename=rel)
-        except (SyntaxError, ValueError):
-            tree = None
-        modules.append(_Module(rel, tree, text, _docstrings(tree) if tree else set()))
-    return modules
-
-
-def _dotted(node: ast.AST) -> str:
-    try:
-        return ast.unparse(node)
-    except Exception:  # noqa: BLE001 (an odd node: it names nothing we look for)
-        return ""
-
-
-def _literal(node: ast.AST | None) -> object:
-    return node.value if isinstance(node, ast.Constant) else None
-
-
-def _calls(module: _Module) -> Iterator[ast.Call]:
-    if module.tree is not None:
-        for node in ast.walk(module.tree):
-            if isinstance(node, ast.Call):
-                yield node
-
-
 # ---------------------------------------------------------------------- readiness
-def notify_marker(modules: list[_Module]) -> tuple[str, str] | None:
+def notify_marker(modules: list[Module]) -> tuple[str, str] | None:
     """(file, what) of the first sign that the code speaks sd_notify."""
     for m in modules:
         if m.tree is None:
@@ -233,7 +115,7 @@ def notify_marker(modules: list[_Module]) -> tuple[str, str] | None:
                 and any(a.name == "notify" for a in node.names)
             ):
                 return m.rel, "systemd.daemon.notify"
-            if isinstance(node, ast.Attribute) and _dotted(node).endswith("systemd.daemon.notify"):
+            if isinstance(node, ast.Attribute) and dotted(node).endswith("systemd.daemon.notify"):
                 return m.rel, "systemd.daemon.notify"
             names: list[str] = []
             if isinstance(node, ast.Name):
@@ -253,7 +135,7 @@ def notify_marker(modules: list[_Module]) -> tuple[str, str] | None:
     return None
 
 
-def guess_service_type(modules: list[_Module]) -> Guess:
+def guess_service_type(modules: list[Module]) -> Guess:
     key = "[service] type"
     found = notify_marker(modules)
     if found:
@@ -272,7 +154,7 @@ def _metadata_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def reads_installed_version(modules: list[_Module]) -> str | None:
+def reads_installed_version(modules: list[Module]) -> str | None:
     """The file that reads the installed distribution's version, if one does."""
     for m in modules:
         if m.tree is None:
@@ -280,12 +162,12 @@ def reads_installed_version(modules: list[_Module]) -> str | None:
                 return m.rel
             continue
         local = _metadata_names(m.tree)
-        for call in _calls(m):
+        for call in calls(m):
             func = call.func
             if isinstance(func, ast.Name) and func.id in local:
                 return m.rel
             if isinstance(func, ast.Attribute):
-                owner = _dotted(func.value)
+                owner = dotted(func.value)
                 if func.attr == "version" and owner in (
                     "importlib.metadata",
                     "metadata",
@@ -297,7 +179,7 @@ def reads_installed_version(modules: list[_Module]) -> str | None:
     return None
 
 
-def own_version(modules: list[_Module]) -> tuple[str, str] | None:
+def own_version(modules: list[Module]) -> tuple[str, str] | None:
     """(file, value) of a hardcoded ``__version__ = "..."``, the shallowest file first."""
     for m in sorted(modules, key=lambda m: (m.rel.count("/"), m.rel)):
         if m.tree is None:
@@ -305,7 +187,7 @@ def own_version(modules: list[_Module]) -> tuple[str, str] | None:
         for node in m.tree.body:
             if isinstance(node, ast.Assign | ast.AnnAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                value = _literal(node.value)
+                value = literal(node.value)
                 if any(isinstance(t, ast.Name) and t.id == "__version__" for t in targets) and isinstance(
                     value, str
                 ):
@@ -313,7 +195,7 @@ def own_version(modules: list[_Module]) -> tuple[str, str] | None:
     return None
 
 
-def guess_expect_version(modules: list[_Module], base_version: str) -> Guess:
+def guess_expect_version(modules: list[Module], base_version: str) -> Guess:
     key = "[health] expect_version"
     reader = reads_installed_version(modules)
     serving = _serving_health(modules)
@@ -348,58 +230,12 @@ def guess_expect_version(modules: list[_Module], base_version: str) -> Guess:
 
 
 # ---------------------------------------------------------------------- health
-def _serving_health(modules: list[_Module]) -> list[tuple[_Module, str]]:
+def _serving_health(modules: list[Module]) -> list[tuple[Module, str]]:
     """The files that name a health route, with the route."""
     return [(m, p) for m in modules for p in HEALTH_PATHS if p in set(m.constants())]
 
 
-def _port(node: ast.AST | None) -> int | None:
-    value = _literal(node)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        port = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        port = int(value)
-    else:
-        return None
-    return port if 0 < port < 65536 else None
-
-
-def env_reads(module: _Module) -> Iterator[tuple[str, ast.AST | None]]:
-    """(name, default node or None) of every environment variable the code reads.
-
-    ``os.environ.get("X", d)``, ``os.getenv("X", d)``, ``environ["X"]``,
-    ``environ.setdefault("X", d)``, and pydantic's ``Field(d, alias="X")``.
-    """
-    if module.tree is None:
-        return
-    for node in ast.walk(module.tree):
-        if isinstance(node, ast.Subscript) and _dotted(node.value).endswith("environ"):
-            name = _literal(node.slice)
-            if isinstance(name, str) and ENV_NAME.match(name):
-                yield name, None
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        default = next((k.value for k in node.keywords if k.arg == "default"), None)
-        if attr in ("get", "getenv", "setdefault", "pop") and node.args:
-            name = _literal(node.args[0])
-            if isinstance(name, str) and ENV_NAME.match(name):
-                yield name, node.args[1] if len(node.args) > 1 else default
-        elif attr.endswith("Field"):
-            for k in node.keywords:
-                name = _literal(k.value)
-                if (
-                    k.arg in ("alias", "validation_alias", "env")
-                    and isinstance(name, str)
-                    and ENV_NAME.match(name)
-                ):
-                    yield name, node.args[0] if node.args else default
-
-
-def guess_http_url(modules: list[_Module], flag: str | None) -> Guess:
+def guess_http_url(modules: list[Module], flag: str | None) -> Guess:
     key = "[health] http_url"
     if flag:
         if not re.fullmatch(r"https?://[^\s\"\\]+", flag):
@@ -413,7 +249,7 @@ def guess_http_url(modules: list[_Module], flag: str | None) -> Guess:
     ports: dict[int, tuple[str, str]] = {}
     for m in modules:
         for name, default in env_reads(m):
-            port = _port(default)
+            port = port_number(default)
             if port is not None and PORT_NAME.match(name):
                 ports.setdefault(port, (name, m.rel))
     if len(ports) == 1:
@@ -451,7 +287,7 @@ def sample_keys(path: Path) -> list[str]:
     return keys
 
 
-def guess_public(modules: list[_Module], sample: Path | None, sample_label: str) -> Guess:
+def guess_public(modules: list[Module], sample: Path | None, sample_label: str) -> Guess:
     key = "[env] public"
     found: dict[str, str] = {}
     for name in sample_keys(sample) if sample else []:

@@ -30,7 +30,7 @@ def report(obj: Context, days: str, markdown: bool, hosts) -> None:
     """Deploys, success rate, time to healthy, rollbacks, restore and lead time; each
     criterion met or missed (exit 1 when one is missed). ``--json``: the numbers as one object."""
     from deployer.commands.common import local_engine
-    from deployer.criteria import Report
+    from deployer.scorecard import Report
 
     n = parse_days(days)
     if markdown and obj.reporter.mode == "json":

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deployer.criteria import Report, percentile, read_host
+from deployer.criteria import percentile, read_host
+from deployer.scorecard import Report
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 START = NOW - timedelta(days=29, hours=23)  # inside the 30-day window
