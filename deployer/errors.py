@@ -42,12 +42,6 @@ class DeployerError(Exception):
     def __str__(self) -> str:
         return ": ".join(p for p in (self.host, self.step, self.message) if p)
 
-    def at(self, host: Optional[str] = None, step: Optional[str] = None) -> DeployerError:
-        """Name the host and step (once: the innermost one that knew them wins)."""
-        self.host = self.host or host
-        self.step = self.step or step
-        return self
-
 
 class UsageError(DeployerError):
     exit_code = 2

@@ -124,20 +124,7 @@ def fetch_wheels(
         reqs = dest.parent / "pins.txt"
         reqs.write_text("".join(p.spec + "\n" for p in remaining), encoding="utf-8")
         proc = _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--progress-bar",
-                "off",
-                "-d",
-                str(dest),
-                *pip_target_args(target),
-                "-r",
-                str(reqs),
-            ],
+            pip_download(target, dest, "-r", str(reqs)),
             "downloading wheels",
         )
         if proc.returncode == 0:
@@ -220,6 +207,16 @@ def build_sdist_wheel(pin: Pin, target: Platform, cache: Path, build_python: str
     return final
 
 
+def pip_download(target: Platform, dest: Path, *what: str) -> list[str]:
+    """``pip download`` of ``what`` into ``dest``: wheels only, for the target's tags (pure)."""
+    return [
+        sys.executable,
+        *("-m", "pip", "download", "--no-deps", "--progress-bar", "off", "-d", str(dest)),
+        *pip_target_args(target),
+        *what,
+    ]
+
+
 def fetch_uv_wheel(target: Platform, dest: Path) -> Path:
     """The uv wheel for the target, so the host can install fast without an index."""
     from importlib.metadata import version
@@ -227,19 +224,7 @@ def fetch_uv_wheel(target: Platform, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     spec = f"uv=={version('uv')}"
     proc = _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--progress-bar",
-            "off",
-            "-d",
-            str(dest),
-            *pip_target_args(target),
-            spec,
-        ],
+        pip_download(target, dest, spec),
         "downloading uv",
     )
     wheels = sorted(dest.glob("uv-*.whl"))

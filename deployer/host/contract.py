@@ -97,22 +97,6 @@ class Step:
     VERIFY = "verify"
 
 
-#: the steps of a deploy, in order (``stage`` and ``activate`` of ``serve``)
-DEPLOY_STEPS = (
-    Step.LOCK,
-    Step.PREFLIGHT,
-    Step.UNPACK,
-    Step.VENV,
-    Step.CHECK,
-    Step.SMOKE,
-    Step.ENV,
-    Step.SWITCH,
-    Step.RESTART,
-    Step.HEALTHY,
-    Step.GATE,
-    Step.PRUNE,
-)
-
 #: framing events the controller does not show a person
 QUIET_STEPS = (Step.TICK, Step.DONE)
 

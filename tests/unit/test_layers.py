@@ -119,6 +119,9 @@ class Rule:
     never: tuple[str, ...] = ()
 
 
+#: modules that do I/O beyond reading a file: processes, sockets, copies, the network
+IO_MODULES = ("subprocess.*", "socket.*", "shutil.*", "urllib.*", "http.*", "tempfile.*", "paramiko.*")
+
 RULES = [
     Rule(
         "host-stands-alone",
@@ -137,15 +140,7 @@ RULES = [
         "deployer/config.py",
         "config parses its one file: no processes, sockets, copies or network",
         only=("deployer.errors", "deployer.host.contract"),
-        never=(
-            "subprocess.*",
-            "socket.*",
-            "shutil.*",
-            "urllib.*",
-            "http.*",
-            "tempfile.*",
-            "paramiko.*",
-        ),
+        never=IO_MODULES,
     ),
     Rule(
         "audit-opens-no-connection",
@@ -158,18 +153,7 @@ RULES = [
         "deployer/criteria.py",
         "the measured outcomes are computed from records handed in: no files, processes or network",
         only=("deployer.host.events",),
-        never=(
-            "os.*",
-            "io.*",
-            "pathlib.*",
-            "subprocess.*",
-            "socket.*",
-            "shutil.*",
-            "urllib.*",
-            "http.*",
-            "tempfile.*",
-            "paramiko.*",
-        ),
+        never=("os.*", "io.*", "pathlib.*", *IO_MODULES),
     ),
     Rule(
         "pipeline-below-check-and-cli",
