@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DIST ?= dist
 
 .DEFAULT_GOAL := help
-.PHONY: help setup release demo verify test test-fast lint locks bench clean
+.PHONY: help setup release demo verify test test-fast test-workflows lint locks bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ demo: setup ## boot staging guest $STAGING_INDEX (100), set it up, build + deplo
 
 test: setup ## the whole suite: unit, host engine, build, end-to-end on the staging host
 	$(BIN)/python -m pytest
+
+test-workflows: setup ## run the GitHub workflows themselves with act against a staging guest (root; part of `make test`)
+	$(BIN)/python -m pytest tests/e2e/workflows
 
 test-fast: setup ## the tests that need no artifact build and no staging host (seconds)
 	$(BIN)/python -m pytest tests/unit tests/host -q -m "not slow and not e2e"

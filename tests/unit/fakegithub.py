@@ -36,9 +36,10 @@ def run(
     event: str = "push",
     branch: str = "main",
     fork: bool = False,
+    repo: str = REPO,
 ) -> dict:
-    """A workflow run of REPO (or of a pull request from FORK), as GET .../runs/{id} shows it."""
-    head_name, head_id = (FORK, FORK_ID) if fork else (REPO, REPO_ID)
+    """A workflow run of ``repo`` (or of a pull request from FORK), as GET .../runs/{id} shows it."""
+    head_name, head_id = (FORK, FORK_ID) if fork else (repo, REPO_ID)
     return {
         "id": run_id,
         "name": path.rsplit("/", 1)[-1].removesuffix(".yml"),
@@ -51,27 +52,36 @@ def run(
         "status": "completed",
         "conclusion": "success",
         "workflow_id": 161335,
-        "url": f"https://api.github.com/repos/{REPO}/actions/runs/{run_id}",
-        "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}",
-        "repository": {"id": REPO_ID, "name": "svc", "full_name": REPO},
-        "head_repository": {"id": head_id, "name": "svc", "full_name": head_name},
+        "url": f"https://api.github.com/repos/{repo}/actions/runs/{run_id}",
+        "html_url": f"https://github.com/{repo}/actions/runs/{run_id}",
+        "repository": {"id": REPO_ID, "name": repo.split("/")[1], "full_name": repo},
+        "head_repository": {"id": head_id, "name": repo.split("/")[1], "full_name": head_name},
     }
 
 
-def artifact(artifact_id: int, name: str, of_run: dict, *, expired: bool = False) -> dict:
+def artifact(
+    artifact_id: int,
+    name: str,
+    of_run: dict,
+    *,
+    expired: bool = False,
+    size: int = 556,
+    digest: str = "0" * 64,
+) -> dict:
     """An artifact uploaded by ``of_run``, as GET .../artifacts/{id} shows it."""
+    repo = of_run["repository"]["full_name"]
     return {
         "id": artifact_id,
         "node_id": f"MDg6QXJ0aWZhY3Q{artifact_id}",
         "name": name,
-        "size_in_bytes": 556,
-        "url": f"https://api.github.com/repos/{REPO}/actions/artifacts/{artifact_id}",
-        "archive_download_url": f"https://api.github.com/repos/{REPO}/actions/artifacts/{artifact_id}/zip",
+        "size_in_bytes": size,
+        "url": f"https://api.github.com/repos/{repo}/actions/artifacts/{artifact_id}",
+        "archive_download_url": f"https://api.github.com/repos/{repo}/actions/artifacts/{artifact_id}/zip",
         "expired": expired,
         "created_at": "2026-11-26T10:15:00Z",
         "expires_at": "2026-12-26T10:15:00Z",
         "updated_at": "2026-11-26T10:15:00Z",
-        "digest": "sha256:" + "0" * 64,
+        "digest": f"sha256:{digest}",
         "workflow_run": {
             "id": of_run["id"],
             "repository_id": of_run["repository"]["id"],
@@ -89,6 +99,12 @@ class FakeGitHub:
     runs: dict = field(default_factory=dict)
     requests: list = field(default_factory=list)  # (path, authorized)
     url: str = ""
+    repo: str = REPO
+    prefix: str = ""  # where the API is mounted: "" as api.github.com, "/api/v3" as GitHub Enterprise
+
+    def uploaded(self) -> list[dict]:
+        """Every artifact, oldest first."""
+        return self.artifacts
 
     def add(self, *items: dict) -> None:
         for item in items:
@@ -98,20 +114,22 @@ class FakeGitHub:
                 self.runs[item["id"]] = item
 
     def answer(self, target: str, authorization: str | None) -> tuple[int, dict]:
-        authorized = authorization == f"Bearer {self.token}"
+        # GitHub takes either scheme; curl here sends Bearer, octokit sends token
+        authorized = authorization in (f"Bearer {self.token}", f"token {self.token}")
         parts = urlsplit(target)
         self.requests.append((target, authorized))
         if not authorized:
             return 401, {"message": "Bad credentials"}
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        prefix = f"/repos/{REPO}/actions"
-        newest_first = list(reversed(self.artifacts))
+        prefix = f"{self.prefix}/repos/{self.repo}/actions"
+        artifacts = self.uploaded()
+        newest_first = list(reversed(artifacts))
         if parts.path == f"{prefix}/artifacts":
             found = [a for a in newest_first if "name" not in query or a["name"] == query["name"]]
             found = found[: int(query.get("per_page", 30))]
             return 200, {"total_count": len(found), "artifacts": found}
         if m := re.fullmatch(rf"{prefix}/artifacts/(\d+)", parts.path):
-            for a in self.artifacts:
+            for a in artifacts:
                 if a["id"] == int(m.group(1)):
                     return 200, a
         if m := re.fullmatch(rf"{prefix}/runs/(\d+)/artifacts", parts.path):
