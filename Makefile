@@ -12,9 +12,13 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## create .venv with deployer and its dev tools (pinned)
 
+# uv (pinned in pyproject.toml's dependencies) installs the rest: seconds, not a minute
+UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
+
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(UV_PIN)
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 release: setup ## build ONE offline artifact of the example into dist/ and verify it

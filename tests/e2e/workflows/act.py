@@ -75,7 +75,8 @@ class Run:
     summaries: list[str]  # each job's $GITHUB_STEP_SUMMARY, as its steps left it
 
     def job_failed(self, job: str) -> bool:
-        return any(f"[{job}" in line and "Job failed" in line for line in self.log.splitlines())
+        """``job``: its name as act prints it last in the line's prefix (e.g. ``deploy (production)``)."""
+        return any(f"/{job}] 🏁  Job failed" in line for line in self.log.splitlines())
 
     def summary(self) -> str:
         return "\n".join(self.summaries)

@@ -8,33 +8,32 @@ example the rest of the suite deploys.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, make_notes_repo
+from tests.conftest import ROOT, git, make_notes_repo
 from tests.e2e.conftest import sh
 from tests.e2e.workflows.act import Act
 from tests.staging.guest import host_setup
 
-pytestmark = pytest.mark.workflows
+pytestmark = [pytest.mark.workflows, pytest.mark.timeout(1800)]  # act runs take minutes
 
 GUEST = 31
 SERVICE = "acme/notes"
 APP = "notes_api"
 
 
-def deployer_init(pipeline, repo: Path) -> None:
-    """`deployer init` as a user runs it from their deployer clone: the scratch acme/deployer."""
+def deployer_init(repo: Path, pinned: str) -> None:
+    """`deployer init` as a user runs it: the callers pin ``pinned``, a commit of this
+    deployer checkout (the committed one: the forge has it, as main's ancestor)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "init", str(repo)],
+        [sys.executable, "-m", "deployer", "init", str(repo), "--owner", "acme", "--ref", pinned],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(pipeline.repo)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     config = repo / "deploy.toml"
@@ -45,11 +44,11 @@ def test_init_callers_deploy_a_service_through_the_reusable_workflow(
     pipeline, staging_host_factory, tmp_path
 ):
     guest = staging_host_factory(GUEST)
+    pinned = git(ROOT, "rev-parse", "HEAD")
     repo = make_notes_repo(
-        tmp_path / "notes", without=("deploy.toml", "packaging"), prepare=lambda r: deployer_init(pipeline, r)
+        tmp_path / "notes", without=("deploy.toml", "packaging"), prepare=lambda r: deployer_init(r, pinned)
     )
     caller = (repo / ".github/workflows/deploy.yml").read_text()
-    pinned = git(pipeline.repo, "rev-parse", "main")
     assert f"acme/deployer/.github/workflows/deploy-reusable.yml@{pinned}" in caller
     git(repo, "remote", "add", "origin", f"https://github.com/{SERVICE}.git")
     subprocess.run(
@@ -76,7 +75,9 @@ def test_init_callers_deploy_a_service_through_the_reusable_workflow(
     sha = git(repo, "rev-parse", "HEAD")
     run = act.run("deploy.yml", "push", ref="refs/heads/main", sha=sha)
     assert run.returncode == 0, run.log[-15000:]
-    assert "make -C .deployer setup" in run.log  # the artifact job used the pinned deployer
+    # deployer checked out at the pinned commit; the service built by the artifact job
+    assert f"HEAD is now at {pinned[:7]}" in run.log
+    assert "Success - Main Build the artifact" in run.log
     release = sh(guest, "readlink", f"/opt/{APP}/current").rsplit("/", 1)[-1]
     shipped = json.loads(sh(guest, "cat", f"/opt/{APP}/releases/{release}/manifest.json"))
     assert shipped["git"]["sha"] == sha and shipped["app"] == APP
