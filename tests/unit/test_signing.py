@@ -274,7 +274,8 @@ def test_the_engine_refuses_before_staging_and_says_who_signed_when_it_passes(tm
     (root / "svc").mkdir(parents=True)
     (root / "svc" / "allowed_signers").write_text(allowed_signers_text(CONFIG, [pub(keys["ci"])]))
     out = io.StringIO()
-    engine = Engine(CONFIG.replace(base_path=str(tmp_path / "opt" / "svc")), service=None, events=Events(out))  # type: ignore[arg-type]
+    config = CONFIG.replace(base_path=str(tmp_path / "opt" / "svc"))
+    engine = Engine(config, service=None, events=Events(out))  # refused before any service is touched
     engine.trust_root = str(root)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
