@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DIST ?= dist
+SIGN ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup release demo verify test test-fast test-workflows lint locks bench clean
@@ -21,8 +22,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $@
 
-release: setup ## build ONE offline artifact of the example into dist/ and verify it
-	@artifact=$$($(BIN)/deployer build -o $(DIST)) && $(BIN)/deployer verify "$$artifact" && echo "$$artifact"
+release: setup ## build ONE offline artifact of the example into dist/ and verify it (SIGN=KEY: signed with it)
+	@artifact=$$($(BIN)/deployer build -o $(DIST) $(if $(SIGN),--sign "$(SIGN)")) && $(BIN)/deployer verify "$$artifact" && echo "$$artifact"
 
 demo: setup ## boot staging guest $STAGING_INDEX (100), set it up, build + deploy the example; it stays up
 	STAGING_INDEX=$(STAGING_INDEX) $(BIN)/python tests/staging/demo.py

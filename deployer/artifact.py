@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from deployer.errors import ArtifactError
-from deployer.host.artifact import ENGINE, MANIFEST, verify_artifact
+from deployer.host.artifact import ENGINE, MANIFEST, SignedManifest, read_signed, verify_artifact
+from deployer.host.contract import SIGNATURE_MEMBER
 from deployer.host.rootfiles import TEMPLATES
 
 
@@ -33,6 +34,10 @@ class Artifact:
         """Every member's hash against the manifest (ArtifactError if one differs)."""
         return verify_artifact(str(self.path))
 
+    def signed(self) -> SignedManifest:
+        """The manifest's exact bytes and its signature (None when unsigned)."""
+        return read_signed(str(self.path))
+
     def read(self, name: str) -> bytes:
         with tarfile.open(self.path) as tar:
             member = tar.extractfile(name)
@@ -50,13 +55,13 @@ class Artifact:
         return {key: self.read(f"packaging/{name}").decode() for key, name in TEMPLATES.items()}
 
     def thin(self, members: Iterable[str], dest: Path) -> Path:
-        """A tar of the manifest and only ``members``, byte for byte; the artifact itself
-        when that is every member (a host that lacks everything gets no copy)."""
+        """A tar of the manifest, its signature and only ``members``, byte for byte; the
+        artifact itself when that is every member (a host that lacks everything gets no copy)."""
         wanted = set(members)
         if wanted >= set(self.manifest["files"]):
             return self.path
         with tarfile.open(self.path) as src, tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as out:
             for info in src:
-                if info.name == MANIFEST or info.name in wanted:
+                if info.name in (MANIFEST, SIGNATURE_MEMBER) or info.name in wanted:
                     out.addfile(info, src.extractfile(info))
         return dest

@@ -205,6 +205,8 @@ class Artifact(Model):
     ship_uv: bool = True
     bytecode: bool = True
     build_python: str | None = None
+    #: the key every build signs the manifest with (ssh-keygen -Y sign); none: unsigned
+    signing_key: str | None = None
 
 
 class Config(Model):
@@ -338,6 +340,7 @@ def apply_env_overrides(data: dict, environ: dict[str, str]) -> dict:
         "DEPLOYER_SSH_KEY_FILE": ("ssh", "key_file"),
         "DEPLOYER_KNOWN_HOSTS_FILE": ("ssh", "known_hosts"),
         "DEPLOYER_ENV_FILE": ("env", "file"),
+        "DEPLOYER_SIGNING_KEY_FILE": ("artifact", "signing_key"),
     }.items():
         if environ.get(var):
             data.setdefault(table, {})[key] = environ[var]

@@ -11,6 +11,7 @@ Library exceptions are converted at the boundary with ``raise ... from``::
     ├── BuildError                  building the artifact failed
     │   └── WheelUnavailableError   a dependency has no wheel (nor sdist) for the target
     ├── ArtifactError               artifact missing, truncated, tampered or unsafe
+    │   └── SignatureError          unsigned, or not signed by a key the host trusts (fingerprint)
     ├── HostError                   the host engine refused or failed a step
     │   ├── PreflightError          the host cannot take the release (python, glibc, disk)
     │   ├── LockHeldError           another deploy holds the host's lock
@@ -63,6 +64,24 @@ class ArtifactError(DeployerError):
     pass
 
 
+class SignatureError(ArtifactError):
+    """The host trusts only signed artifacts and this one's signature does not check out:
+    ``fingerprint`` of the key that signed it (None: unsigned), ``trust`` the allowed-signers
+    file it was checked against."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fingerprint: Optional[str] = None,
+        trust: Optional[str] = None,
+        host: Optional[str] = None,
+        step: Optional[str] = None,
+    ):
+        super().__init__(message, host=host, step=step)
+        self.fingerprint, self.trust = fingerprint, trust
+
+
 class HostError(DeployerError):
     pass
 
@@ -90,7 +109,15 @@ class AbortedError(HostError):
 #: the engine's error names on the wire (``"error"`` of a failed event) -> their class
 HOST_ERRORS = {
     cls.__name__: cls
-    for cls in (HostError, PreflightError, LockHeldError, InstallError, HealthError, AbortedError)
+    for cls in (
+        HostError,
+        PreflightError,
+        LockHeldError,
+        InstallError,
+        HealthError,
+        AbortedError,
+        SignatureError,
+    )
 }
 
 

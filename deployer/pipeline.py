@@ -33,6 +33,7 @@ from deployer.recovery import read_back_outcome
 from deployer.remote.engine import RemoteEngine
 from deployer.remote.session import EngineSession
 from deployer.remote.ssh import Connection, Credentials, Endpoint, fingerprint, host_key_name
+from deployer.remote.trust import check_trusted
 from deployer.runinfo import RunInfo
 from deployer.summary import HostResult, Result, Summary
 
@@ -184,6 +185,9 @@ class Pipeline:
         run.conn = self.connect(run.endpoint)
         run.remote = self.remote(run.conn, plan.engine)
         plan.verified.result()  # nothing the artifact carries runs before every hash is checked
+        # nor on a host that trusts keys, unless one of them signed it: checked here, before
+        # the engine it carries starts there (which checks again)
+        check_trusted(run.conn, art.signed(), str(art.path), self.config.app.name)
         run.session = session = run.remote.session(self.reporter.event, plan.lock_wait)
         pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True, templates=plan.templates)
         drift = pre["drift"]  # one round trip: the unit is compared with the artifact's templates too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.builder.release import build_engine, packaging_templates
@@ -23,22 +24,44 @@ def bundle(config: Config, config_path: Path, dest: Path) -> Path:
     return dest
 
 
-def setup_argv(python: str, root: str, config: HostConfig, authorized_key: str | None) -> list[str]:
+@dataclass(frozen=True)
+class Trust:
+    """What ``host setup`` does with the keys trusted to sign artifacts: ``keys`` (public key
+    files) become exactly the trusted ones; ``allow_unsigned`` removes them all; neither
+    leaves them as they are."""
+
+    keys: tuple[str, ...] = ()
+    allow_unsigned: bool = False
+
+    def files(self) -> dict[str, Path]:
+        """The key files by the name they take in the setup bundle."""
+        return {f"trust-key-{i}.pub": Path(k) for i, k in enumerate(self.keys)}
+
+
+def setup_argv(
+    python: str, root: str, config: HostConfig, authorized_key: str | None, trust: Trust = Trust()
+) -> list[str]:
     """The engine's ``setup`` from a bundle at ``root`` on the host."""
     args = ["setup", "--templates", f"{root}/packaging"]
     if authorized_key:
         args += ["--authorized-key", f"{root}/authorized_key.pub"]
+    for name in trust.files():
+        args += ["--trust-key", f"{root}/{name}"]
+    if trust.allow_unsigned:
+        args.append("--allow-unsigned")
     return engine_argv(python, f"{root}/engine.pyz", config, *args)
 
 
-def setup_local(config: Config, config_path: Path, authorized_key: str | None) -> int:
+def setup_local(config: Config, config_path: Path, authorized_key: str | None, trust: Trust = Trust()) -> int:
     from deployer.host.cli import main as engine_main
 
     with tempfile.TemporaryDirectory(prefix="deployer-setup-") as tmp:
         root = bundle(config, config_path, Path(tmp))
         if authorized_key:
             (root / "authorized_key.pub").write_text(Path(authorized_key).read_text())
-        argv = setup_argv("python3", str(root), config.host_config(), authorized_key)
+        for name, key in trust.files().items():
+            (root / name).write_bytes(key.read_bytes())
+        argv = setup_argv("python3", str(root), config.host_config(), authorized_key, trust)
         try:
             engine_main(argv[2:])
         except SystemExit as e:
@@ -54,6 +77,7 @@ def setup_hosts(
     targets: list[Endpoint],
     admin_user: str,
     authorized_key: str | None,
+    trust: Trust = Trust(),
 ) -> bool:
     ok = True
     with tempfile.TemporaryDirectory(prefix="deployer-setup-") as tmp:
@@ -61,7 +85,7 @@ def setup_hosts(
         for t in targets:
             admin = Endpoint(t.label, t.address, t.port, admin_user)
             try:
-                _setup_one(config, pipeline, reporter, admin, root, authorized_key)
+                _setup_one(config, pipeline, reporter, admin, root, authorized_key, trust)
             except DeployerError as e:
                 reporter.event(t.label, {"step": "setup", "status": Status.FAIL, "detail": str(e)})
                 ok = False
@@ -75,6 +99,7 @@ def _setup_one(
     admin: Endpoint,
     root: Path,
     authorized_key: str | None,
+    trust: Trust,
 ) -> None:
     conn = pipeline.connect(admin)
     try:
@@ -88,7 +113,9 @@ def _setup_one(
                 conn.upload(f, f"{remote}/{f.relative_to(root).as_posix()}")
         if authorized_key:
             conn.upload(Path(authorized_key), f"{remote}/authorized_key.pub")
-        argv = setup_argv(config.target.interpreter, remote, config.host_config(), authorized_key)
+        for name, key in trust.files().items():
+            conn.upload(key, f"{remote}/{name}")
+        argv = setup_argv(config.target.interpreter, remote, config.host_config(), authorized_key, trust)
         if admin.user != "root":
             argv = ["sudo", "-n", *argv]
         result = conn.run(argv, timeout=300, step="setup")

@@ -7,9 +7,11 @@ import json
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from deployer.host.artifact import MANIFEST
+from deployer.host.contract import SIGNATURE_MEMBER
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -22,15 +24,30 @@ def _tarinfo(name: str, size: int, mode: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_release_tar(dest: Path, manifest: dict, files: dict[str, Path], mtime: int) -> Path:
-    """manifest.json first, then every file in name order; fixed owners, modes and mtimes.
+def manifest_bytes(manifest: dict) -> bytes:
+    """``manifest.json`` as it is written into the tar: exactly the bytes a signature signs."""
+    return (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+
+
+def write_release_tar(
+    dest: Path,
+    manifest: dict,
+    files: dict[str, Path],
+    mtime: int,
+    signer: Callable[[bytes], bytes] | None = None,
+) -> Path:
+    """manifest.json first, then its signature (``signer(manifest bytes)``, if given), then
+    every file in name order; fixed owners, modes and mtimes.
 
     Written to ``dest.partial`` and renamed into place, so ``dest`` is always complete.
     """
     partial = dest.with_name(dest.name + ".partial")
-    data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+    data = manifest_bytes(manifest)
+    signature = signer(data) if signer is not None else None
     with open(partial, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_tarinfo(MANIFEST, len(data), 0o644, mtime), io.BytesIO(data))
+        if signature is not None:
+            tar.addfile(_tarinfo(SIGNATURE_MEMBER, len(signature), 0o644, mtime), io.BytesIO(signature))
         for name in sorted(files):
             path = files[name]
             mode = 0o755 if os.access(path, os.X_OK) and name.endswith(".pyz") else 0o644

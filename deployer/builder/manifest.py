@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from deployer.builder.target import abi_tag, glibc_str, platform_tags, wheel_glibc
 from deployer.builder.wheelhouse import normalize
@@ -53,12 +55,52 @@ def release_id(commit_epoch: int, lock_text: str, wheels: dict[str, str]) -> str
     return f"{stamp}-{h.hexdigest()[:7]}"
 
 
+#: provenance field -> the GitHub Actions variable it is read from
+GITHUB_PROVENANCE = {
+    "repository": "GITHUB_REPOSITORY",
+    "workflow": "GITHUB_WORKFLOW_REF",
+    "run_id": "GITHUB_RUN_ID",
+    "run_attempt": "GITHUB_RUN_ATTEMPT",
+    "commit": "GITHUB_SHA",
+    "ref": "GITHUB_REF",
+}
+
+
+def provenance(commit, environ: Mapping[str, str], origin: str | None) -> dict:
+    """Where the artifact was built (pure; signed with the manifest).
+
+    In GitHub Actions: the repository, workflow, run id and attempt, and the run's commit
+    and ref (``git`` in the manifest says what was built). Elsewhere: the local git facts,
+    the ``origin`` remote without any credentials in its URL, the commit and its branch."""
+    if environ.get("GITHUB_ACTIONS") == "true" and environ.get("GITHUB_RUN_ID"):
+        found = {key: environ.get(var) or None for key, var in GITHUB_PROVENANCE.items()}
+        return {"builder": "github-actions", **found}
+    return {
+        "builder": "local",
+        "repository": _without_credentials(origin) if origin else None,
+        "workflow": None,
+        "run_id": None,
+        "run_attempt": None,
+        "commit": commit.sha,
+        "ref": f"refs/heads/{commit.ref}" if commit.ref else None,
+    }
+
+
+def _without_credentials(url: str) -> str:
+    """``https://user:token@host/x.git`` -> ``https://host/x.git``; scp-like and paths as they are."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def build_manifest(
     *,
     config: Config,
     version: str,
     rid: str,
     commit,
+    provenance: dict,
     files: dict[str, dict],
     app_wheel: str,
     uv_wheel: str | None,
@@ -84,6 +126,7 @@ def build_manifest(
             "dirty": commit.dirty,
             "commit_time": datetime.fromtimestamp(commit.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
+        "provenance": provenance,
         "target": {
             "python_version": target.python_version,
             "implementation": "cp",

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import deployer
-from deployer.builder import archive, bytecode, manifest, source, wheelhouse
+from deployer.builder import archive, bytecode, manifest, sign, source, wheelhouse
 from deployer.builder.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
 from deployer.errors import BuildError
 from deployer.host.artifact import ENGINE, LOCK
+from deployer.host.contract import SIGNATURE_NAMESPACE
 
 Step = Callable[[str, str], None]
 ENGINE_MAIN = "from deployer.host.cli import main\n\nmain()\n"
@@ -82,11 +83,17 @@ def requirements_of(config: Config, config_path: Path, src: Path, pyproject: dic
 
 
 def build_release(
-    config: Config, config_path: str | os.PathLike, out_dir: Path, on_step: Step | None = None
+    config: Config,
+    config_path: str | os.PathLike,
+    out_dir: Path,
+    on_step: Step | None = None,
+    sign_key: str | os.PathLike | None = None,
 ) -> BuildResult:
-    """Build ONE offline artifact for ``config.target`` from the service's HEAD."""
+    """Build ONE offline artifact for ``config.target`` from the service's HEAD, its
+    manifest signed with ``sign_key`` (default ``artifact.signing_key``) when there is one."""
     step = on_step or (lambda name, detail: None)
     started = time.monotonic()
+    key = _signing_key(config, config_path, sign_key)  # a missing key fails before the build
     src = resolve(config_path, config.app.source)
     commit, pyproject, files, version = _read_source(config, src, step)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +117,7 @@ def build_release(
             version=version,
             rid=rid,
             commit=commit,
+            provenance=manifest.provenance(commit, os.environ, source.origin_url(src)),
             files=members.files,
             app_wheel=f"wheels/{app_wheel.name}",
             uv_wheel=members.uv_wheel,
@@ -119,10 +127,34 @@ def build_release(
         )
         doc["config"] = config.host_config().to_dict()
         dest = out_dir / f"{config.app.name}-{rid}.tar"
-        archive.write_release_tar(dest, doc, members.paths, commit.epoch)
+        archive.write_release_tar(dest, doc, members.paths, commit.epoch, _signer(key, step))
     digest = manifest.sha256_file(dest)
     step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
     return BuildResult(dest, doc, digest, time.monotonic() - started)
+
+
+def _signing_key(
+    config: Config, config_path: str | os.PathLike, given: str | os.PathLike | None
+) -> Path | None:
+    if given is not None:
+        return sign.signing_key(given, "--sign")
+    if config.artifact.signing_key:
+        where = "artifact.signing_key (or DEPLOYER_SIGNING_KEY_FILE)"
+        return sign.signing_key(resolve(config_path, config.artifact.signing_key), where)
+    return None
+
+
+def _signer(key: Path | None, step: Step) -> Callable[[bytes], bytes] | None:
+    """Signs the manifest's bytes with ``key``, reporting the key's fingerprint."""
+    if key is None:
+        return None
+
+    def signer(data: bytes) -> bytes:
+        armored = sign.sign(data, key)
+        step("sign", f"manifest signed by {sign.describe(armored).fingerprint} ({SIGNATURE_NAMESPACE})")
+        return armored
+
+    return signer
 
 
 def _read_source(config: Config, src: Path, step: Step) -> tuple[source.Commit, dict, list[str], str]:

@@ -57,6 +57,14 @@ def read_commit(source: Path) -> Commit:
     return Commit(sha=sha, epoch=epoch, ref=None if ref == "HEAD" else ref, tag=tag, dirty=dirty)
 
 
+def origin_url(source: Path) -> str | None:
+    """The URL of the repository's ``origin`` remote, or None when it has none."""
+    try:
+        return _git(source, "remote", "get-url", "origin") or None
+    except BuildError:
+        return None
+
+
 def base_version(pyproject: dict, where: Path) -> str:
     """The version a build stamps from: ``[project] version``, or, for a version the build
     backend makes (``dynamic = ["version"]``: hatch's version path, setuptools-scm,

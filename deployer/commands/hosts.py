@@ -48,15 +48,35 @@ def host() -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="Public key to authorize for the deploy user.",
 )
+@click.option(
+    "--trust-key",
+    "trust_keys",
+    multiple=True,
+    metavar="PUB",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A public key trusted to sign the app's artifacts; repeat it for several. The host then "
+    "takes only artifacts signed by exactly these (given again, they replace the earlier ones).",
+)
+@click.option(
+    "--allow-unsigned", is_flag=True, help="Trust no signing key any more: take unsigned artifacts again."
+)
 @click.option("--local", is_flag=True, help="Set up THIS machine (run as root).")
 @click.option("--accept-new", is_flag=True, help="Trust unknown host keys (first contact only).")
 @pass_ctx
-def host_setup(obj: Context, hosts, admin_user, authorized_key, local, accept_new) -> None:
-    """Once per host, as an admin: deploy user, layout, sudoers, unit (idempotent)."""
-    from deployer.provision import setup_hosts, setup_local
+def host_setup(
+    obj: Context, hosts, admin_user, authorized_key, trust_keys, allow_unsigned, local, accept_new
+) -> None:
+    """Once per host, as an admin: deploy user, layout, sudoers, unit (idempotent).
 
+    Without --trust-key or --allow-unsigned, the keys a host trusts stay as they are."""
+    from deployer.errors import UsageError
+    from deployer.provision import Trust, setup_hosts, setup_local
+
+    if trust_keys and allow_unsigned:
+        raise UsageError("--trust-key and --allow-unsigned contradict each other: give one")
+    trust = Trust(tuple(trust_keys), allow_unsigned)
     if local:
-        sys.exit(setup_local(obj.config(), obj.config_path, authorized_key))
+        sys.exit(setup_local(obj.config(), obj.config_path, authorized_key, trust))
     ok = setup_hosts(
         obj.config(),
         obj.config_path,
@@ -65,6 +85,7 @@ def host_setup(obj: Context, hosts, admin_user, authorized_key, local, accept_ne
         obj.hosts(hosts),
         admin_user,
         authorized_key,
+        trust,
     )
     if not ok:
         sys.exit(1)

@@ -3,6 +3,7 @@
 An artifact is an uncompressed tar (wheels are already compressed)::
 
     manifest.json          first member: app, version, release id, target, files
+    manifest.json.sig      optional, second: its signature (ssh-keygen -Y sign)
     engine.pyz             this engine, as a zipapp: the artifact installs itself
     requirements.lock      every wheel pinned by the sha256 of its bytes
     wheels/*.whl           the app wheel and every dependency, for the target only
@@ -11,7 +12,9 @@ An artifact is an uncompressed tar (wheels are already compressed)::
     app.pex                optional (format "pex"): the service as a --venv pex
 
 Nothing here trusts the tar: every member must be a regular file listed in the
-manifest with a safe relative name, and its bytes must match the listed hash.
+manifest with a safe relative name, and its bytes must match the listed hash. The
+signature is the one member the manifest cannot list; it signs the manifest's bytes,
+whose hashes bind every other member (``signature.py`` checks it).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import hashlib
 import json
 import re
 import tarfile
+from dataclasses import dataclass
 from typing import IO, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from deployer.errors import ArtifactError
+from deployer.host.contract import SIGNATURE_MEMBER
 from deployer.host.patterns import RELEASE_ID
 
 MANIFEST = "manifest.json"
@@ -30,6 +35,8 @@ ENGINE = "engine.pyz"
 LOCK = "requirements.lock"
 MANIFEST_SCHEMA = 1
 _CHUNK = 1 << 20
+#: a signature is a few hundred bytes; anything much larger is not one
+MAX_SIGNATURE = 64 << 10
 _HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$")
 _REQUIRED_KEYS = (
@@ -70,8 +77,22 @@ def _open(path: str) -> tarfile.TarFile:
         raise ArtifactError(f"{path}: not a readable artifact tar ({e})") from None
 
 
+@dataclass(frozen=True)
+class SignedManifest:
+    """The manifest, its exact bytes (what a signature signs) and its signature, if any."""
+
+    manifest: dict
+    text: bytes
+    signature: Optional[bytes]
+
+
 def read_manifest(path: str) -> dict:
     """The manifest of an artifact (its first member), checked for shape only."""
+    return read_signed(path).manifest
+
+
+def read_signed(path: str) -> SignedManifest:
+    """The manifest (checked for shape only), its bytes, and the signature that follows it."""
     with _open(path) as tar:
         try:
             first = tar.next()
@@ -79,15 +100,32 @@ def read_manifest(path: str) -> dict:
             raise ArtifactError(f"{path}: damaged tar ({e})") from None
         if first is None or first.name != MANIFEST:
             raise ArtifactError(f"{path}: first member is not {MANIFEST}")
-        check_member(first)
-        f = tar.extractfile(first)
-        if f is None:
-            raise ArtifactError(f"{path}: {MANIFEST} is not a file")
+        text = _member_bytes(path, tar, first)
         try:
-            manifest = json.loads(f.read().decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, tarfile.TarError, OSError) as e:
+            manifest = json.loads(text.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
             raise ArtifactError(f"{path}: {MANIFEST} is not valid JSON ({e})") from None
-    return validate_manifest_shape(manifest, path)
+        signature = None
+        try:
+            second = tar.next()
+        except tarfile.TarError as e:
+            raise ArtifactError(f"{path}: damaged tar ({e})") from None
+        if second is not None and second.name == SIGNATURE_MEMBER:
+            if second.size > MAX_SIGNATURE:
+                raise ArtifactError(f"{path}: {SIGNATURE_MEMBER} is {second.size} bytes: not a signature")
+            signature = _member_bytes(path, tar, second)
+    return SignedManifest(validate_manifest_shape(manifest, path), text, signature)
+
+
+def _member_bytes(path: str, tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    check_member(member)
+    f = tar.extractfile(member)
+    if f is None:
+        raise ArtifactError(f"{path}: {member.name} is not a file")
+    try:
+        return f.read()
+    except (tarfile.TarError, OSError) as e:
+        raise ArtifactError(f"{path}: {member.name} cannot be read ({e})") from None
 
 
 def validate_manifest_shape(manifest: object, where: str) -> dict:
@@ -108,6 +146,8 @@ def validate_manifest_shape(manifest: object, where: str) -> dict:
         raise ArtifactError(f"{where}: {MANIFEST} has no files")
     for name, meta in files.items():
         check_member_name(name)
+        if name in (MANIFEST, SIGNATURE_MEMBER):
+            raise ArtifactError(f"{where}: {MANIFEST} lists {name} among its files")
         if not (
             isinstance(meta, dict)
             and isinstance(meta.get("size"), int)
@@ -163,13 +203,19 @@ def _listed_entry(
 ) -> Optional[dict]:
     """The manifest entry of ``member``: a safe file, listed, seen once, of the listed size.
 
-    None for the manifest itself, which may appear once. ``seen`` gets the member's name.
+    None for the manifest itself, which may appear once, and for its signature, which
+    may follow it once. ``seen`` gets the member's name.
     """
     check_member(member)
     if member.name == MANIFEST:
         if seen:
             raise ArtifactError(f"{path}: {MANIFEST} appears twice")
         seen.add(MANIFEST)
+        return None
+    if member.name == SIGNATURE_MEMBER:
+        if seen != {MANIFEST}:
+            raise ArtifactError(f"{path}: {SIGNATURE_MEMBER} may only follow {MANIFEST}, once")
+        seen.add(SIGNATURE_MEMBER)
         return None
     meta = expected.get(member.name)
     if meta is None:

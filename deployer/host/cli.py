@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 
 from deployer import __version__
 from deployer.errors import DeployerError, HostError, UsageError
-from deployer.host.artifact import iter_verified, read_manifest
+from deployer.host.artifact import iter_verified, read_manifest, read_signed
 from deployer.host.commands import NO_LOCK, UNDER_LOCK, Change, lock_status, read_text, verify
 from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.engine import Engine
@@ -24,6 +24,7 @@ from deployer.host.events import Events
 from deployer.host.rootfiles import TEMPLATES, drift, load_templates
 from deployer.host.service import Service, Systemd
 from deployer.host.setup import Setup
+from deployer.host.signature import Trust, check, host_trust
 from deployer.host.state import write_atomic
 
 SAVED_CONFIG = "deploy.json"
@@ -93,6 +94,15 @@ def _add_commands(sub) -> None:
     s.add_argument("--artifact", help="take the templates from this artifact")
     s.add_argument("--templates", help="take the templates from this directory")
     s.add_argument("--authorized-key", help="public key file to authorize for the deploy user")
+    s.add_argument(
+        "--trust-key",
+        action="append",
+        metavar="PUB",
+        help="a public key trusted to sign the app's artifacts (repeat: exactly these are trusted)",
+    )
+    s.add_argument(
+        "--allow-unsigned", action="store_true", help="trust no keys: accept unsigned artifacts again"
+    )
     s.add_argument("--check", action="store_true", help="only report drift; write nothing")
 
 
@@ -144,6 +154,8 @@ def run(args: argparse.Namespace, events: Events, service_factory: ServiceFactor
     engine = Engine(config, service_factory(config), events, actor=args.actor, run_url=args.run_url)
     if args.command in NO_LOCK:
         return NO_LOCK[args.command](args, engine)
+    if args.command in ("stage", "install"):
+        engine.check_signed(args.artifact)  # a refused artifact leaves nothing, not even deploy.json
     return _run_locked(args, engine, UNDER_LOCK[args.command])
 
 
@@ -160,10 +172,14 @@ def _run_locked(args: argparse.Namespace, engine: Engine, change: Change) -> int
     return 0
 
 
-def setup_templates(args: argparse.Namespace, config: HostConfig) -> dict:
+def setup_templates(args: argparse.Namespace, config: HostConfig, trust: Optional[Trust]) -> dict:
+    """The unit and launcher templates root renders: from a directory, or from an artifact
+    the host's trusted keys (``trust``: the keys given now, else those it has) vouch for."""
     if args.templates:
         return load_templates(Path(args.templates))
     if args.artifact:
+        if trust is not None:
+            check(read_signed(args.artifact), trust, args.artifact)
         texts = {}
         for member, reader, _ in iter_verified(args.artifact):
             if member.name.startswith("packaging/"):
@@ -179,7 +195,9 @@ def setup_templates(args: argparse.Namespace, config: HostConfig) -> dict:
 
 
 def run_setup(args: argparse.Namespace, config: HostConfig, events: Events) -> int:
-    templates = setup_templates(args, config)
+    trust_keys = [read_text(k, "--trust-key") or "" for k in args.trust_key or []]
+    given = Trust.of_keys(config.app, trust_keys, "--trust-key") if trust_keys else None
+    templates = setup_templates(args, config, None if args.allow_unsigned else given or host_trust(config))
     if args.check:
         problems = drift(templates, config)
         for p in problems:
@@ -191,7 +209,14 @@ def run_setup(args: argparse.Namespace, config: HostConfig, events: Events) -> i
         )
         return 1 if problems else 0
     key = read_text(args.authorized_key, "--authorized-key")
-    changed = Setup(config, templates, events, authorized_key=key).run()
+    changed = Setup(
+        config,
+        templates,
+        events,
+        authorized_key=key,
+        trust_keys=trust_keys,
+        allow_unsigned=args.allow_unsigned,
+    ).run()
     events.emit(
         "setup", Status.OK, f"{len(changed)} change(s)" if changed else "nothing to change", changed=changed
     )

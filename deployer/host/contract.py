@@ -15,6 +15,9 @@ library only, Python >= 3.9). Everything that crosses the seam is defined here o
 - ``masking.py`` (the one masking rule) and ``patterns.py`` (what may reach a root-owned
   file, the release id) sit beside it.
 - ``SUDO_VERBS``: the only ``systemctl`` verbs the deploy user runs through sudo.
+- Signed artifacts: ``SIGNATURE_NAMESPACE`` (what ``ssh-keygen -Y sign -n`` signs for),
+  ``SIGNATURE_MEMBER`` (where the signature travels in the artifact) and
+  ``allowed_signers_path`` (the keys a host trusts for an app, root's).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class Step:
 
     LOCK = "lock"
     PREFLIGHT = "preflight"
+    SIGNATURE = "signature"
     UNPACK = "unpack"
     STAGE = "stage"
     VENV = "venv"
@@ -148,6 +152,21 @@ SERVICE_TYPES = ("notify", "exec", "simple")
 
 #: the only verbs the deploy user may run as ``sudo -n systemctl <verb> <unit>``
 SUDO_VERBS = ("restart", "stop", "reset-failed")
+
+#: the namespace an artifact's manifest is signed in (``ssh-keygen -Y sign -n``): a
+#: signature the same key made for anything else (a git commit, a file) never passes
+SIGNATURE_NAMESPACE = "deployer-artifact@v1"
+#: the artifact member holding the manifest's signature, right after ``manifest.json``
+SIGNATURE_MEMBER = "manifest.json.sig"
+#: the file name of the keys a host trusts for an app, in root's ``/etc/deployer/<app>/``
+ALLOWED_SIGNERS = "allowed_signers"
+
+
+def allowed_signers_path(app: str) -> str:
+    """Where ``host setup --trust-key`` puts the keys trusted to sign ``app``'s artifacts;
+    the principal they are trusted as is the app's name."""
+    return f"{ENV_ROOT}/{app}/{ALLOWED_SIGNERS}"
+
 
 # ---------------------------------------------------------------------- host config
 

@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import os
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from deployer.errors import AbortedError, HostError
 from deployer.host import retention
 from deployer.host.activate import Activation, EnvChange
+from deployer.host.artifact import read_signed
 from deployer.host.contract import HostConfig, State, Step
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.lock import DeployLock
+from deployer.host.patterns import ENV_ROOT
 from deployer.host.preflight import preflight
 from deployer.host.service import Service
+from deployer.host.signature import Signature, built_by, check, host_trust
 from deployer.host.stage import Staging
 from deployer.host.state import History, get_state, release_manifest, rollback_target
 from deployer.host.unpack import missing_members
 
 
 class Engine:
+    #: where root keeps the keys this host trusts to sign each app's artifacts
+    trust_root = ENV_ROOT
+
     def __init__(
         self,
         config: HostConfig,
@@ -47,6 +54,7 @@ class Engine:
         self.history = History(self.layout)
         self.lock = DeployLock(self.layout.lock, self.layout.lock_holder)
         self.switched = threading.Event()  # past the point of no return
+        self._signed: Dict[str, Signature] = {}  # signatures this process verified, by what they signed
         self.record = {
             "actor": actor or os.environ.get("DEPLOYER_ACTOR") or _user(),
             "run_url": run_url or os.environ.get("DEPLOYER_RUN_URL"),
@@ -82,6 +90,24 @@ class Engine:
             )
         return result
 
+    def check_signed(self, artifact: str) -> Optional[Signature]:
+        """Before anything of ``artifact`` is unpacked: its manifest's signature against the
+        keys this host trusts for the app (``SignatureError`` when unsigned or not by one of
+        them). None when the host trusts no keys: then an unsigned artifact passes."""
+        trust = host_trust(self.config, self.trust_root)
+        if trust is None:
+            return None
+        signed = read_signed(artifact)
+        what = (trust.text.encode(), signed.text, signed.signature or b"")
+        seen = hashlib.sha256(b"\0".join(what)).hexdigest()
+        if seen in self._signed:
+            return self._signed[seen]
+        with self.events.step(Step.SIGNATURE, artifact) as r:
+            sig = check(signed, trust, artifact)
+            r["detail"] = f"signed by {sig.fingerprint}, trusted in {trust.path}; {built_by(signed.manifest)}"
+        self._signed[seen] = sig
+        return sig
+
     def stage(self, artifact: str, expected: Optional[dict] = None) -> str:
         """Unpack, build the venv, check, smoke-test; the release ends ``staged``.
 
@@ -98,6 +124,7 @@ class Engine:
             self.record,
             self.abort,
             check_abort=self._check_abort,
+            check_signed=self.check_signed,
         )
         return staging.run(artifact, expected)
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -25,22 +26,22 @@ def run(
     env: Optional[Dict[str, str]] = None,
     check: bool = False,
     error: type = HostError,
+    stdin: Optional[Path] = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``argv`` with its output captured as text and no stdin.
+    """Run ``argv`` with its output captured as text; its input is the file ``stdin``, or none.
 
     ``error`` (with what went wrong) when the program is missing or does not answer in
     ``timeout``, and with ``check`` also when it exits non-zero (its output's tail).
     """
-    try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env
-        )
-    except FileNotFoundError:
-        raise error(f"{argv[0]} is not installed on this host") from None
-    except OSError as e:
-        raise error(f"cannot run {argv[0]}: {e.strerror}") from None
-    except subprocess.TimeoutExpired:
-        raise error(f"{' '.join(argv)}: no answer in {timeout:.0f}s") from None
+    with open(stdin or os.devnull, "rb") as given:
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=given, env=env)
+        except FileNotFoundError:
+            raise error(f"{argv[0]} is not installed on this host") from None
+        except OSError as e:
+            raise error(f"cannot run {argv[0]}: {e.strerror}") from None
+        except subprocess.TimeoutExpired:
+            raise error(f"{' '.join(argv)}: no answer in {timeout:.0f}s") from None
     if check and proc.returncode != 0:
         out = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-TAIL_LINES:])
         raise error(f"{' '.join(argv)} failed (exit {proc.returncode}): {out}")

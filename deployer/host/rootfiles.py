@@ -3,7 +3,8 @@
 The unit and the launcher are rendered from templates (``packaging/``) with values the
 contract has checked (``HostConfig.problems``); the sudoers drop-in is built from
 ``SUDO_VERBS``, one exact line per verb; authorized_keys gets the deploy key with
-``restrict``. ``setup.py`` writes them as root.
+``restrict``; the allowed-signers file holds exactly the keys trusted to sign the app's
+artifacts. ``setup.py`` writes them as root.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 from string import Template
 from typing import Dict, List, Optional
 
-from deployer.errors import HostError
-from deployer.host.contract import SUDO_VERBS, HostConfig
+from deployer.errors import HostError, UsageError
+from deployer.host.contract import SIGNATURE_NAMESPACE, SUDO_VERBS, HostConfig, allowed_signers_path
+from deployer.host.signature import BASE_PATH_NOTE, parse_public_key, signer_line
 
 TEMPLATES = {"unit": "unit.service.in", "launcher": "launch.sh.in"}
 SYSTEMCTL = "/usr/bin/systemctl"
@@ -87,6 +89,47 @@ def authorize(have: str, key: str) -> str:
     if not found:
         lines.append("restrict " + " ".join(parts))
     return "".join(line + "\n" for line in lines)
+
+
+_COMMENT = re.compile(r"^[A-Za-z0-9_.@+:= -]{1,80}\Z")
+
+
+def allowed_signers_text(config: HostConfig, keys: List[str]) -> str:
+    """The allowed-signers file of ``config``'s app: exactly ``keys`` (the texts of .pub
+    files), each trusted as the app (the principal) for deployer's namespace only (pure).
+
+    Setup writes the set it is given, so rotation is: trust the new key beside the old one,
+    deploy with the new one, then trust the new one alone. ``UsageError`` for a key that is
+    not one; a key given twice is written once."""
+    if not keys:
+        raise UsageError("--trust-key: give at least one public key")
+    lines = [
+        f"# {allowed_signers_path(config.app)} - written by `deployer host setup --trust-key`; "
+        "deploys never write it.\n",
+        f"# {config.app}'s artifacts are installed only when signed by one of these keys "
+        f"(ssh-keygen -Y sign -n {SIGNATURE_NAMESPACE}).\n",
+        f"{BASE_PATH_NOTE}{config.base_path}\n",
+    ]
+    seen = set()
+    for i, text in enumerate(keys, 1):
+        key = parse_public_key(text, f"--trust-key #{i}")
+        if key.blob in seen:
+            continue
+        seen.add(key.blob)
+        comment = f" {key.comment}" if _COMMENT.match(key.comment) else ""
+        lines.append(f"# {key.fingerprint}{comment}\n")
+        lines.append(signer_line(config.app, key))
+    return "".join(lines)
+
+
+def signer_fingerprints(text: str) -> List[str]:
+    """The fingerprints of the keys an allowed-signers text trusts, in its order (pure)."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 4 and not line.startswith("#"):
+            found.append(parse_public_key(" ".join(words[2:4]), "allowed signers").fingerprint)
+    return found
 
 
 def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:

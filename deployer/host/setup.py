@@ -4,7 +4,9 @@ Creates the deploy user and the base layout, gives it its own journal only (see
 ``_journal_access``), writes the sudoers drop-in (built from ``SUDO_VERBS``,
 one exact command line per verb, checked with ``visudo -c`` before it is put in place),
 installs the root-owned launcher and unit rendered from the templates in
-``packaging/``, reloads systemd and enables the unit. Reports what it changed.
+``packaging/``, reloads systemd and enables the unit. With ``--trust-key`` it writes the
+keys trusted to sign the app's artifacts (exactly those given; ``--allow-unsigned``
+removes them); without either, they stay as they are. Reports what it changed.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ import stat
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from deployer.errors import HostError
+from deployer.errors import HostError, UsageError
 from deployer.host import safefs
-from deployer.host.contract import HostConfig
+from deployer.host.contract import HostConfig, allowed_signers_path
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.proc import run
 from deployer.host.rootfiles import (
     SYSTEMCTL,
     UNIT_MARKERS,
+    allowed_signers_text,
     authorize,
     launcher_path,
     render,
+    signer_fingerprints,
     sudoers_path,
     sudoers_text,
     unit_path,
@@ -56,10 +60,17 @@ class Setup:
         templates: Dict[str, str],
         events: Events,
         authorized_key: Optional[str] = None,
+        trust_keys: Optional[List[str]] = None,
+        allow_unsigned: bool = False,
     ):
         self.config, self.events = config, events
         self.rendered = render(templates, config)
         self.authorized_key = authorized_key
+        if trust_keys and allow_unsigned:
+            raise UsageError("--trust-key and --allow-unsigned contradict each other: give one")
+        #: the allowed-signers text to write (None: leave the file as it is), checked up front
+        self.trusted = allowed_signers_text(config, trust_keys) if trust_keys else None
+        self.allow_unsigned = allow_unsigned
         self.changed: List[str] = []
 
     def run(self) -> List[str]:
@@ -71,6 +82,7 @@ class Setup:
         pw = pwd.getpwnam(user)
         self._step("layout", lambda: self._layout(pw.pw_uid, pw.pw_gid))
         self._step("env", lambda: self._env(pw.pw_uid, pw.pw_gid))
+        self._step("trust", self._trust)
         self._step("sudoers", self._sudoers)
         self._step(
             "launcher",
@@ -239,6 +251,31 @@ class Setup:
                         os.fsync(f.fileno())
                         self._remove_legacy_env(legacy)
                         self.changed.append(f"moved the .env from {legacy} (the service could write there)")
+        finally:
+            os.close(dir_fd)
+
+    def _trust(self) -> None:
+        """The keys trusted to sign the app's artifacts, root's (0644) in root's folder:
+        exactly those given (``--trust-key``), none (``--allow-unsigned``), or as they were."""
+        if self.trusted is None and not self.allow_unsigned:
+            return
+        path = Path(allowed_signers_path(self.config.app))
+        dir_fd, made = safefs.open_root_owned_path(path.parent, create=0o755)
+        try:
+            if safefs.give(dir_fd, 0, 0, 0o755) or made:
+                self.changed.append(f"made {path.parent} (root's)")
+            have = safefs.read_private(dir_fd, path.name, path, 0)
+            if self.allow_unsigned:
+                if have is not None:
+                    os.unlink(path.name, dir_fd=dir_fd)
+                    self.changed.append(f"removed {path}: artifacts need no signature any more")
+                return
+            assert self.trusted is not None
+            st = None if have is None else os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+            if have != self.trusted or st is None or stat.S_IMODE(st.st_mode) != 0o644:
+                safefs.write_private(dir_fd, path.name, self.trusted, 0, 0, 0o644)
+                keys = signer_fingerprints(self.trusted)
+                self.changed.append(f"wrote {path}: {len(keys)} key(s) may sign artifacts: {', '.join(keys)}")
         finally:
             os.close(dir_fd)
 

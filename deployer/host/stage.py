@@ -33,13 +33,16 @@ class Staging:
         record: dict,
         abort: threading.Event,
         check_abort: Callable[[], None] = lambda: None,
+        check_signed: Callable[[str], object] = lambda artifact: None,
     ):
         self.layout, self.config, self.events = layout, config, events
         self.history, self.record = history, record
         self.abort = abort  # stops a running installer
         self.check_abort = check_abort  # raises when the controller is gone
+        self.check_signed = check_signed  # raises unless the host's trusted keys vouch for it
 
     def run(self, artifact: str, expected: Optional[dict] = None) -> str:
+        self.check_signed(artifact)  # before anything of it is reused or unpacked
         manifest = self._upload_manifest(artifact, expected)
         rid = manifest["release_id"]
         rel = self.layout.release(rid)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from deployer.builder.archive import write_release_tar
 from deployer.builder.manifest import file_facts, hash_lock, release_id
-from deployer.host.artifact import read_manifest
+from deployer.builder.sign import sign
+from deployer.host.artifact import MANIFEST, read_manifest, read_signed
+from deployer.host.contract import SIGNATURE_MEMBER
 from tests.conftest import extract
 
 
@@ -42,6 +44,36 @@ def rebuild(src: Path, dest: Path, mutate) -> Artifact:
         manifest["files"] = {n: file_facts(p) for n, p in sorted(members.items())}
         path = write_release_tar(dest, manifest, members, 1764159300)
     return Artifact(path, manifest)
+
+
+def with_signature(src: Path, dest: Path, signature: bytes | None) -> Path:
+    """A copy of ``src`` whose signature is ``signature`` (None: unsigned), every other
+    member byte for byte."""
+    with tarfile.open(src) as tin, tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tout:
+        for member in tin:
+            if member.name == SIGNATURE_MEMBER:
+                continue
+            tout.addfile(member, tin.extractfile(member))
+            if member.name == MANIFEST and signature is not None:
+                info = tarfile.TarInfo(SIGNATURE_MEMBER)
+                info.size, info.mode, info.mtime = len(signature), 0o644, member.mtime
+                tout.addfile(info, io.BytesIO(signature))
+    return dest
+
+
+def signed_by(src: Path, dest: Path, key: Path) -> Path:
+    """``src`` signed with ``key``, exactly as `deployer build --sign KEY` signs it."""
+    return with_signature(src, dest, sign(read_signed(str(src)).text, key))
+
+
+def forged(src: Path, dest: Path, mutate) -> Artifact:
+    """``src`` changed by ``mutate(tree)`` with every hash, the lock and the id made to
+    match, and ``src``'s signature kept: whole by its hashes, not by its signature."""
+    signature = read_signed(str(src)).signature
+    with tempfile.TemporaryDirectory() as tmp:
+        edited = rebuild(src, Path(tmp) / "edited.tar", mutate)
+        path = with_signature(edited.path, dest, signature)
+    return Artifact(path, edited.manifest)
 
 
 def corrupt_wheel(src: Path, dest: Path, package: str) -> Artifact:

@@ -11,16 +11,19 @@ import tempfile
 from pathlib import Path
 
 from deployer.config import load_config
-from deployer.provision import bundle, setup_argv
+from deployer.provision import Trust, bundle, setup_argv
 
 SETUP_DIR = "/root/deployer-setup"
 
 
-def host_setup(staging, config_path: Path, authorized_key: str | None = None) -> list[dict]:
+def host_setup(
+    staging, config_path: Path, authorized_key: str | None = None, trust: Trust | None = None
+) -> list[dict]:
     """Run `deployer host setup` inside the guest as root; returns its events.
 
     ``authorized_key``: a public key to authorize for the deploy user as well (one CI
-    key for several hosts).
+    key for several hosts). ``trust``: the keys trusted to sign artifacts (`--trust-key`,
+    `--allow-unsigned`).
     """
     config = load_config(config_path, environ={})
     with tempfile.TemporaryDirectory() as tmp:
@@ -31,7 +34,10 @@ def host_setup(staging, config_path: Path, authorized_key: str | None = None) ->
                 staging.push(f"{SETUP_DIR}/{f.relative_to(root).as_posix()}", f.read_bytes())
     if authorized_key:
         staging.push(f"{SETUP_DIR}/authorized_key.pub", authorized_key.encode())
-    argv = setup_argv("python3", SETUP_DIR, config.host_config(), authorized_key)
+    trust = trust or Trust()
+    for name, key in trust.files().items():
+        staging.push(f"{SETUP_DIR}/{name}", key.read_bytes())
+    argv = setup_argv("python3", SETUP_DIR, config.host_config(), authorized_key, trust)
     proc = staging.exec(argv, check=False, timeout=120)
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:

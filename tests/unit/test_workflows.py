@@ -162,6 +162,9 @@ def test_permissions_are_minimal():
 
 
 SECRET_REF = re.compile(r"\$\{\{[^}]*\bsecrets\.")
+#: the one secret outside the deploy job: the signing key, in the jobs that build
+SIGNING_SECRET = "${{ secrets.DEPLOY_SIGNING_KEY }}"
+SIGNING_JOBS = {("deploy-reusable.yml", "artifact"), ("deploy.yml", "release")}
 
 
 def secret_problems(name: str, w: dict) -> list[str]:
@@ -175,9 +178,13 @@ def secret_problems(name: str, w: dict) -> list[str]:
             problems.append(f"{name}: xtrace prints every expanded line")
         if "toJSON(secrets)" in str(step):
             problems.append(f"{name}: toJSON(secrets)")
-        held = [k for k, v in (step.get("env") or {}).items() if SECRET_REF.search(str(v))]
-        if held and not (job_id == "deploy" and name == "deploy-reusable.yml"):
-            problems.append(f"{name}:{job_id}: secrets only in the deploy job")
+        env = step.get("env") or {}
+        held = [k for k, v in env.items() if SECRET_REF.search(str(v))]
+        signing = (name, job_id) in SIGNING_JOBS and all(env[k] == SIGNING_SECRET for k in held)
+        if held and not (job_id == "deploy" and name == "deploy-reusable.yml") and not signing:
+            problems.append(
+                f"{name}:{job_id}: secrets only in the deploy job (and the signing key where it builds)"
+            )
         for line in script.splitlines():
             for var in held:
                 if f"${var}" not in line and f"${{{var}}}" not in line:
@@ -193,7 +200,9 @@ def secret_problems(name: str, w: dict) -> list[str]:
         if job.get("uses"):
             if job.get("secrets") not in (None, "inherit"):
                 problems.append(f"{name}:{job_id}: secrets passed one by one")
-        elif (name != "deploy-reusable.yml" or job_id != "deploy") and SECRET_REF.search(str(job)):
+        elif (name != "deploy-reusable.yml" or job_id != "deploy") and SECRET_REF.search(
+            str(job).replace(SIGNING_SECRET, "") if (name, job_id) in SIGNING_JOBS else str(job)
+        ):
             problems.append(f"{name}:{job_id} touches secrets")
     return problems
 
@@ -213,6 +222,8 @@ def test_no_step_prints_a_secret():
             "deployer github-masks --value SSH_KEY",
             'cat <<< "$SSH_KEY"; deployer github-masks --value SSH_KEY',
         ),
+        ('printf \'%s\\n\' "$SIGNING_KEY" > "$dir/signing_key"', 'echo "$SIGNING_KEY" > "$dir/signing_key"'),
+        ("SIGNING_KEY: ${{ secrets.DEPLOY_SIGNING_KEY }}", "SIGNING_KEY: ${{ secrets.DEPLOY_SSH_KEY }}"),
     ],
 )
 def test_the_secret_check_catches_a_leak(edit):
@@ -246,6 +257,31 @@ def test_secrets_are_masked_before_they_are_written_and_removed_after():
     assert names.index("Write the credentials") < names.index("Deploy")
     last = deploy["steps"][-1]
     assert last["if"] == "always()" and "rm -rf" in last["run"] and "deployer-credentials" in last["run"]
+
+
+def test_the_signing_key_is_masked_written_077_and_gone_when_the_build_step_ends():
+    """DEPLOY_SIGNING_KEY, a secret of its own, reaches only the step that builds (and signs)
+    in the artifact job and in deploy.yml's release job: masked first, written under
+    $RUNNER_TEMP with umask 077, removed when the step ends; never the deploy job's."""
+    declared = wf("deploy-reusable.yml")["on"]["workflow_call"]["secrets"]
+    assert declared["DEPLOY_SIGNING_KEY"]["required"] is False
+    for name, job_id in sorted(SIGNING_JOBS):
+        job = wf(name)["jobs"][job_id]
+        [step] = [s for s in job["steps"] if SIGNING_SECRET in str(s)]
+        assert step["env"]["SIGNING_KEY"] == SIGNING_SECRET
+        script = step["run"]
+        masks = script.index("github-masks --value SIGNING_KEY")
+        written = script.index('printf \'%s\\n\' "$SIGNING_KEY" > "$dir/signing_key"')
+        assert masks < script.index("umask 077") < written < script.index("umask 022")
+        assert 'dir="$RUNNER_TEMP/deployer-signing"' in script
+        assert script.index("trap 'rm -rf \"$dir\"' EXIT") < written
+        assert re.search(r'--sign "\$dir/signing_key"|SIGN=\$dir/signing_key', script)
+        assert script.index('if [ -n "$SIGNING_KEY" ]') < masks  # no key: built unsigned, as before
+    assert "DEPLOY_SIGNING_KEY" not in str(wf("deploy-reusable.yml")["jobs"]["deploy"])
+    for name in ALL:
+        for job_id, job in wf(name)["jobs"].items():
+            if (name, job_id) not in SIGNING_JOBS:
+                assert "DEPLOY_SIGNING_KEY" not in str(job), f"{name}:{job_id}"
 
 
 def test_logs_and_artifacts_are_kept_thirty_days_by_default():
