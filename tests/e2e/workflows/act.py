@@ -10,14 +10,12 @@ from ``forge.py`` on 127.0.0.1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,8 @@ ACTIONS_VAR = "DEPLOYER_ACT_ACTIONS"
 DEFAULT_ACTIONS = ROOT.parent / "shared" / "gh-actions" / "actions"
 RUNNER = "ubuntu-24.04"  # what every job runs on
 ACT_TIMEOUT = 1200
+#: a line act prints itself: "[workflow/job] ..." or its own time="..." lines
+ACT_LINE = re.compile(r"^(\[[^\]/]+(/[^\]]+)+\] |time=\")")
 
 
 def act_binary() -> str:
@@ -72,14 +72,24 @@ class Run:
     returncode: int
     log: str
     run_id: int
-    summaries: list[str]  # each job's $GITHUB_STEP_SUMMARY, as its steps left it
 
     def job_failed(self, job: str) -> bool:
         """``job``: its name as act prints it last in the line's prefix (e.g. ``deploy (production)``)."""
         return any(f"/{job}] 🏁  Job failed" in line for line in self.log.splitlines())
 
     def summary(self) -> str:
-        return "\n".join(self.summaries)
+        """What the steps wrote to $GITHUB_STEP_SUMMARY: act logs each step's at its end as
+        ``⚙  Summary - <first line>``, the other lines unprefixed after it."""
+        out: list[str] = []
+        inside = False
+        for line in self.log.splitlines():
+            if ACT_LINE.match(line):
+                inside = "⚙  Summary - " in line
+                if inside:
+                    out.append(line.split("⚙  Summary - ", 1)[1])
+            elif inside:
+                out.append(line)
+        return "\n".join(out)
 
 
 @dataclass
@@ -168,25 +178,17 @@ class Act:
             "SHA_REF": sha,
         }.items():
             argv += ["--env", f"{key}={value}"]
-        summaries: dict[Path, list[str]] = {}
-        with subprocess.Popen(
-            argv,
-            cwd=self.workdir,
-            # uploads' requests pass through the forge (it records what each asked for)
-            env={**_clean_env(), "ACTIONS_RUNTIME_URL": f"{self.forge.url}/"},
-            stdout=(files / "act.log").open("w"),
-            stderr=subprocess.STDOUT,
-        ) as proc:
-            deadline = time.monotonic() + ACT_TIMEOUT
-            while proc.poll() is None:
-                _collect_summaries(self.home / "act", summaries)
-                if time.monotonic() > deadline:
-                    proc.kill()
-                time.sleep(0.2)
-        log = (files / "act.log").read_text()
-        return Run(
-            argv, proc.returncode, log, run_id, [t for versions in summaries.values() for t in versions]
-        )
+        with (files / "act.log").open("w") as log_file:
+            proc = subprocess.run(
+                argv,
+                cwd=self.workdir,
+                # uploads' requests pass through the forge (it records what each asked for)
+                env={**_clean_env(), "ACTIONS_RUNTIME_URL": f"{self.forge.url}/"},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                timeout=ACT_TIMEOUT,
+            )
+        return Run(argv, proc.returncode, (files / "act.log").read_text(), run_id)
 
 
 def _dotenv(values: dict[str, str]) -> str:
@@ -196,20 +198,6 @@ def _dotenv(values: dict[str, str]) -> str:
 
 #: the machine's own network settings a runner on it would have too (CA bundles, proxies, indexes)
 MACHINE_SETTINGS = re.compile(r"^(PIP_|UV_|.*_CA_|.*CERT|.*_PROXY$|NO_PROXY$|GIT_SSL_)", re.IGNORECASE)
-
-
-def _collect_summaries(cache: Path, seen: dict[Path, list[str]]) -> None:
-    """act keeps a job's summary in <job dir>/act/workflow/SUMMARY.md and deletes the job's
-    folder when it ends (it prints no summary): copy each while the job runs, every
-    version that is not a longer one of the last (a step may start it afresh)."""
-    for path in cache.glob("*/act/workflow/SUMMARY.md"):
-        with contextlib.suppress(OSError):
-            if text := path.read_text():
-                versions = seen.setdefault(path, [])
-                if versions and text.startswith(versions[-1]):
-                    versions[-1] = text
-                elif not versions or text != versions[-1]:
-                    versions.append(text)
 
 
 def _clean_env() -> dict[str, str]:

@@ -46,8 +46,10 @@ on = ["failure"]
 
 def snapshot(dest: Path) -> str:
     """Clone this checkout into ``dest`` with the work tree's uncommitted changes to tracked
-    files as one more commit (what is being tested is what is on disk); returns its sha."""
+    files as one more commit (what is being tested is what is on disk); returns the sha of
+    the commit cloned (this checkout's HEAD then)."""
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(dest)], check=True)
+    cloned = git(dest, "rev-parse", "HEAD")
     stash = subprocess.run(
         ["git", "-C", str(ROOT), "stash", "create"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -57,7 +59,7 @@ def snapshot(dest: Path) -> str:
         git(dest, "commit", "-qm", "work tree")
     git(dest, "checkout", "-q", "-B", "main")
     git(dest, "remote", "set-url", "origin", ORIGIN)
-    return git(dest, "rev-parse", "HEAD")
+    return cloned
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +105,7 @@ class Pipeline:
     def __init__(self, work: Path, forge: Forge, guest, receivers, python: str):
         self.forge, self.guest = forge, guest
         self.repo = work / "acme-deployer"
-        snapshot(self.repo)
+        self.cloned = snapshot(self.repo)  # a commit the forge has, as main's ancestor
         config = (self.repo / "deploy.toml").read_text()
         for old, new in CONFIG_EDITS.items():
             assert old in config, f"deploy.toml has no {old!r}"
@@ -123,7 +125,8 @@ class Pipeline:
             ),
             "DEPLOY_NOTIFY_URLS": (
                 f"WEBHOOK_URL=json://127.0.0.1:{hook.port}/hooks/{HOOK_TOKEN}\n"
-                f"MAIL_URL=mailto://deployer:{MAIL_PASSWORD}@127.0.0.1:{box.port}?to=ops@example.invalid\n"
+                f"MAIL_URL=mailto://deployer:{MAIL_PASSWORD}@127.0.0.1:{box.port}"
+                "?to=ops@example.invalid&from=deployer@example.invalid&mode=insecure\n"
             ),
         }
         # the hosts as a variable (they may be a secret too): the summary names them
@@ -155,17 +158,31 @@ class Pipeline:
         private key and of the notify URLs; the recognisable values inside the .env and URLs."""
         values = {self.forge.token, DOTENV_SECRET, HOOK_TOKEN, MAIL_PASSWORD}
         values.update(v.strip() for v in self.secrets.values())
-        for name in ("DEPLOY_SSH_KEY", "DEPLOY_NOTIFY_URLS"):
+        for name in ("DEPLOY_SSH_KEY", "DEPLOY_SIGNING_KEY", "DEPLOY_NOTIFY_URLS"):
             values.update(line.strip() for line in self.secrets[name].splitlines() if "-----" not in line)
         return sorted(v for v in values if v)
 
 
 @pytest.fixture(scope="session")
 def pipeline(actions_folder, staging_host_factory, forge, receivers, tmp_path_factory):
+    """The guest trusts only the CI signing key (DEPLOY_SIGNING_KEY): every artifact the
+    workflows deploy must have been signed by their build steps."""
+    from deployer.provision import Trust
     from tests.conftest import target_python
     from tests.staging.guest import host_setup
 
-    guest = staging_host_factory(GUEST)
-    host_setup(guest, ROOT / "deploy.toml", authorized_key=Path(guest.key_path + ".pub").read_text())
     work = tmp_path_factory.mktemp("pipeline")
-    return Pipeline(work, forge, guest, receivers, shutil.which(target_python()) or target_python())
+    signing_key = work / "signing_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f", str(signing_key)], check=True
+    )
+    guest = staging_host_factory(GUEST)
+    host_setup(
+        guest,
+        ROOT / "deploy.toml",
+        authorized_key=Path(guest.key_path + ".pub").read_text(),
+        trust=Trust(keys=(f"{signing_key}.pub",)),
+    )
+    found = Pipeline(work, forge, guest, receivers, shutil.which(target_python()) or target_python())
+    found.secrets["DEPLOY_SIGNING_KEY"] = signing_key.read_text()
+    return found

@@ -116,6 +116,7 @@ def test_push_to_main_tests_builds_and_deploys(pipeline, story):
     assert release in tar_name
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
         shipped_manifest = t.extractfile("manifest.json").read()
+        assert "manifest.json.sig" in t.getnames()  # signed by the release job (the guest takes no other)
     assert (
         sh(pipeline.guest, "cat", f"{APP}/releases/{release}/manifest.json").encode()
         == shipped_manifest.strip()

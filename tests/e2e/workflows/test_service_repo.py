@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git, make_notes_repo
+from tests.conftest import git, make_notes_repo
 from tests.e2e.conftest import sh
 from tests.e2e.workflows.act import Act
 from tests.staging.guest import host_setup
@@ -28,7 +28,7 @@ APP = "notes_api"
 
 def deployer_init(repo: Path, pinned: str) -> None:
     """`deployer init` as a user runs it: the callers pin ``pinned``, a commit of this
-    deployer checkout (the committed one: the forge has it, as main's ancestor)."""
+    deployer checkout (its HEAD, committed: the forge has it, as main's ancestor)."""
     proc = subprocess.run(
         [sys.executable, "-m", "deployer", "init", str(repo), "--owner", "acme", "--ref", pinned],
         capture_output=True,
@@ -44,7 +44,7 @@ def test_init_callers_deploy_a_service_through_the_reusable_workflow(
     pipeline, staging_host_factory, tmp_path
 ):
     guest = staging_host_factory(GUEST)
-    pinned = git(ROOT, "rev-parse", "HEAD")
+    pinned = pipeline.cloned
     repo = make_notes_repo(
         tmp_path / "notes", without=("deploy.toml", "packaging"), prepare=lambda r: deployer_init(r, pinned)
     )
