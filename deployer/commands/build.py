@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from deployer.commands.common import trust_key_option
 from deployer.context import Context, pass_ctx
 
 
@@ -54,14 +55,7 @@ def build_artifact(obj: Context, out_dir: Path, config=None, config_path=None, s
 
 @click.command()
 @click.argument("artifact", type=click.Path(dir_okay=False, exists=True))
-@click.option(
-    "--trust-key",
-    "trust_keys",
-    multiple=True,
-    metavar="PUB",
-    type=click.Path(dir_okay=False, exists=True),
-    help="Also require its signature by one of these public keys, as a host trusting them does.",
-)
+@trust_key_option("Also require its signature by one of these public keys, as a host trusting them does.")
 @pass_ctx
 def verify(obj: Context, artifact: str, trust_keys: tuple[str, ...]) -> None:
     """Check an artifact's manifest, every file's hash and its lock (and its signature)."""

@@ -19,6 +19,18 @@ lock_wait_option = click.option(
 )
 
 
+def trust_key_option(help: str):
+    """``--trust-key PUB`` (repeatable), a public key file trusted to sign artifacts."""
+    return click.option(
+        "--trust-key",
+        "trust_keys",
+        multiple=True,
+        metavar="PUB",
+        type=click.Path(dir_okay=False, exists=True),
+        help=help,
+    )
+
+
 class local_engine:
     """The engine zipapp built from this very package (for commands without an artifact)."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from deployer.commands.common import host_option, lock_wait_option
+from deployer.commands.common import host_option, lock_wait_option, trust_key_option
 from deployer.context import Context, pass_ctx
 
 
@@ -48,14 +48,9 @@ def host() -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="Public key to authorize for the deploy user.",
 )
-@click.option(
-    "--trust-key",
-    "trust_keys",
-    multiple=True,
-    metavar="PUB",
-    type=click.Path(dir_okay=False, exists=True),
-    help="A public key trusted to sign the app's artifacts; repeat it for several. The host then "
-    "takes only artifacts signed by exactly these (given again, they replace the earlier ones).",
+@trust_key_option(
+    "A public key trusted to sign the app's artifacts; repeat it for several. The host then "
+    "takes only artifacts signed by exactly these (given again, they replace the earlier ones)."
 )
 @click.option(
     "--allow-unsigned", is_flag=True, help="Trust no signing key any more: take unsigned artifacts again."

@@ -160,7 +160,12 @@ def serve(fake: FakeGitHub):
         def log_message(self, *args):  # quiet
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return listen(Handler, fake)
+
+
+def listen(handler: type[BaseHTTPRequestHandler], fake: FakeGitHub) -> ThreadingHTTPServer:
+    """Serve ``handler`` on 127.0.0.1 (a free port) in a thread; ``fake.url`` says where."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

@@ -24,13 +24,12 @@ import hashlib
 import json
 import re
 import subprocess
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.unit.fakegithub import FakeGitHub, artifact
+from tests.unit.fakegithub import FakeGitHub, artifact, listen
 
 API = "/api/v3"
 REPO_PATH = re.compile(r"^/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)(/(?:info/refs|git-upload-pack)(?:\?.*)?)$")
@@ -217,7 +216,4 @@ def serve(forge: Forge) -> ThreadingHTTPServer:
         def log_message(self, *args):  # quiet
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    forge.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
+    return listen(Handler, forge)
