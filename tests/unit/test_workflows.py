@@ -164,7 +164,11 @@ def test_permissions_are_minimal():
 SECRET_REF = re.compile(r"\$\{\{[^}]*\bsecrets\.")
 #: the one secret outside the deploy job: the signing key, in the jobs that build
 SIGNING_SECRET = "${{ secrets.DEPLOY_SIGNING_KEY }}"
-SIGNING_JOBS = {("deploy-reusable.yml", "artifact"), ("deploy.yml", "release")}
+SIGNING_JOBS = {
+    ("deploy-reusable.yml", "artifact"),
+    ("deploy.yml", "release"),
+    ("deploy-staging.yml", "release"),
+}
 
 
 def secret_problems(name: str, w: dict) -> list[str]:
@@ -261,8 +265,9 @@ def test_secrets_are_masked_before_they_are_written_and_removed_after():
 
 def test_the_signing_key_is_masked_written_077_and_gone_when_the_build_step_ends():
     """DEPLOY_SIGNING_KEY, a secret of its own, reaches only the step that builds (and signs)
-    in the artifact job and in deploy.yml's release job: masked first, written under
-    $RUNNER_TEMP with umask 077, removed when the step ends; never the deploy job's."""
+    in the artifact job and in the release jobs of deploy.yml and deploy-staging.yml: masked
+    first, written under $RUNNER_TEMP with umask 077, removed when the step ends; never the
+    deploy job's."""
     declared = wf("deploy-reusable.yml")["on"]["workflow_call"]["secrets"]
     assert declared["DEPLOY_SIGNING_KEY"]["required"] is False
     for name, job_id in sorted(SIGNING_JOBS):
