@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from deployer.errors import ArtifactError
-from deployer.host.artifact import ENGINE, MANIFEST, SignedManifest, read_signed, verify_artifact
+from deployer.host.artifact import ENGINE, MANIFEST, SBOM, SignedManifest, read_signed, verify_artifact
 from deployer.host.contract import SIGNATURE_MEMBER
 from deployer.host.rootfiles import TEMPLATES
 
@@ -49,6 +49,12 @@ class Artifact:
         """The artifact's own engine: host and controller never disagree about versions."""
         dest.write_bytes(self.read(ENGINE))
         return dest
+
+    def sbom(self) -> bytes:
+        """The CycloneDX SBOM it carries (``sbom.cdx.json``), as its bytes."""
+        if SBOM not in self.manifest["files"]:
+            raise ArtifactError(f"{self.path}: carries no {SBOM} (built by a deployer without SBOMs)")
+        return self.read(SBOM)
 
     def templates(self) -> dict[str, str]:
         """The unit and launcher templates it carries (``packaging/*``), by key."""

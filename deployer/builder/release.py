@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import deployer
-from deployer.builder import archive, bytecode, manifest, sign, source, wheelhouse
+from deployer.builder import archive, bytecode, manifest, sbom, sign, source, wheelhouse
 from deployer.builder.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
 from deployer.errors import BuildError
-from deployer.host.artifact import ENGINE, LOCK
+from deployer.host.artifact import ENGINE, LOCK, SBOM
 from deployer.host.contract import SIGNATURE_NAMESPACE
 
 Step = Callable[[str, str], None]
@@ -105,13 +105,14 @@ def build_release(
 
         requirements = requirements_of(config, Path(config_path), src, pyproject)
         wheels_dir = work / "wheels"
-        deps = _fetch_wheels(config, requirements, app_wheel, wheels_dir, work, commit.epoch, step)
+        pins, deps = _fetch_wheels(config, requirements, app_wheel, wheels_dir, work, commit.epoch, step)
         build_glibc = _build_glibc()
         _check_glibc(deps, config.target, build_glibc)
         step("wheels", f"{len(deps) + 1} wheels, no sdists")
         members = _members(config, Path(config_path), wheels_dir, work, commit.epoch, step)
 
         rid = manifest.release_id(commit.epoch, members.lock_text, members.wheel_hashes)
+        _add_sbom(members, f"wheels/{app_wheel.name}", pins, rid, commit.epoch, work, step)
         doc = manifest.build_manifest(
             config=config,
             version=version,
@@ -180,10 +181,11 @@ def _fetch_wheels(
     work: Path,
     epoch: int,
     step: Step,
-) -> list[Path]:
+) -> tuple[list[wheelhouse.Pin], list[Path]]:
     """Resolve the lock, fetch its wheels into ``wheels_dir`` and copy the app wheel there.
 
-    Returns the dependencies' wheels (for the caller's glibc check).
+    Returns the pins (with what asked for each) and the dependencies' wheels (for the
+    caller's glibc check).
     """
     target = config.target
     pins = wheelhouse.resolve_lock(requirements, target, work, epoch)
@@ -198,7 +200,7 @@ def _fetch_wheels(
         pins, target, wheels_dir, cache_dir() / "built-wheels", config.artifact.build_python
     )
     shutil.copyfile(app_wheel, wheels_dir / app_wheel.name)
-    return deps
+    return pins, deps
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,27 @@ def _members(
         uv_wheel=uv_name,
         pex=pex_name,
     )
+
+
+def _add_sbom(
+    members: _Members,
+    app_wheel: str,
+    pins: list[wheelhouse.Pin],
+    rid: str,
+    epoch: int,
+    work: Path,
+    step: Step,
+) -> None:
+    """One more member: the CycloneDX SBOM of exactly the wheels ``members`` ships."""
+    wheels = {n: f["sha256"] for n, f in members.files.items() if n.startswith("wheels/")}
+    path = work / SBOM
+    path.write_text(
+        sbom.sbom_json(wheels=wheels, app_wheel=app_wheel, pins=pins, release_id=rid, commit_epoch=epoch),
+        encoding="utf-8",
+    )
+    members.paths[SBOM] = path
+    members.files[SBOM] = manifest.file_facts(path)
+    step("sbom", f"{SBOM}: {len(wheels)} wheels, CycloneDX {sbom.SCHEMA.to_version()}")
 
 
 def _bytecode_layers(

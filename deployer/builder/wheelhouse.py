@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
 from deployer.host.wheeltags import wheel_tags
 
-_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
+_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)(?:.*#\s*via\s+(.*))?")
 _MISSING_RE = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)")
 
 
@@ -35,18 +35,32 @@ def normalize(name: str) -> str:
 class Pin:
     name: str
     version: str
+    #: what asked for it, as the resolver says (``-r <file>``: the service itself)
+    via: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def spec(self) -> str:
         return f"{self.name}=={self.version}"
 
+    @property
+    def direct(self) -> bool:
+        """One of the service's own requirements (not only a dependency's)."""
+        return any(v.startswith("-r ") for v in self.via)
+
+    @property
+    def required_by(self) -> tuple[str, ...]:
+        """The (normalized) names of the dependencies that require it."""
+        return tuple(normalize(v) for v in self.via if not v.startswith("-"))
+
 
 def parse_pins(text: str) -> list[Pin]:
+    """``name==version  # via a, b`` lines (uv's line-style annotations) -> pins."""
     pins = []
     for line in text.splitlines():
         m = _PIN_RE.match(line.strip())
         if m:
-            pins.append(Pin(normalize(m.group(1)), m.group(2)))
+            via = tuple(v.strip() for v in (m.group(3) or "").split(",") if v.strip())
+            pins.append(Pin(normalize(m.group(1)), m.group(2), via))
     return pins
 
 
@@ -95,7 +109,8 @@ def resolve_lock(requirements: list[str], target: Platform, work: Path, as_of: i
             str(out),
             "--quiet",
             "--no-header",
-            "--no-annotate",
+            "--annotation-style",
+            "line",
             "--python-version",
             target.python_version,
             "--python-platform",

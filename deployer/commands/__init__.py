@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import click
 
-from deployer.commands import build, ci, deploy, hosts, init, query, report
+from deployer.commands import build, ci, deploy, explain, hosts, init, query, report
 
 
 def register(group: click.Group) -> None:
-    for module in (build, deploy, query, report, hosts, init, ci):
+    for module in (build, explain, deploy, query, report, hosts, init, ci):
         module.register(group)

@@ -10,6 +10,7 @@ An artifact is an uncompressed tar (wheels are already compressed)::
     bytecode/*.zip         optional: per wheel, its .pyc for the target's Python
     tools/uv-*.whl         optional: uv for fast offline installs
     app.pex                optional (format "pex"): the service as a --venv pex
+    sbom.cdx.json          the CycloneDX SBOM of exactly the shipped wheels
 
 Nothing here trusts the tar: every member must be a regular file listed in the
 manifest with a safe relative name, and its bytes must match the listed hash. The
@@ -33,6 +34,7 @@ from deployer.host.patterns import RELEASE_ID
 MANIFEST = "manifest.json"
 ENGINE = "engine.pyz"
 LOCK = "requirements.lock"
+SBOM = "sbom.cdx.json"
 MANIFEST_SCHEMA = 1
 _CHUNK = 1 << 20
 #: a signature is a few hundred bytes; anything much larger is not one

@@ -9,6 +9,7 @@ import pytest
 
 from deployer.builder import build_release
 from deployer.config import load_config
+from tests.artifact.test_sbom import assert_sbom_lists_exactly_the_shipped_wheels
 from tests.conftest import extract, target_python
 
 pytestmark = pytest.mark.slow
@@ -23,6 +24,7 @@ def test_pex_artifact_becomes_a_venv_offline(service_repo, tmp_path):
     m = result.manifest
     assert m["format"] == "pex" and m["pex"] == "app.pex" and m["uv_wheel"] is None
     assert "app.pex" in m["files"] and any(f.startswith("wheels/") for f in m["files"])
+    assert_sbom_lists_exactly_the_shipped_wheels(result.path, tmp_path)
     tree = extract(result.path, tmp_path / "tree")
     venv = tmp_path / "venv"
     offline = ["unshare", "--net"] if os.geteuid() == 0 else []
