@@ -56,6 +56,14 @@ class Artifact:
             raise ArtifactError(f"{self.path}: carries no {SBOM} (built by a deployer without SBOMs)")
         return self.read(SBOM)
 
+    def inventory(self) -> dict:
+        """What it is made of (``host/inventory.py``): wheels, .pth files, the service's
+        files, templates, config and the .env keys it names."""
+        from deployer.host.inventory import inventory, tar_opener
+
+        with tarfile.open(self.path) as tar:
+            return inventory(self.manifest, tar_opener(tar))
+
     def templates(self) -> dict[str, str]:
         """The unit and launcher templates it carries (``packaging/*``), by key."""
         return {key: self.read(f"packaging/{name}").decode() for key, name in TEMPLATES.items()}

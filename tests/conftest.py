@@ -192,18 +192,48 @@ VARIANT_DATES = {
     "crash": "2026-11-26T12:00:00Z",
     "unhealthy": "2026-11-26T13:00:00Z",
     "silent": "2026-11-26T14:00:00Z",
+    "supply": "2026-11-26T15:00:00Z",
 }
+SUPPLY_SECRET = "supply-chain-s3cr3t-value"
+
+
+def _supply_chain(repo: Path) -> None:
+    """What ``deployer diff`` must show: one more dependency (six), a ``.pth`` file in the
+    service's own wheel, and one more required .env key (whose value is a secret)."""
+    service = repo / "examples" / "tg_video_streamer"
+    with open(service / "requirements.txt", "a") as f:
+        f.write("six==1.17.0\n")
+    (service / "tg_video_streamer_boot.pth").write_text("import os\n")
+    pyproject = service / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        + "\n[tool.hatch.build.targets.wheel.force-include]\n"
+        + '"tg_video_streamer_boot.pth" = "tg_video_streamer_boot.pth"\n'
+    )
+    config = repo / "deploy.toml"
+    config.write_text(
+        config.read_text().replace(
+            'required = ["HTTP_PORT", "STATE_DIR"]', 'required = ["HTTP_PORT", "STATE_DIR", "NEW_TOKEN"]'
+        )
+    )
+    with open(service / "staging.env", "a") as f:
+        f.write(f"NEW_TOKEN={SUPPLY_SECRET}\n")
+    git(repo, "add", "-A")
 
 
 def build_variant(service_repo: Path, name: str, work: Path):
-    """Clone the service repo, apply one edit as a new commit, build it."""
-    path, old, new = VARIANTS[name]
+    """Clone the service repo, apply one edit (or the supply-chain changes) as a new
+    commit, build it."""
     repo = work / f"repo-{name}"
     subprocess.run(["git", "clone", "-q", str(service_repo), str(repo)], check=True)
-    target = repo / path
-    text = target.read_text()
-    assert old in text, f"variant {name}: {old!r} not in {path}"
-    target.write_text(text.replace(old, new, 1))
+    if name == "supply":
+        _supply_chain(repo)
+    else:
+        path, old, new = VARIANTS[name]
+        target = repo / path
+        text = target.read_text()
+        assert old in text, f"variant {name}: {old!r} not in {path}"
+        target.write_text(text.replace(old, new, 1))
     git(repo, "commit", "-qam", f"variant {name}", date=VARIANT_DATES[name])
     config = load_config(repo / "deploy.toml", environ={})
     return build_release(config, repo / "deploy.toml", work / f"dist-{name}")

@@ -1,4 +1,4 @@
-"""What an artifact is: ``sbom``."""
+"""What an artifact is and what a release changes: ``sbom`` and ``diff``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deployer.context import Context, pass_ctx
-from deployer.errors import ArtifactError
+from deployer.errors import ArtifactError, HostError, UsageError
 
 
 @click.command()
@@ -64,5 +64,57 @@ def sbom_rows(doc: dict) -> list[dict]:
         raise ArtifactError("sbom.cdx.json: a component lacks its name or SHA-256 hash") from None
 
 
+@click.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option(
+    "--host",
+    "host",
+    metavar="NAME",
+    help="A and B are release ids kept on this host (name or address), not artifact files.",
+)
+@pass_ctx
+def diff(obj: Context, a: str, b: str, host: str | None) -> None:
+    """What changes from A to B: the service's files, dependencies, .pth files, templates,
+    host config, .env keys (names only)."""
+    from deployer.diff import diff as compare
+    from deployer.diff import render
+
+    first, second = _host_inventories(obj, host, a, b) if host else (_inventory(a), _inventory(b))
+    d = compare(first, second)
+    obj.out(d, render(d))
+
+
+def _inventory(path: str) -> dict:
+    from deployer.artifact import Artifact
+
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such artifact (with --host, A and B are release ids)")
+    art = Artifact(Path(path))
+    art.verify()
+    return art.inventory()
+
+
+def _host_inventories(obj: Context, host: str, a: str, b: str) -> tuple[dict, dict]:
+    """The inventories of releases ``a`` and ``b`` on ``host``, from its engine."""
+    from deployer.commands.common import local_engine
+    from deployer.host.contract import Step
+    from deployer.host.patterns import check_release_id
+
+    for rid in (a, b):
+        check_release_id(rid, "diff --host")
+    targets = obj.hosts([host])
+    with local_engine() as engine:
+        data, code = obj.pipeline().command(targets, engine, "inventory", a, b)
+    label, events = next(iter(data.items()))
+    if isinstance(events, str):
+        raise HostError(events)
+    found = {e["detail"]: e["inventory"] for e in events if e.get("step") == Step.INVENTORY}
+    if code or a not in found or b not in found:
+        raise HostError("the host answered without both inventories", host=label)
+    return found[a], found[b]
+
+
 def register(group: click.Group) -> None:
     group.add_command(sbom)
+    group.add_command(diff)

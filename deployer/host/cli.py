@@ -66,6 +66,9 @@ def _add_commands(sub) -> None:
     lg = sub.add_parser("logs", help="the service's journal (masked)")
     lg.add_argument("--release", metavar="ID", help="the journal excerpts kept for a release")
     lg.add_argument("-n", "--lines", type=int, default=100)
+    sub.add_parser("inventory", help="what releases are made of (for deployer diff)").add_argument(
+        "releases", nargs="+", metavar="ID"
+    )
     sub.add_parser("stage", help="unpack, venv, install offline, smoke test").add_argument("artifact")
     a = sub.add_parser("activate", help="switch to a staged release, restart, health gate")
     a.add_argument("release")

@@ -108,6 +108,15 @@ def _logs(args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
+def _inventory(args: argparse.Namespace, engine: Engine) -> int:
+    from deployer.host.inventory import release_inventory
+
+    found = [release_inventory(engine.layout, rid) for rid in args.releases]  # all, or an error
+    for rid, inventory in zip(args.releases, found):
+        engine.events.emit(Step.INVENTORY, Status.INFO, rid, inventory=inventory)
+    return 0
+
+
 NO_LOCK: Dict[str, Subcommand] = {
     "releases": _releases,
     "history": _history,
@@ -116,6 +125,7 @@ NO_LOCK: Dict[str, Subcommand] = {
     "drift": _drift,
     "status": _status,
     "logs": _logs,
+    "inventory": _inventory,
 }
 
 

@@ -99,6 +99,7 @@ class Step:
     LOG = "log"
     DRIFT = "drift"
     VERIFY = "verify"
+    INVENTORY = "inventory"
 
 
 #: framing events the controller does not show a person

@@ -218,19 +218,28 @@ def backup_env(layout: Layout, text: str) -> Path:
     return path
 
 
-def restore_env(layout: Layout, digest: Optional[str]) -> bool:
-    """Put back the .env whose sha256 is ``digest`` (from a backup). False if none has it."""
+def env_text(layout: Layout, digest: Optional[str]) -> Optional[str]:
+    """The .env whose sha256 is ``digest``: the current one or a backup (None if none is)."""
     if digest is None:
-        return False
+        return None
     now = current_env(layout)
     if now is not None and sha256_text(now) == digest:
-        return True
+        return now
     for b in reversed(backups(layout)):
         text = b.read_text(encoding="utf-8")
         if sha256_text(text) == digest:
-            install_env(layout, text)
-            return True
-    return False
+            return text
+    return None
+
+
+def restore_env(layout: Layout, digest: Optional[str]) -> bool:
+    """Put back the .env whose sha256 is ``digest`` (from a backup). False if none has it."""
+    text = env_text(layout, digest)
+    if text is None:
+        return False
+    if text != current_env(layout):
+        install_env(layout, text)
+    return True
 
 
 def record_env(release_dir: Path, layout: Layout) -> Optional[str]:
