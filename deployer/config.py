@@ -203,6 +203,10 @@ class Audit(Model):
 class Artifact(Model):
     format: Literal["wheelhouse", "pex"] = "wheelhouse"
     ship_uv: bool = True
+    #: the cooldown: a dependency uploaded less than this many days before the commit is
+    #: refused (or, with min_age_policy = "warn", warned about); 0 = off
+    min_age_days: Annotated[float, Field(ge=0, le=3650)] = 0
+    min_age_policy: Literal["refuse", "warn"] = "refuse"
     bytecode: bool = True
     build_python: str | None = None
     #: the key every build signs the manifest with (ssh-keygen -Y sign); none: unsigned

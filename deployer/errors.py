@@ -9,7 +9,8 @@ Library exceptions are converted at the boundary with ``raise ... from``::
     ├── UsageError                  exit 2: bad command-line input
     │   └── ConfigError             exit 2: deploy.toml invalid; names the key path
     ├── BuildError                  building the artifact failed
-    │   └── WheelUnavailableError   a dependency has no wheel (nor sdist) for the target
+    │   ├── WheelUnavailableError   a dependency has no wheel (nor sdist) for the target
+    │   └── CooldownError           a dependency is younger than artifact.min_age_days (which, when)
     ├── ArtifactError               artifact missing, truncated, tampered or unsafe
     │   └── SignatureError          unsigned, or not signed by a key the host trusts (fingerprint)
     ├── HostError                   the host engine refused or failed a step
@@ -58,6 +59,24 @@ class BuildError(DeployerError):
 
 class WheelUnavailableError(BuildError):
     pass
+
+
+class CooldownError(BuildError):
+    """Dependencies younger than ``artifact.min_age_days`` (or of unknown age):
+    ``packages`` as ``name==version``, ``uploaded`` their upload times (None: unknown)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        packages: Sequence[str] = (),
+        uploaded: Sequence[Optional[str]] = (),
+        host: Optional[str] = None,
+        step: Optional[str] = None,
+    ):
+        super().__init__(message, host=host, step=step)
+        self.packages: List[str] = list(packages)
+        self.uploaded: List[Optional[str]] = list(uploaded)
 
 
 class ArtifactError(DeployerError):

@@ -108,6 +108,7 @@ def build_release(
         pins, deps = _fetch_wheels(config, requirements, app_wheel, wheels_dir, work, commit.epoch, step)
         build_glibc = _build_glibc()
         _check_glibc(deps, config.target, build_glibc)
+        _cooldown(config, wheels_dir, app_wheel.name, commit.epoch, step)
         step("wheels", f"{len(deps) + 1} wheels, no sdists")
         members = _members(config, Path(config_path), wheels_dir, work, commit.epoch, step)
 
@@ -259,6 +260,43 @@ def _members(
         uv_wheel=uv_name,
         pex=pex_name,
     )
+
+
+def _cooldown(config: Config, wheels_dir: Path, app_wheel: str, epoch: int, step: Step) -> None:
+    """No dependency younger than ``artifact.min_age_days`` at the commit time (or only a
+    warning, per ``artifact.min_age_policy``); asks the index only when it is set."""
+    days, policy = config.artifact.min_age_days, config.artifact.min_age_policy
+    if not days:
+        return
+    from datetime import UTC, datetime
+
+    from deployer.builder import cooldown, index
+    from deployer.errors import CooldownError
+    from deployer.host.wheeltags import wheel_tags
+
+    wheels = {
+        w.name: manifest.sha256_file(w) for w in sorted(wheels_dir.glob("*.whl")) if w.name != app_wheel
+    }
+    releases = sorted({(wheelhouse.normalize(n), v) for n, v in (wheel_tags(w)[:2] for w in wheels)})
+    url = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL") or index.PYPI_SIMPLE
+    answers = index.releases_files(releases, url)
+    findings = cooldown.check(wheels, answers, datetime.fromtimestamp(epoch, UTC), days)
+    if not findings:
+        step(
+            "cooldown", f"{len(wheels)} dependencies, each uploaded at least {days:g} days before the commit"
+        )
+        return
+    line = cooldown.summary(findings, days)
+    if policy == "refuse":
+        raise CooldownError(
+            line,
+            packages=[f"{f.name}=={f.version}" for f in findings],
+            uploaded=[cooldown.iso(f.uploaded) if f.uploaded else None for f in findings],
+        )
+    for f in findings:
+        step(
+            "cooldown", f'warning: {f.describe()} (artifact.min_age_days = {days:g}, min_age_policy = "warn")'
+        )
 
 
 def _add_sbom(
