@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import deployer
-from deployer.builder import archive, bytecode, manifest, sbom, sign, source, wheelhouse
+from deployer.builder import archive, bytecode, manifest, sign, source, wheelhouse
 from deployer.builder.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
 from deployer.errors import BuildError
@@ -309,6 +309,8 @@ def _add_sbom(
     step: Step,
 ) -> None:
     """One more member: the CycloneDX SBOM of exactly the wheels ``members`` ships."""
+    from deployer.builder import sbom  # the CycloneDX library loads only for a build
+
     wheels = {n: f["sha256"] for n, f in members.files.items() if n.startswith("wheels/")}
     path = work / SBOM
     path.write_text(
