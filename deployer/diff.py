@@ -119,7 +119,8 @@ def is_empty(d: dict) -> bool:
     """Nothing but the versions differ (or not even they)."""
     parts = [d["app_files"], d["dependencies"], d["pth"], d["templates"]]
     env = [e for e in d["env"].values() if e]
-    return not any(v for p in parts + env for v in p.values()) and not d["config"]
+    same_format = d["from"]["format"] == d["to"]["format"]
+    return not any(v for p in parts + env for v in p.values()) and not d["config"] and same_format
 
 
 def _short(sha: str) -> str:
@@ -136,6 +137,8 @@ def render(d: dict) -> str:
     lines = [
         f"{a['app']} {a['version']} ({a['release_id']}) -> {b['app']} {b['version']} ({b['release_id']})"
     ]
+    if a["format"] != b["format"]:
+        lines.append(f"format: {a['format']} -> {b['format']}")
     files = d["app_files"]
     if any(files.values()):
         lines.append(

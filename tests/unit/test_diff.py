@@ -82,7 +82,7 @@ def test_the_same_inventory_has_no_differences():
 
 def test_every_kind_of_change_is_named():
     new = copy.deepcopy(BASE)
-    new.update(version="1.1.0", release_id="20261127T101500Z-0a1b2c3")
+    new.update(version="1.1.0", release_id="20261127T101500Z-0a1b2c3", format="pex")
     new["app_wheel"]["files"] = {"notes_api/app.py": "9" * 64, "notes_api/new.py": "8" * 64}
     new["dependencies"]["starlette"] = dep("starlette", "0.41.0", "4" * 64)
     new["dependencies"]["anyio"] = dep(
@@ -106,6 +106,7 @@ def test_every_kind_of_change_is_named():
     }
     text = render(d)
     for line in (
+        "format: wheelhouse -> pex",
         "notes_api files: 1 added, 0 removed, 1 changed",
         "dependencies: 1 added, 0 removed, 2 changed",
         f"  + six 1.17.0 (sha256:{'7' * 12})",
