@@ -15,7 +15,7 @@ def test_diff_between_two_releases_a_host_keeps(
 ):
     from tests.staging.guest import host_setup
 
-    guest = staging_host_factory(24)
+    guest = staging_host_factory(36)  # this file's own guest
     host_setup(guest, service_repo / "deploy.toml", authorized_key=Path(guest.key_path + ".pub").read_text())
     cli = deployer_cli_for(guest)
     v1, supply = variant_builds("v1"), variant_builds("supply")
