@@ -190,6 +190,17 @@ class Service(Model):
     type: Literal["notify", "exec", "simple"] = "notify"
 
 
+class Rollout(Model):
+    """In which order a deploy or rollback switches its hosts (controller only: the
+    engines never see it). The first ``canary`` hosts are switched and pass their gate
+    first; then the rest, ``wave`` hosts at a time, each wave gated in parallel. The
+    first wave with a failure is the last."""
+
+    canary: Annotated[int, Field(ge=0, le=1000)] = 1
+    #: hosts per wave after the canary; None: all the rest at once
+    wave: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+
 class Notify(Model):
     kind: Literal["slack", "webhook", "email", "telegram"]
     url_from_variable: Name
@@ -216,6 +227,7 @@ class Config(Model):
     env: Env = Env()
     smoke: Smoke = Smoke()
     service: Service = Service()
+    rollout: Rollout = Rollout()
     notify: list[Notify] = []
     audit: Audit = Audit()
     artifact: Artifact = Artifact()

@@ -16,6 +16,7 @@ Library exceptions are converted at the boundary with ``raise ... from``::
     │   ├── LockHeldError           another deploy holds the host's lock
     │   ├── InstallError            venv / dependency install / smoke test failed
     │   ├── HealthError             the service did not come back healthy (reverted)
+    │   │   └── RevertFailedError       ... and the release switched back to is not healthy either
     │   └── AbortedError            the controller went away before the switch
     └── RemoteError                 SSH: connect, auth, host key, transfer, lost link
         ├── CommandError            a command on the host exited non-zero (argv, exit code, output)
@@ -83,6 +84,10 @@ class HealthError(HostError):
     pass
 
 
+class RevertFailedError(HealthError):
+    pass
+
+
 class AbortedError(HostError):
     pass
 
@@ -90,7 +95,15 @@ class AbortedError(HostError):
 #: the engine's error names on the wire (``"error"`` of a failed event) -> their class
 HOST_ERRORS = {
     cls.__name__: cls
-    for cls in (HostError, PreflightError, LockHeldError, InstallError, HealthError, AbortedError)
+    for cls in (
+        HostError,
+        PreflightError,
+        LockHeldError,
+        InstallError,
+        HealthError,
+        RevertFailedError,
+        AbortedError,
+    )
 }
 
 
