@@ -188,6 +188,9 @@ class Service(Model):
     #: notify: the service sends sd_notify READY=1 when it is ready; exec: started once
     #: its program runs (for services that do not speak sd_notify)
     type: Literal["notify", "exec", "simple"] = "notify"
+    #: systemd socket activation: the TCP address (``127.0.0.1:8000``, a port, ``[::1]:8000``)
+    #: a ``<unit>.socket`` listens on across restarts; the service takes it from LISTEN_FDS
+    socket: Annotated[str, Field(min_length=1, max_length=64)] | None = HostConfig.socket
 
 
 class Rollout(Model):
@@ -279,6 +282,7 @@ class Config(Model):
             env_required=tuple(self.env.required),
             env_public=tuple(self.env.public),
             service_type=self.service.type,
+            socket=self.service.socket,
             audit_retention_days=self.audit.retention_days,
         )
 
@@ -293,6 +297,7 @@ HOST_KEYS = {
     "interpreter": "target.interpreter",
     "shared_dirs": "app.shared_dirs",
     "service_type": "service.type",
+    "socket": "service.socket",
 }
 
 
