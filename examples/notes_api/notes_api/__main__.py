@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from .app import make_app
-    from .listen import systemd_socket
+    from .listen import Server, systemd_socket
 
     sock = systemd_socket()
     where = (
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=settings.log_level,
         access_log=settings.log_level in ("debug", "trace"),
     )
-    uvicorn.Server(config).run(sockets=[sock] if sock else None)
+    Server(config).run(sockets=[sock] if sock else None)
     return EXIT_OK
 
 
