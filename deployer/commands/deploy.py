@@ -120,8 +120,30 @@ def rollback(obj: Context, to, hosts, lock_wait, log_dir) -> None:
 def _finish(obj: Context, summary) -> None:
     """One line for the run, one per host, and which host runs which release; exit with
     the summary's code when it failed."""
+    canary = obj.config().rollout.canary > 0
+    obj.out(summary_data(summary), summary_text(summary, canary))
+    if not summary.ok:
+        sys.exit(summary.exit_code)
+
+
+def summary_data(summary) -> dict:
+    """The run for ``--json`` (pure)."""
+    return {
+        "action": summary.action,
+        "ok": summary.ok,
+        "release": summary.release,
+        "version": summary.version,
+        "seconds": round(summary.seconds, 2),
+        "waves": summary.waves,
+        "runs": summary.runs,
+        "hosts": [h.__dict__ for h in summary.hosts],
+    }
+
+
+def summary_text(summary, canary: bool) -> str:
+    """The run for a person (pure): the head line, two or three lines per host (its
+    result, the detail, the release it runs and its wave), then ``runs: ...``."""
     several = len(summary.waves) > 1
-    canary = several and obj.config().rollout.canary > 0
     rows = []
     for h in summary.hosts:
         times = ""
@@ -136,21 +158,7 @@ def _finish(obj: Context, summary) -> None:
             + f"\n    runs {h.running or 'nothing known'}{wave}"
         )
     head = f"{summary.action} {'ok' if summary.ok else 'FAILED'} in {summary.seconds:.1f}s"
-    obj.out(
-        {
-            "action": summary.action,
-            "ok": summary.ok,
-            "release": summary.release,
-            "version": summary.version,
-            "seconds": round(summary.seconds, 2),
-            "waves": summary.waves,
-            "runs": summary.runs,
-            "hosts": [h.__dict__ for h in summary.hosts],
-        },
-        "\n".join([head, *rows, *([runs_line(summary)] if len(summary.hosts) > 1 else [])]),
-    )
-    if not summary.ok:
-        sys.exit(summary.exit_code)
+    return "\n".join([head, *rows, *([runs_line(summary)] if len(summary.hosts) > 1 else [])])
 
 
 def runs_line(summary) -> str:

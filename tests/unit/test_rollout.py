@@ -93,3 +93,59 @@ def test_the_hosts_of_a_wave_are_switched_at_once_and_waves_one_after_another():
     rest = [spans[h] for h in ("h2", "h3", "h4")]
     assert all(start >= canary_end for start, _ in rest), "the rest waits for the canary's gate"
     assert max(s for s, _ in rest) < min(e for _, e in rest), "a wave's hosts overlap in time"
+
+
+def test_every_host_is_said_to_run_exactly_one_release():
+    from deployer.commands.deploy import runs_line
+    from deployer.pipeline import HostRun
+    from deployer.remote.ssh import Endpoint
+    from deployer.summary import HostResult, Result, Summary
+
+    old, new = "20261126T101500Z-3f2a9c1", "20261126T110000Z-c07551d"
+    outcomes = {
+        "a": Result.SUCCESS,
+        "b": Result.REVERTED,  # its engine switched back to what it ran
+        "c": Result.NOT_SWITCHED,
+        "d": Result.FAILED,  # failed to stage: never switched
+        "e": Result.UNKNOWN,  # link lost after the switch, no outcome read back
+    }
+    runs = [
+        HostRun(Endpoint(k, k, 22, "u"), HostResult(k, result, new), current=old)
+        for k, result in outcomes.items()
+    ]
+    for r in runs:
+        r.settle()
+    summary = Summary("deploy", new, "1.1", [r.result for r in runs])
+    assert summary.runs == {"a": new, "b": old, "c": old, "d": old, "e": None}
+    assert runs_line(summary) == f"runs: {new} on a; {old} on b, c, d; nothing known on e"
+
+
+def test_the_summary_names_each_hosts_wave_and_release():
+    from deployer.commands.deploy import summary_data, summary_text
+    from deployer.summary import HostResult, Result, Summary
+
+    hosts = [
+        HostResult("a", Result.SUCCESS, "r2", "2.0", healthy_s=0.5, gate_s=10.5, wave=1, running="r2"),
+        HostResult(
+            "b", Result.REVERTED, "r2", "2.0", detail="b: unhealthy; switched back", wave=2, running="r1"
+        ),
+        HostResult("c", Result.NOT_SWITCHED, "r2", "2.0", detail="wave 2 failed (b): not switched", wave=3),
+    ]
+    summary = Summary("deploy", "r2", "2.0", hosts, 21.3, [["a"], ["b"], ["c"]])
+    assert summary_text(summary, canary=True).splitlines() == [
+        "deploy FAILED in 21.3s",
+        "  a: success r2 2.0 healthy 0.50s, gate closed 10.50s",
+        "    runs r2 (wave 1, the canary)",
+        "  b: reverted r2 2.0",
+        "    b: unhealthy; switched back",
+        "    runs r1 (wave 2)",
+        "  c: not switched r2 2.0",
+        "    wave 2 failed (b): not switched",
+        "    runs nothing known (wave 3)",
+        "runs: r2 on a; r1 on b; nothing known on c",
+    ]
+    data = summary_data(summary)
+    assert data["waves"] == [["a"], ["b"], ["c"]] and data["runs"] == {"a": "r2", "b": "r1", "c": None}
+    assert [h["wave"] for h in data["hosts"]] == [1, 2, 3]
+    one = Summary("deploy", "r2", "2.0", hosts[:1], 1.0, [["a"]])
+    assert summary_text(one, canary=True).splitlines()[-1] == "    runs r2", "one host: no wave, no runs line"
