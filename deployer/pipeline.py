@@ -62,6 +62,7 @@ class HostRun:
     remote: RemoteEngine | None = None
     session: EngineSession | None = None
     current: str | None = None  # `current` on the host when its engine took the lock
+    activated: bool = False  # an activation ended on it, its session still open (journal, prune)
 
     def settle(self) -> None:
         """Name the release the host runs now that its part is over: the new one when it
@@ -177,6 +178,7 @@ class Pipeline:
                 plan.verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
                 if not dry_run:
                     summary.waves = self._switch_in_waves(runs, lambda run: self._switch(plan, run))
+                    self._tidy(runs)
             finally:
                 for r in runs:
                     r.close()
@@ -271,12 +273,28 @@ class Pipeline:
         except DeployerError as e:
             h.result, h.detail = Result.FAILED, self.reporter.redactor(str(e))
             return False
-        h.journal = journal(session, h.release)
-        try:
-            session.call(Command.PRUNE)  # a bad release never holds a slot a good one needs
-        except DeployerError as e:
-            h.detail = "; ".join(filter(None, (h.detail, self.reporter.redactor(f"prune failed: {e}"))))
+        run.activated = True
         return h.result == Result.SUCCESS
+
+    def _tidy(self, runs: list[HostRun], prune: bool = True) -> None:
+        """After every wave, on each host an activation ended on (in parallel, off the
+        waves' path): the journal excerpt of its release, and retention."""
+
+        def tidy(run: HostRun) -> None:
+            h, session = run.result, run.session
+            assert session is not None
+            h.journal = journal(session, h.release)
+            if not prune:
+                return
+            try:
+                session.call(Command.PRUNE)  # a bad release never holds a slot a good one needs
+            except DeployerError as e:
+                h.detail = "; ".join(filter(None, (h.detail, self.reporter.redactor(f"prune failed: {e}"))))
+
+        done = [r for r in runs if r.activated]
+        if done:
+            with ThreadPoolExecutor(max_workers=len(done)) as pool:
+                list(pool.map(tidy, done))
 
     def _outcome_after_loss(self, h: HostResult, target: Endpoint, engine: Path) -> None:
         """Reconnect until the host's history records how THIS activation ended."""
@@ -321,6 +339,7 @@ class Pipeline:
             with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
                 list(pool.map(lock, runs))
             summary.waves = self._switch_in_waves(runs, lambda run: self._roll(run, to), Result.LOCKED)
+            self._tidy(runs, prune=False)
         finally:
             for r in runs:
                 r.close()
@@ -346,7 +365,7 @@ class Pipeline:
             return False
         h.result, h.release, h.version = Result.SUCCESS, record.get("to"), record.get("version")
         h.healthy_s, h.gate_s = record.get("healthy_s"), record.get("gate_s")
-        h.journal = journal(session, h.release)
+        run.activated = True  # its journal excerpt is read after the last wave (no prune: as before)
         return True
 
     # ------------------------------------------------------------------ one-shot
