@@ -21,6 +21,8 @@ from pathlib import Path
 
 BASE = "/opt/tg_video_streamer"
 UNIT = "tg_video_streamer"
+#: where the unit reads the .env (EnvironmentFile=, `host setup` makes it the deploy user's)
+ENV_FILE = "/etc/deployer/tg_video_streamer/env"
 HEALTH_URL = "http://127.0.0.1:8080/health"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*==\S+)")
 
@@ -51,7 +53,7 @@ B={BASE}; N={q(name)}; R=$B/releases/$N; V={q(version)}
 mark() {{ echo "@$1 $(date +%s.%N)"; }}
 mark start
 mkdir -p "$B/shared/sessions" "$B/shared/data"
-(umask 077; cat > "$B/shared/.env") <<'DOTENV_EOF'
+(umask 077; cat > {ENV_FILE}) <<'DOTENV_EOF'
 {env_text.rstrip()}
 DOTENV_EOF
 mark env
@@ -64,7 +66,7 @@ mark venv
 "$R/venv/bin/pip" install --quiet --disable-pip-version-check --no-index \\
     --find-links "$R/wheelhouse" -r "$R/wheelhouse/requirements.txt"
 mark install
-ln -sfn ../../shared/.env "$R/.env"
+ln -sfn {ENV_FILE} "$R/.env"
 ln -sfn ../../shared/sessions "$R/sessions"
 ln -sfn ../../shared/data "$R/data"
 ln -sfn "releases/$N" "$B/current.tmp"

@@ -1,6 +1,7 @@
 """`make bench`: deploy speed on a real staging host against the hand-written baseline.
 
-One run, one fresh staging guest (systemd-nspawn, real SSH, real systemd unit):
+One run (``--parts``, default all: speed, steady, rollout, build). On one fresh staging
+guest (systemd-nspawn, real SSH, real systemd unit), for ``speed``:
 
 1. builds the example service from a scratch git repo: v1, and one new commit per
    repetition, each a one-line code change (v2, n2, n3, ...);
@@ -10,7 +11,14 @@ One run, one fresh staging guest (systemd-nspawn, real SSH, real systemd unit):
    has (v1/v2 alternating), each followed by a rollback;
 4. where the controller's own time goes (imports, verify, connect, engine start), and
    the engine's venv and smoke steps taken apart on the host (bench/host_steps.py);
-5. after the guest is down: `deployer build` twice (warm caches) and the artifact size.
+5. every deploy and rollback of 2. and 3. also yields its unavailability window: from the
+   old release's last answer to the new one's first, probed every 20 ms in the guest.
+
+``steady`` (bench/steady.py), on the same guest: a request every 10 ms against notes_api
+during 10 deploys and 10 rollbacks, with and without ``[service] socket``.
+``rollout`` (bench/rollout.py), on guests ``--index`` .. ``--index`` + 7 once the first
+is down: the time to every host healthy and gated with 1, 4 and 8 hosts, watch 10 s.
+``build``, after the guests are down: `deployer build` twice (warm caches), artifact size.
 
 "To healthy" is the time from the start of the command (the `deployer` process, or the
 baseline's first `scp`) to the moment `/health` answers the new version: taken from the
@@ -38,7 +46,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import apart, baseline, report
+from bench import apart, baseline, report, rollout, steady
 from bench import builds as builds_mod
 from bench.common import BenchError, say
 from bench.probe import CliRun, HealthWatcher, Veth, python_argv
@@ -51,6 +59,8 @@ REFERENCE = RESULTS / "reference.jsonl"
 BASE = baseline.BASE
 UNIT = baseline.UNIT
 GATE_WATCH = 3
+DEFAULT_INDEX = 190  # and the next 7 for the rollout part: clear of the test suite's and the demo's
+PARTS = ("speed", "steady", "rollout", "build")
 TRASH = "/var/tmp/bench-trash"  # inside the guest: what reset_host moves aside
 PACE_WINDOW, PACE_MAX = 11.0, 4
 
@@ -187,6 +197,7 @@ class Bench:
                 "tx_to_healthy": at_healthy[0] - tx0,
                 "upload": upload,
                 "unanswered_s": round(self.watcher.unanswered(run.started, seen), 3),
+                "window_s": _round(self.watcher.window(expect, run.started)),
                 "steps": {k: round(v, 3) for k, v in run.durations().items()},
                 "timeline": [
                     [name, round(a - run.started, 3), round(b - run.started, 3)]
@@ -201,7 +212,9 @@ class Bench:
         say(
             f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
             f"{rec['to_healthy_ext_s']:.2f}s, process {rec['wall_s']:.2f}s), "
-            f"sent {report.human_bytes(rec['tx_bytes'])}" + (f", upload {upload}" if upload else "")
+            f"sent {report.human_bytes(rec['tx_bytes'])}"
+            + (f", upload {upload}" if upload else "")
+            + (f", unavailable {rec['window_s']:.3f}s" if rec["window_s"] is not None else "")
         )
         return rec
 
@@ -241,6 +254,7 @@ class Bench:
                 "tx_to_healthy": at_healthy[0] - tx0,
                 "upload": f"{tar.stat().st_size / 1e6:.1f} MB wheelhouse tar",
                 "unanswered_s": round(self.watcher.unanswered(res["started"], seen), 3),
+                "window_s": _round(self.watcher.window(expect, res["started"])),
                 "steps": {k: round(v, 3) for k, v in baseline.phases(res).items()},
                 "started": round(res["started"], 3),
                 "paced_s": round(paced, 2),
@@ -250,6 +264,7 @@ class Bench:
         say(
             f"{kind} #{rep}: {rec['to_healthy_s']:.2f}s to healthy (probe "
             f"{rec['to_healthy_ext_s']:.2f}s), sent {report.human_bytes(rec['tx_bytes'])}"
+            + (f", unavailable {rec['window_s']:.3f}s" if rec["window_s"] is not None else "")
         )
         return rec
 
@@ -306,6 +321,10 @@ class Bench:
         rec["watch_s"] = GATE_WATCH
 
 
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def machine_facts() -> dict:
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -342,8 +361,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--index",
         type=int,
-        default=int(os.environ.get("BENCH_STAGING_INDEX", "9")),
-        help="staging guest index (default 9, env BENCH_STAGING_INDEX)",
+        default=int(os.environ.get("BENCH_STAGING_INDEX", str(DEFAULT_INDEX))),
+        help=f"staging guest index (default {DEFAULT_INDEX}, env BENCH_STAGING_INDEX); the "
+        "rollout part uses it and the next ones, one per host",
+    )
+    p.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"which measurements, comma-separated (default {','.join(PARTS)})",
+    )
+    p.add_argument(
+        "--fleet",
+        default="1,4,8",
+        help="the rollout part's fleet sizes (default 1,4,8; the largest is how many guests boot)",
     )
     p.add_argument(
         "--save-reference", action="store_true", help="also write this run as bench/results/reference.jsonl"
@@ -374,10 +404,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.reps < 1:
         p.error("--reps must be at least 1")
+    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    if not parts or set(parts) - set(PARTS):
+        p.error(f"--parts: pick from {', '.join(PARTS)}")
+    try:
+        sizes = sorted({int(x) for x in args.fleet.split(",")})
+    except ValueError:
+        p.error("--fleet: comma-separated numbers of hosts, e.g. 1,4,8")
+    if sizes[0] < 1 or 1 not in sizes:
+        p.error("--fleet: sizes start at 1 (every size is compared with one host)")
+    if args.skip_build_timing:
+        parts = [x for x in parts if x != "build"]
     started = time.monotonic()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     records: list[dict] = [
-        {"kind": "run", "stamp": stamp, "reps": args.reps, "rest_s": args.rest, **machine_facts()}
+        {
+            "kind": "run",
+            "stamp": stamp,
+            "reps": args.reps,
+            "rest_s": args.rest,
+            "parts": parts,
+            "index": args.index,
+            **machine_facts(),
+        }
     ]
     work = Path(tempfile.mkdtemp(prefix="deployer-bench-"))
     guest = None
@@ -387,25 +436,35 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode != 0:
             raise BenchError(f"cannot prepare the staging rootfs: {proc.stderr.strip()[-800:]}")
         builds = builds_mod.build_all(work, args.reps)
+        if "rollout" in parts:
+            builds.update(rollout.fleet_builds(builds["_repo"], work, sizes))
+        notes = steady.builds(work) if "steady" in parts else None
         news = ["v2"] + [f"n{k}" for k in range(2, args.reps + 1)]
-        say(f"booting staging guest {args.index}")
-        guest = StagingHost.up(args.index)
-        records[0]["guest_python"] = guest.exec(["python3", "-V"]).stdout.strip()
-        bench = Bench(guest, work, builds, records)
-        try:
-            bench.first_deploys(args.reps, args.rest)
-            shown = guest.exec(
-                ["systemctl", "show", "-p", "StartLimitBurst", "-p", "StartLimitIntervalUSec", UNIT]
-            ).stdout
-            records[0]["unit_start_limit"] = dict(line.split("=", 1) for line in shown.split())
-            bench.redeploys(news, args.reps)
-            apart.controller(bench, args.reps)
-            apart.host_steps(bench, args.host_steps)
-        finally:
-            bench.close()
-        guest.down()
-        guest = None
-        if not args.skip_build_timing:
+        if "speed" in parts or notes:
+            say(f"booting staging guest {args.index}")
+            guest = StagingHost.up(args.index)
+            records[0]["guest_python"] = guest.exec(["python3", "-V"]).stdout.strip()
+        if "speed" in parts:
+            bench = Bench(guest, work, builds, records)
+            try:
+                bench.first_deploys(args.reps, args.rest)
+                shown = guest.exec(
+                    ["systemctl", "show", "-p", "StartLimitBurst", "-p", "StartLimitIntervalUSec", UNIT]
+                ).stdout
+                records[0]["unit_start_limit"] = dict(line.split("=", 1) for line in shown.split())
+                bench.redeploys(news, args.reps)
+                apart.controller(bench, args.reps)
+                apart.host_steps(bench, args.host_steps)
+            finally:
+                bench.close()
+        if notes:
+            steady.measure(guest, work, notes, records)
+        if guest is not None:
+            guest.down()
+            guest = None
+        if "rollout" in parts:
+            rollout.measure(args.index, sizes, builds, records, work)
+        if "build" in parts:
             records.extend(builds_mod.build_timing(work))
         ok = True
     finally:

@@ -22,7 +22,8 @@ from datetime import datetime
 from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
-POLL = 0.05
+POLL = 0.05  # the veth sampler's period
+HEALTH_POLL = 0.02  # the health probe's: the unavailability window is measured with it
 
 
 def wall_of(stamp: str) -> float:
@@ -31,16 +32,18 @@ def wall_of(stamp: str) -> float:
 
 
 class HealthWatcher:
-    """Polls ``GET /health`` every 50 ms from inside the guest's network namespace.
+    """Polls ``GET /health`` every 20 ms from inside the guest's network namespace.
 
     Records every change of what it sees (the version answered, or None when nothing
-    answers) with its time, so "when did the new version first answer" and "how long
-    did nothing answer" are read afterwards for any interval.
+    answers) with its time and the time of the poll before it (the last one that saw the
+    state before), so "when did the new version first answer", "how long did nothing
+    answer" and "from the old version's last answer to the new one's first" are read
+    afterwards for any interval.
     """
 
     def __init__(self, netns: str, port: int = 8080, path: str = "/health"):
         self.netns, self.port, self.path = netns, port, path
-        self.changes: list[tuple[float, str | None]] = []
+        self.changes: list[tuple[float, str | None, float | None]] = []
         self.polls = 0
         self._lock = threading.Lock()
         self._armed = threading.Event()
@@ -95,6 +98,7 @@ class HealthWatcher:
             return
         self._ready.set()
         last: object = object()
+        previous: float | None = None
         while not self._stop.is_set():
             if not self._armed.wait(0.5):
                 continue
@@ -102,13 +106,14 @@ class HealthWatcher:
             now = time.time()
             with self._lock:
                 if self._fresh or seen != last:
-                    self.changes.append((now, seen))
+                    self.changes.append((now, seen, None if self._fresh else previous))
                     last, self._fresh = seen, False
+                previous = now
                 self.polls += 1
-            self._stop.wait(POLL)
+            self._stop.wait(HEALTH_POLL)
 
     def _probe(self) -> str | None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.5)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=0.25)
         try:
             conn.request("GET", self.path)
             resp = conn.getresponse()
@@ -136,7 +141,7 @@ class HealthWatcher:
         with self._lock:
             changes = list(self.changes)
         state_at_start = None
-        for t, seen in changes:
+        for t, seen, _ in changes:
             if t <= after:
                 state_at_start = seen
                 continue
@@ -150,7 +155,7 @@ class HealthWatcher:
             changes = list(self.changes)
         state: str | None = None
         inside = []
-        for t, seen in changes:
+        for t, seen, _ in changes:
             if t <= start:
                 state = seen
             elif t <= end:
@@ -163,6 +168,29 @@ class HealthWatcher:
         if state is None:
             total += end - cursor
         return total
+
+    def window(self, version: str, after: float) -> float | None:
+        """Seconds from the last answer of the version that answered at ``after`` (the old
+        release) to the first answer of ``version`` (the new one) after it: how long the
+        service was unavailable. None when either is missing."""
+        with self._lock:
+            changes = list(self.changes)
+        old = next((seen for t, seen, _ in reversed(changes) if t <= after), None)
+        if old is None or old == version:
+            return None
+        last_old = None
+        for i, (t, seen, _) in enumerate(changes):
+            if t <= after:
+                continue
+            if seen == version:
+                if last_old is None:  # it answered old until the poll right before
+                    last_old = changes[i][2]
+                return None if last_old is None else t - last_old
+            if seen != old and last_old is None:
+                last_old = changes[i][2]  # the first poll that did not see it
+            elif seen == old:
+                last_old = None  # old answered again
+        return None
 
 
 class Veth:
@@ -205,6 +233,65 @@ class Veth:
             if t >= when:
                 return tx, rx
         return None
+
+
+def _cgroup_usage(index: int) -> float | None:
+    """CPU seconds the guest ``index`` has used so far (its cgroup's cpu.stat), or None."""
+    for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        try:
+            for line in Path(f"{root}/deployer-staging-{index}/cpu.stat").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+        except OSError:
+            continue
+    return None
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU of the machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+class CpuMeter:
+    """Where the CPU went during one command: each guest's CPU seconds (its cgroup), the
+    controller's (the children this process waited for), and how busy the machine's CPUs
+    were over the interval, other people's work included."""
+
+    def __init__(self, indices: list[int]):
+        self.indices = indices
+
+    def start(self) -> CpuMeter:
+        import resource
+
+        self.t0 = time.monotonic()
+        self.guests0 = [_cgroup_usage(i) for i in self.indices]
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children0 = ru.ru_utime + ru.ru_stime
+        self.jiffies0 = _machine_jiffies()
+        return self
+
+    def stop(self) -> dict:
+        import resource
+
+        wall = time.monotonic() - self.t0
+        guests = [
+            None if a is None or b is None else round(b - a, 2)
+            for a, b in zip(self.guests0, (_cgroup_usage(i) for i in self.indices), strict=True)
+        ]
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy0, total0 = self.jiffies0
+        busy1, total1 = _machine_jiffies()
+        return {
+            "guest_cpu_s": guests,
+            "controller_cpu_s": round(ru.ru_utime + ru.ru_stime - self.children0, 2),
+            "machine_busy": round((busy1 - busy0) / max(1, total1 - total0), 3),
+            "machine_cpus": os.cpu_count(),
+            "wall_s": round(wall, 2),
+        }
 
 
 @dataclass

@@ -188,6 +188,20 @@ class Service(Model):
     #: notify: the service sends sd_notify READY=1 when it is ready; exec: started once
     #: its program runs (for services that do not speak sd_notify)
     type: Literal["notify", "exec", "simple"] = "notify"
+    #: systemd socket activation: the TCP address (``127.0.0.1:8000``, a port, ``[::1]:8000``)
+    #: a ``<unit>.socket`` listens on across restarts; the service takes it from LISTEN_FDS
+    socket: Annotated[str, Field(min_length=1, max_length=64)] | None = HostConfig.socket
+
+
+class Rollout(Model):
+    """In which order a deploy or rollback switches its hosts (controller only: the
+    engines never see it). The first ``canary`` hosts are switched and pass their gate
+    first; then the rest, ``wave`` hosts at a time, each wave gated in parallel. The
+    first wave with a failure is the last."""
+
+    canary: Annotated[int, Field(ge=0, le=1000)] = 1
+    #: hosts per wave after the canary; None: all the rest at once
+    wave: Annotated[int, Field(ge=1, le=1000)] | None = None
 
 
 class Notify(Model):
@@ -222,6 +236,7 @@ class Config(Model):
     env: Env = Env()
     smoke: Smoke = Smoke()
     service: Service = Service()
+    rollout: Rollout = Rollout()
     notify: list[Notify] = []
     audit: Audit = Audit()
     artifact: Artifact = Artifact()
@@ -273,6 +288,7 @@ class Config(Model):
             env_required=tuple(self.env.required),
             env_public=tuple(self.env.public),
             service_type=self.service.type,
+            socket=self.service.socket,
             audit_retention_days=self.audit.retention_days,
         )
 
@@ -287,6 +303,7 @@ HOST_KEYS = {
     "interpreter": "target.interpreter",
     "shared_dirs": "app.shared_dirs",
     "service_type": "service.type",
+    "socket": "service.socket",
 }
 
 

@@ -18,6 +18,7 @@ Library exceptions are converted at the boundary with ``raise ... from``::
     │   ├── LockHeldError           another deploy holds the host's lock
     │   ├── InstallError            venv / dependency install / smoke test failed
     │   ├── HealthError             the service did not come back healthy (reverted)
+    │   │   └── RevertFailedError       ... and the release switched back to is not healthy either
     │   └── AbortedError            the controller went away before the switch
     └── RemoteError                 SSH: connect, auth, host key, transfer, lost link
         ├── CommandError            a command on the host exited non-zero (argv, exit code, output)
@@ -121,6 +122,10 @@ class HealthError(HostError):
     pass
 
 
+class RevertFailedError(HealthError):
+    pass
+
+
 class AbortedError(HostError):
     pass
 
@@ -136,6 +141,7 @@ HOST_ERRORS = {
         HealthError,
         AbortedError,
         SignatureError,
+        RevertFailedError,
     )
 }
 

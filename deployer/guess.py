@@ -6,6 +6,8 @@ docstrings never count (a README saying "no sd_notify" does not make it notify):
 
 - ``[service] type``: ``notify`` only when the code speaks sd_notify (``sd_notify``,
   ``NOTIFY_SOCKET``, ``systemd.daemon.notify``, ``sdnotify``), else ``exec``;
+- ``[service] socket``: ``127.0.0.1:<port>`` when the code takes a listening socket from
+  systemd (``LISTEN_FDS``, ``listen_fds``) and reads its port as ``http_url`` does; else none;
 - ``[health] http_url``: ``--health-url``, or ``http://127.0.0.1:<port>/health`` when the
   code serves ``/health`` and reads its port from an environment variable with a default;
   else none (healthy = the unit active and not restarted through the watch window);
@@ -46,6 +48,8 @@ ENV_SAMPLES = (
 )
 HEALTH_PATHS = ("/health", "/healthz")
 NOTIFY_WORDS = ("sd_notify", "sdnotify")
+#: what code that takes its socket from systemd (socket activation) says
+LISTEN_WORDS = ("LISTEN_FDS", "listen_fds", "sd_listen_fds")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Guess:
 @dataclass(frozen=True)
 class Guesses:
     service_type: Guess
+    socket: Guess
     http_url: Guess
     expect_version: Guess
     public: Guess
@@ -74,9 +79,15 @@ class Guesses:
     env_sample: Path | None = None
 
     def lines(self) -> list[str]:
-        return [
-            g.line for g in (self.service_type, self.http_url, self.expect_version, self.public, self.smoke)
-        ]
+        guesses = (
+            self.service_type,
+            self.socket,
+            self.http_url,
+            self.expect_version,
+            self.public,
+            self.smoke,
+        )
+        return [g.line for g in guesses]
 
     def placeholders(self) -> dict[str, str]:
         """The values of deploy.toml.in's placeholders."""
@@ -87,6 +98,7 @@ class Guesses:
         )
         return {
             "SERVICE_TYPE": self.service_type.value or '"exec"',
+            "SOCKET": f"socket = {self.socket.value}" if self.socket.value else '# socket = "127.0.0.1:8000"',
             "HTTP_URL": url,
             "EXPECT_VERSION": self.expect_version.value or "false",
             "PUBLIC": self.public.value or "[]",
@@ -142,6 +154,47 @@ def guess_service_type(modules: list[Module]) -> Guess:
         rel, what = found
         return Guess(key, '"notify"', f"its code speaks sd_notify ({what} in {rel})")
     return Guess(key, '"exec"', "no sd_notify, NOTIFY_SOCKET, systemd.daemon.notify or sdnotify in its code")
+
+
+# ---------------------------------------------------------------------- socket activation
+def listen_marker(modules: list[Module]) -> tuple[str, str] | None:
+    """(file, what) of the first sign that the code takes its listening socket from systemd."""
+    for m in modules:
+        names = set(m.constants())
+        if m.tree is not None:
+            names |= {n.id for n in ast.walk(m.tree) if isinstance(n, ast.Name)}
+            names |= {n.attr for n in ast.walk(m.tree) if isinstance(n, ast.Attribute)}
+            names |= {
+                a.name.split(".")[-1]
+                for n in ast.walk(m.tree)
+                if isinstance(n, ast.ImportFrom)
+                for a in n.names
+            }
+        else:
+            names = set(re.findall(r"\b\w+\b", m.text))
+        for word in LISTEN_WORDS:
+            if word in names:
+                return m.rel, word
+    return None
+
+
+def guess_socket(modules: list[Module]) -> Guess:
+    key = "[service] socket"
+    found = listen_marker(modules)
+    if not found:
+        return Guess(
+            key, None, "nothing in its code takes a socket from systemd (LISTEN_FDS): it binds its port"
+        )
+    rel, what = found
+    ports = env_ports(modules)
+    if len(ports) != 1:
+        return Guess(key, None, f"{rel} takes a socket from systemd ({what}), but on which port? (set it)")
+    [(port, (name, where))] = ports.items()
+    return Guess(
+        key,
+        json.dumps(f"127.0.0.1:{port}"),
+        f"{rel} takes its listening socket from {what}; {where} reads {name} (default {port})",
+    )
 
 
 # ---------------------------------------------------------------------- version
@@ -235,6 +288,17 @@ def _serving_health(modules: list[Module]) -> list[tuple[Module, str]]:
     return [(m, p) for m in modules for p in HEALTH_PATHS if p in set(m.constants())]
 
 
+def env_ports(modules: list[Module]) -> dict[int, tuple[str, str]]:
+    """port -> (variable, file) of every port the code reads from the environment with a default."""
+    ports: dict[int, tuple[str, str]] = {}
+    for m in modules:
+        for name, default in env_reads(m):
+            port = port_number(default)
+            if port is not None and PORT_NAME.match(name):
+                ports.setdefault(port, (name, m.rel))
+    return ports
+
+
 def guess_http_url(modules: list[Module], flag: str | None) -> Guess:
     key = "[health] http_url"
     if flag:
@@ -246,12 +310,7 @@ def guess_http_url(modules: list[Module], flag: str | None) -> Guess:
     if not serving:
         return Guess(key, None, f"no /health route in its code; {without} (--health-url URL to probe one)")
     rel, path = serving[0][0].rel, serving[0][1]
-    ports: dict[int, tuple[str, str]] = {}
-    for m in modules:
-        for name, default in env_reads(m):
-            port = port_number(default)
-            if port is not None and PORT_NAME.match(name):
-                ports.setdefault(port, (name, m.rel))
+    ports = env_ports(modules)
     if len(ports) == 1:
         [(port, (name, where))] = ports.items()
         url = f"http://127.0.0.1:{port}{path}"
@@ -342,6 +401,7 @@ def inspect_service(
     label = sample.relative_to(root).as_posix() if sample and sample.is_relative_to(root) else str(sample)
     return Guesses(
         service_type=guess_service_type(modules),
+        socket=guess_socket(modules),
         http_url=guess_http_url(modules, health_url),
         expect_version=guess_expect_version(modules, _base_version(project_dir)),
         public=guess_public(modules, sample, label),

@@ -1,12 +1,14 @@
 """deploy / rollback as named stages over hosts, read like the engine's own steps.
 
-    plan -> stage every host (in parallel) -> switch them in turn -> close
+    plan -> stage every host (in parallel) -> switch them wave by wave -> close
 
 Staging a host is: connect, start its engine (only once the artifact's every hash is
 checked), preflight, unit drift, upload what its cache lacks, stage. No host is switched
-until every host is staged; hosts are then switched one after another, stopping at the
-first that fails its health gate (its engine has already reverted it). The controller
-never edits host files itself: the engine does.
+until every host is staged; hosts are then switched in the waves of ``rollout.py``: the
+canary first, then the rest ``rollout.wave`` at a time, each wave switched and gated in
+parallel, stopping at the first wave with a failure (its failed hosts' engines have
+already reverted them; later waves are not switched). A rollback locks every host first
+and follows the same plan. The controller never edits host files itself: the engine does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from deployer.artifact import Artifact
 from deployer.config import Config
-from deployer.errors import DeployerError, HealthError, RemoteError
+from deployer.errors import DeployerError, HealthError, RemoteError, RevertFailedError
 from deployer.host.contract import (
     JOURNAL_LINES,
     Command,
@@ -34,6 +36,7 @@ from deployer.remote.engine import RemoteEngine
 from deployer.remote.session import EngineSession
 from deployer.remote.ssh import Connection, Credentials, Endpoint, fingerprint, host_key_name
 from deployer.remote.trust import check_trusted
+from deployer.rollout import describe, roll_out, waves
 from deployer.runinfo import RunInfo
 from deployer.summary import HostResult, Result, Summary
 
@@ -51,13 +54,26 @@ def journal(session: EngineSession, release: str | None) -> list[str] | None:
 
 @dataclass
 class HostRun:
-    """One host's part in a deploy: its connection, engine session and result so far."""
+    """One host's part in a deploy or rollback: its connection, engine session, the
+    release it ran when the lock was taken, and its result so far."""
 
     endpoint: Endpoint
     result: HostResult
     conn: Connection | None = None
     remote: RemoteEngine | None = None
     session: EngineSession | None = None
+    current: str | None = None  # `current` on the host when its engine took the lock
+    activated: bool = False  # an activation ended on it, its session still open (journal, prune)
+
+    def settle(self) -> None:
+        """Name the release the host runs now that its part is over: the new one when it
+        succeeded; else the one it ran before (an engine that failed its gate switched
+        back to it); unknown when the outcome could not be read back."""
+        h = self.result
+        if h.result == Result.SUCCESS:
+            h.running = h.release
+        elif h.result != Result.UNKNOWN:
+            h.running = self.current
 
     def close(self) -> None:
         if self.session is not None:
@@ -162,10 +178,14 @@ class Pipeline:
                 summary.hosts = [r.result for r in runs]
                 plan.verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
                 if not dry_run:
-                    self._switch_in_turn(plan, runs)
+                    summary.waves = self._switch_in_waves(runs, lambda run: self._switch(plan, run))
+                    self._tidy(runs)
             finally:
                 for r in runs:
                     r.close()
+        for r in runs:
+            r.settle()
+        summary.hosts = [r.result for r in runs]
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -190,6 +210,7 @@ class Pipeline:
         check_trusted(run.conn, art.signed(), str(art.path), self.config.app.name)
         run.session = session = run.remote.session(self.reporter.event, plan.lock_wait)
         pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True, templates=plan.templates)
+        run.current = pre.get("current")
         drift = pre["drift"]  # one round trip: the unit is compared with the artifact's templates too
         if drift:  # `check` fails on drift; a deploy only warns
             self.reporter.event(
@@ -206,18 +227,31 @@ class Pipeline:
         session.call(Command.STAGE, artifact=remote_tar)
         run.result = HostResult(label, Result.STAGED, art.release_id, art.version)
 
-    def _switch_in_turn(self, plan: Plan, runs: list[HostRun]) -> None:
-        """Switch staged hosts one after another; stop at the first that fails."""
-        stop = "another host failed to stage" if any(r.result.result != Result.STAGED for r in runs) else ""
-        for run in runs:
-            h = run.result
-            if h.result != Result.STAGED:
-                continue
-            if stop:
-                h.result, h.detail = Result.NOT_SWITCHED, stop
-                continue
-            if not self._switch(plan, run):
-                stop = "stopped after a failed host"
+    def _switch_in_waves(
+        self, runs: list[HostRun], switch: Callable[[HostRun], bool], ready: str = Result.STAGED
+    ) -> list[list[str]]:
+        """Switch the hosts wave by wave (``rollout.waves``), every host of a wave at once,
+        once every host is ``ready``; stop at the first wave with a failure. ``switch`` is
+        True when the host is live and its gate closed. Returns the plan, as labels."""
+        rollout = self.config.rollout
+        plan = waves(runs, rollout.canary, rollout.wave)
+        labels = [[r.endpoint.label for r in wave] for wave in plan]
+        for n, wave in enumerate(plan, 1):
+            for r in wave:
+                r.result.wave = n
+        if any(r.result.result != ready for r in runs):
+            for r in runs:
+                if r.result.result == ready:
+                    r.result.result = Result.NOT_SWITCHED
+                    r.result.detail = "another host failed before any switch: not switched"
+            return labels
+        if len(runs) > 1:
+            self.reporter.say(describe(labels, rollout.canary))
+        stop, untouched = roll_out(plan, switch, lambda r: r.endpoint.label, canary=rollout.canary > 0)
+        for r in untouched:
+            assert stop is not None
+            r.result.result, r.result.detail = Result.NOT_SWITCHED, stop.reason
+        return labels
 
     def _switch(self, plan: Plan, run: HostRun) -> bool:
         """Activate the release on one host; True when it is live and its gate closed."""
@@ -227,7 +261,9 @@ class Pipeline:
             record = session.call(Command.ACTIVATE, release=h.release, env=plan.env)
             h.result, h.healthy_s, h.gate_s = Result.SUCCESS, record.get("healthy_s"), record.get("gate_s")
         except HealthError as e:
-            h.result, h.detail = Result.REVERTED, self.reporter.redactor(str(e))
+            failed_too = isinstance(e, RevertFailedError)
+            h.result = Result.REVERT_FAILED if failed_too else Result.REVERTED
+            h.detail = self.reporter.redactor(str(e))
         except RemoteError as e:
             if not session.switched:
                 h.result, h.detail = Result.FAILED, self.reporter.redactor(str(e))
@@ -241,9 +277,28 @@ class Pipeline:
         except DeployerError as e:
             h.result, h.detail = Result.FAILED, self.reporter.redactor(str(e))
             return False
-        h.journal = journal(session, h.release)
-        session.call(Command.PRUNE)  # a bad release never holds a slot a good one needs
+        run.activated = True
         return h.result == Result.SUCCESS
+
+    def _tidy(self, runs: list[HostRun], prune: bool = True) -> None:
+        """After every wave, on each host an activation ended on (in parallel, off the
+        waves' path): the journal excerpt of its release, and retention."""
+
+        def tidy(run: HostRun) -> None:
+            h, session = run.result, run.session
+            assert session is not None
+            h.journal = journal(session, h.release)
+            if not prune:
+                return
+            try:
+                session.call(Command.PRUNE)  # a bad release never holds a slot a good one needs
+            except DeployerError as e:
+                h.detail = "; ".join(filter(None, (h.detail, self.reporter.redactor(f"prune failed: {e}"))))
+
+        done = [r for r in runs if r.activated]
+        if done:
+            with ThreadPoolExecutor(max_workers=len(done)) as pool:
+                list(pool.map(tidy, done))
 
     def _outcome_after_loss(self, h: HostResult, target: Endpoint, engine: Path) -> None:
         """Reconnect until the host's history records how THIS activation ended."""
@@ -263,38 +318,59 @@ class Pipeline:
         lock_wait: float = 0.0,
         engine: Path | None = None,
     ) -> Summary:
+        """Every host locked first (what it runs, read back), then rolled back in the
+        deploy's waves; a host that fails stops the rollout like a failed gate."""
         if to is not None:
             check_release_id(to, "--to")
         started = time.monotonic()
         summary = Summary("rollback", to, None)
         assert engine is not None
+        runs = [HostRun(t, HostResult(t.label)) for t in hosts]
 
-        def roll(t: Endpoint) -> HostResult:
-            conn = self.connect(t)
+        def lock(run: HostRun) -> None:
             try:
-                session = self.remote(conn, engine).session(self.reporter.event, lock_wait)
-                try:
-                    record = session.call(Command.ROLLBACK, to=to)
-                    kept = journal(session, record.get("to"))
-                finally:
-                    session.close()
-            except HealthError as e:
-                return HostResult(t.label, Result.REVERTED, detail=self.reporter.redactor(str(e)))
-            finally:
-                conn.close()
-            return HostResult(
-                t.label,
-                Result.SUCCESS,
-                record.get("to"),
-                record.get("version"),
-                healthy_s=record.get("healthy_s"),
-                gate_s=record.get("gate_s"),
-                journal=kept,
-            )
+                run.conn = self.connect(run.endpoint)
+                run.session = self.remote(run.conn, engine).session(self.reporter.event, lock_wait)
+                rows = run.session.call(Command.RELEASES)  # one row per release, `current` marked
+                run.current = next(
+                    (r.get("id") for r in rows if isinstance(r, dict) and r.get("current")), None
+                )
+                run.result.result = Result.LOCKED
+            except DeployerError as e:
+                run.result = self.failed(run.endpoint.label, e)
 
-        summary.hosts = self.on_each(hosts, roll)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
+                list(pool.map(lock, runs))
+            summary.waves = self._switch_in_waves(runs, lambda run: self._roll(run, to), Result.LOCKED)
+            self._tidy(runs, prune=False)
+        finally:
+            for r in runs:
+                r.close()
+        for r in runs:
+            r.settle()
+        summary.hosts = [r.result for r in runs]
         summary.seconds = time.monotonic() - started
         return summary
+
+    def _roll(self, run: HostRun, to: str | None) -> bool:
+        """Roll one locked host back; True when it is live on the target and its gate closed."""
+        h, session = run.result, run.session
+        assert session is not None
+        try:
+            record = session.call(Command.ROLLBACK, to=to)
+        except HealthError as e:
+            failed_too = isinstance(e, RevertFailedError)
+            h.result = Result.REVERT_FAILED if failed_too else Result.REVERTED
+            h.detail = self.reporter.redactor(str(e))
+            return False
+        except DeployerError as e:
+            h.result, h.detail, h.exit_code = Result.FAILED, self.reporter.redactor(str(e)), e.exit_code
+            return False
+        h.result, h.release, h.version = Result.SUCCESS, record.get("to"), record.get("version")
+        h.healthy_s, h.gate_s = record.get("healthy_s"), record.get("gate_s")
+        run.activated = True  # its journal excerpt is read after the last wave (no prune: as before)
+        return True
 
     # ------------------------------------------------------------------ one-shot
     def command(

@@ -11,12 +11,13 @@ class Result:
     """A host's ``HostResult.result``: the engine's outcomes plus the controller's own."""
 
     PENDING = "pending"
+    LOCKED = "locked"  # a rollback's host: its lock taken, not rolled back (yet)
     STAGED = Outcome.STAGED  # staged and smoke-tested; not switched (yet)
     SUCCESS = Outcome.SUCCESS
     REVERTED = Outcome.REVERTED
     REVERT_FAILED = Outcome.REVERT_FAILED
     FAILED = Outcome.FAILED
-    NOT_SWITCHED = "not switched"  # staged, but another host failed first
+    NOT_SWITCHED = "not switched"  # staged, but another host (or an earlier wave) failed first
     UNKNOWN = "unknown"  # the link was lost after the switch and no outcome was read back
 
 
@@ -35,6 +36,10 @@ class HostResult:
     gate_s: float | None = None
     exit_code: int = 0
     journal: list[str] | None = None  # the excerpt the host kept for ``release``
+    wave: int | None = None  # the wave it was switched in (1: the canary), rollout.py
+    #: the release the host runs when the command ends: ``release`` when it succeeded,
+    #: else the one it ran before (None: none, or unknown after a lost link)
+    running: str | None = None
 
 
 @dataclass
@@ -44,6 +49,13 @@ class Summary:
     version: str | None
     hosts: list[HostResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: the rollout plan: the hosts' labels, wave by wave (empty: nothing was to switch)
+    waves: list[list[str]] = field(default_factory=list)
+
+    @property
+    def runs(self) -> dict[str, str | None]:
+        """label -> the release that host runs now."""
+        return {h.label: h.running for h in self.hosts}
 
     @property
     def ok(self) -> bool:

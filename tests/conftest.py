@@ -75,6 +75,35 @@ def make_notes_repo(dest: Path, without: tuple[str, ...] = (), prepare=None) -> 
     return dest
 
 
+def build_notes_v2(repo: Path, work: Path):
+    """notes_api with a code change as a new commit: the version it reports, and one more field."""
+    clone = work / "repo-v2"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    init = clone / "notes_api" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "1.0.0"', '__version__ = "1.1.0"'))
+    app = clone / "notes_api" / "app.py"
+    old = '{"status": "ok", "version": version, "notes": store.count()}'
+    assert old in app.read_text()
+    app.write_text(
+        app.read_text().replace(
+            old, '{"status": "ok", "version": version, "notes": store.count(), "v2": True}'
+        )
+    )
+    git(clone, "commit", "-qam", "report 1.1.0", date="2026-11-26T11:00:00Z")
+    return build_release(
+        load_config(clone / "deploy.toml", environ={}), clone / "deploy.toml", work / "dist-v2"
+    )
+
+
+@pytest.fixture(scope="session")
+def notes_builds(tmp_path_factory) -> dict:
+    """examples/notes_api in a scratch repo ("repo"), built once as v1 and v2 (1.1.0)."""
+    work = tmp_path_factory.mktemp("notes")
+    repo = make_notes_repo(work / "notes-repo")
+    v1 = build_release(load_config(repo / "deploy.toml", environ={}), repo / "deploy.toml", work / "dist")
+    return {"repo": repo, "v1": v1, "v2": build_notes_v2(repo, work)}
+
+
 def extract(artifact: Path, dest: Path) -> Path:
     """Extract a verified artifact (test helper; the engine has its own safe unpack)."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -118,30 +118,55 @@ def rollback(obj: Context, to, hosts, lock_wait, log_dir) -> None:
 
 
 def _finish(obj: Context, summary) -> None:
-    """One line for the run, one per host; exit with the summary's code when it failed."""
+    """One line for the run, one per host, and which host runs which release; exit with
+    the summary's code when it failed."""
+    canary = obj.config().rollout.canary > 0
+    obj.out(summary_data(summary), summary_text(summary, canary))
+    if not summary.ok:
+        sys.exit(summary.exit_code)
+
+
+def summary_data(summary) -> dict:
+    """The run for ``--json`` (pure)."""
+    return {
+        "action": summary.action,
+        "ok": summary.ok,
+        "release": summary.release,
+        "version": summary.version,
+        "seconds": round(summary.seconds, 2),
+        "waves": summary.waves,
+        "runs": summary.runs,
+        "hosts": [h.__dict__ for h in summary.hosts],
+    }
+
+
+def summary_text(summary, canary: bool) -> str:
+    """The run for a person (pure): the head line, two or three lines per host (its
+    result, the detail, the release it runs and its wave), then ``runs: ...``."""
+    several = len(summary.waves) > 1
     rows = []
     for h in summary.hosts:
         times = ""
         if h.healthy_s is not None:
             times = f" healthy {h.healthy_s:.2f}s, gate closed {h.gate_s:.2f}s"
+        wave = ""
+        if several and h.wave is not None:
+            wave = f" (wave {h.wave}{', the canary' if canary and h.wave == 1 else ''})"
         rows.append(
             f"  {h.label}: {h.result} {h.release or ''} {h.version or ''}{times}"
             + (f"\n    {h.detail}" if h.detail else "")
+            + f"\n    runs {h.running or 'nothing known'}{wave}"
         )
     head = f"{summary.action} {'ok' if summary.ok else 'FAILED'} in {summary.seconds:.1f}s"
-    obj.out(
-        {
-            "action": summary.action,
-            "ok": summary.ok,
-            "release": summary.release,
-            "version": summary.version,
-            "seconds": round(summary.seconds, 2),
-            "hosts": [h.__dict__ for h in summary.hosts],
-        },
-        "\n".join([head, *rows]),
-    )
-    if not summary.ok:
-        sys.exit(summary.exit_code)
+    return "\n".join([head, *rows, *([runs_line(summary)] if len(summary.hosts) > 1 else [])])
+
+
+def runs_line(summary) -> str:
+    """``runs: <release> on h1, h2; <other> on h3``: every host named once (pure)."""
+    groups: dict[str, list[str]] = {}
+    for h in summary.hosts:
+        groups.setdefault(h.running or "nothing known", []).append(h.label)
+    return "runs: " + "; ".join(f"{rel} on {', '.join(labels)}" for rel, labels in groups.items())
 
 
 def register(group: click.Group) -> None:

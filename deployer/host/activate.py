@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-from deployer.errors import HealthError, HostError
+from deployer.errors import HealthError, HostError, RevertFailedError
 from deployer.host import envfile
 from deployer.host.contract import ACTIVATABLE, HostConfig, Outcome, State, Step
 from deployer.host.events import Events
@@ -180,7 +180,9 @@ class Activation:
                 "reason": self.events.mask(reason),
             }
         )
-        return HealthError(f"{reason}; {restored or 'switch back FAILED'}")
+        if restored is None:
+            return RevertFailedError(f"{reason}; switch back FAILED")
+        return HealthError(f"{reason}; {restored}")
 
     def _revert(
         self, rid: str, previous: Optional[str], prev_env_sha: Optional[str], reason: str

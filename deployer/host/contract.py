@@ -36,6 +36,7 @@ from deployer.host.patterns import (
     UNIT,
     USER,
     base_path_problems,
+    listen_problems,
 )
 
 # ---------------------------------------------------------------------- names
@@ -210,6 +211,10 @@ class HostConfig:
     #: how systemd knows the service started: ``notify`` (it sends READY=1), ``exec``
     #: (its program was executed), ``simple`` (forked)
     service_type: str = "notify"
+    #: systemd socket activation (``[service] socket``): the TCP address a ``<unit>.socket``
+    #: listens on and holds across restarts, handed to the service as fd 3 (LISTEN_FDS);
+    #: None: the service binds its own port
+    socket: Optional[str] = None
     #: where the service's .env lives; default ``/etc/deployer/<app>/env``: a root-owned
     #: folder (no link can be planted there), a file the deploy user may only rewrite
     env_file: Optional[str] = None
@@ -264,6 +269,8 @@ class HostConfig:
         if self.user == "root":
             found.append(("user", "root may not deploy or run the service: name a user of its own"))
         found += [("base_path", why) for why in base_path_problems(self.base_path)]
+        if self.socket is not None:
+            found += [("socket", why) for why in listen_problems(self.socket)]
         if self.env_file is not None and not ABS_PATH.match(self.env_file):
             found.append(("env_file", f"{self.env_file!r} must be an absolute path of plain names"))
         for d in self.shared_dirs:

@@ -22,6 +22,23 @@ USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 ABS_PATH = re.compile(r"^(/[A-Za-z0-9_.+-]+)+\Z")
 SHARED_DIR = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
+#: a TCP address systemd listens on for the service (``[service] socket``, rendered into
+#: ``ListenStream=``): a port, ``IPv4:port`` or ``[IPv6]:port``
+LISTEN = re.compile(r"^(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}:|\[[0-9A-Fa-f:]{2,39}\]:)?([0-9]{1,5})\Z")
+
+
+def listen_problems(value: str) -> List[str]:
+    """Why ``value`` cannot be a ``ListenStream=`` address (empty when it can)."""
+    m = LISTEN.match(value)
+    if not m:
+        return [f"{value!r} is not a TCP address: a port, IPv4:port or [IPv6]:port, e.g. 127.0.0.1:8000"]
+    if not 0 < int(m.group(1)) < 65536:
+        return [f"{value!r}: the port must be 1..65535"]
+    if value[0].isdigit() and ":" in value and any(int(b) > 255 for b in value.split(":")[0].split(".")):
+        return [f"{value!r} is not an IPv4 address"]
+    return []
+
+
 #: top-level folders a base path may not be in: the system's own
 SYSTEM_DIRS = (
     "bin",

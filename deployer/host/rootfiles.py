@@ -4,7 +4,9 @@ The unit and the launcher are rendered from templates (``packaging/``) with valu
 contract has checked (``HostConfig.problems``); the sudoers drop-in is built from
 ``SUDO_VERBS``, one exact line per verb; authorized_keys gets the deploy key with
 ``restrict``; the allowed-signers file holds exactly the keys trusted to sign the app's
-artifacts. ``setup.py`` writes them as root.
+artifacts. With ``[service] socket``, a ``<unit>.socket`` (systemd socket activation)
+and a drop-in that makes the service require it are built from fixed lines too, whatever
+the service's own unit template says. ``setup.py`` writes them as root.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ LAUNCHER_DIR = Path("/usr/local/lib/deployer")
 
 def unit_path(unit: str) -> Path:
     return UNIT_DIR / (unit if unit.endswith(".service") else unit + ".service")
+
+
+def unit_stem(unit: str) -> str:
+    return unit[: -len(".service")] if unit.endswith(".service") else unit
+
+
+def socket_path(unit: str) -> Path:
+    return UNIT_DIR / f"{unit_stem(unit)}.socket"
+
+
+def socket_dropin_path(unit: str) -> Path:
+    return UNIT_DIR / f"{unit_stem(unit)}.service.d" / "deployer-socket.conf"
 
 
 def launcher_path(app: str) -> Path:
@@ -132,8 +146,46 @@ def signer_fingerprints(text: str) -> List[str]:
     return found
 
 
+def socket_text(config: HostConfig) -> str:
+    """``<unit>.socket`` for ``[service] socket`` (pure): systemd listens, the service accepts."""
+    stem = unit_stem(config.unit)
+    return (
+        f"# {stem}.socket - {UNIT_MARKERS[0]}; deploys never write it.\n"
+        f"# [service] socket: systemd listens here and holds the socket across every restart of\n"
+        f"# {stem}.service, so connections that arrive while it restarts wait in the kernel's\n"
+        "# queue instead of being refused. The service gets it as fd 3 (LISTEN_FDS=1).\n"
+        "[Unit]\n"
+        f"Description={config.app} listening socket (deployed by deployer)\n"
+        "\n"
+        "[Socket]\n"
+        f"ListenStream={config.socket}\n"
+        "# one service process accepts every connection\n"
+        "Accept=no\n"
+        "# room for the connections of a restart (the kernel caps it at net.core.somaxconn)\n"
+        "Backlog=4096\n"
+        "NoDelay=yes\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=sockets.target\n"
+    )
+
+
+def socket_dropin_text(config: HostConfig) -> str:
+    """The service's drop-in for ``[service] socket`` (pure): never start without the socket."""
+    stem = unit_stem(config.unit)
+    return (
+        f"# {socket_dropin_path(config.unit)} - {UNIT_MARKERS[0]}; deploys never write it.\n"
+        f"# [service] socket: the service takes its listening socket from {stem}.socket (fd 3,\n"
+        "# LISTEN_FDS): the socket is started first, and the service never runs without it.\n"
+        "[Unit]\n"
+        f"Requires={stem}.socket\n"
+        f"After={stem}.socket\n"
+    )
+
+
 def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
-    """Unit and launcher text for this app (pure)."""
+    """Unit and launcher text for this app, and with ``[service] socket`` the socket unit
+    and the service's drop-in (pure)."""
     values = {
         "app": config.app,
         "unit": config.unit,
@@ -156,22 +208,39 @@ def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
                 f"({config.env_path}): systemd reads it as root, so it must be the .env setup keeps "
                 "in root's folder; update the template"
             )
+    if config.socket is not None:
+        rendered["socket"] = socket_text(config)
+        rendered["socket-dropin"] = socket_dropin_text(config)
     return rendered
 
 
 def installed_paths(config: HostConfig) -> Dict[str, Path]:
-    return {"unit": unit_path(config.unit), "launcher": launcher_path(config.app)}
+    """Every root-owned file of the app setup renders (the socket's whether it is
+    configured or not: one left from an earlier config is drift too)."""
+    return {
+        "unit": unit_path(config.unit),
+        "launcher": launcher_path(config.app),
+        "socket": socket_path(config.unit),
+        "socket-dropin": socket_dropin_path(config.unit),
+    }
 
 
 def compare(
     installed: Dict[str, Optional[str]], rendered: Dict[str, str], paths: Dict[str, Path]
 ) -> List[str]:
-    """Drift between installed texts (None: missing) and rendered ones (pure)."""
+    """Drift between installed texts (None: missing) and rendered ones (pure); a path
+    with nothing rendered for it must not be installed."""
     problems = []
     for key, path in paths.items():
-        if installed.get(key) is None:
+        want, have = rendered.get(key), installed.get(key)
+        if want is None:
+            if have is not None and any(m in have for m in UNIT_MARKERS):
+                problems.append(
+                    f"{path} is installed but [service] socket is not set (run `deployer host setup`)"
+                )
+        elif have is None:
             problems.append(f"{path} is not installed (run `deployer host setup`)")
-        elif installed[key] != rendered[key]:
+        elif have != want:
             problems.append(f"{path} differs from the rendered template (run `deployer host setup`)")
     return problems
 

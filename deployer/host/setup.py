@@ -4,13 +4,16 @@ Creates the deploy user and the base layout, gives it its own journal only (see
 ``_journal_access``), writes the sudoers drop-in (built from ``SUDO_VERBS``,
 one exact command line per verb, checked with ``visudo -c`` before it is put in place),
 installs the root-owned launcher and unit rendered from the templates in
-``packaging/``, reloads systemd and enables the unit. With ``--trust-key`` it writes the
-keys trusted to sign the app's artifacts (exactly those given; ``--allow-unsigned``
-removes them); without either, they stay as they are. Reports what it changed.
+``packaging/`` (with ``[service] socket`` also ``<unit>.socket`` and the drop-in that
+makes the service require it; without, an earlier one is taken away), reloads systemd
+and enables the unit (and the socket). With ``--trust-key`` it writes the keys trusted
+to sign the app's artifacts (exactly those given; ``--allow-unsigned`` removes them);
+without either, they stay as they are. Reports what it changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -32,9 +35,12 @@ from deployer.host.rootfiles import (
     launcher_path,
     render,
     signer_fingerprints,
+    socket_dropin_path,
+    socket_path,
     sudoers_path,
     sudoers_text,
     unit_path,
+    unit_stem,
 )
 
 PERSISTENT_JOURNAL = "/var/log/journal"
@@ -72,6 +78,7 @@ class Setup:
         self.trusted = allowed_signers_text(config, trust_keys) if trust_keys else None
         self.allow_unsigned = allow_unsigned
         self.changed: List[str] = []
+        self.socket_moved = False  # [service] socket now names another address than installed
 
     def run(self) -> List[str]:
         if os.geteuid() != 0:
@@ -90,6 +97,7 @@ class Setup:
         )
         unit = unit_path(self.config.unit)
         self._step("unit", lambda: self._write(unit, self.rendered["unit"], 0o644))
+        self._step("socket", self._socket)
         self._step("enable", self._enable)
         return self.changed
 
@@ -113,21 +121,17 @@ class Setup:
                 f"app.user {user!r} is a system account (uid {pw.pw_uid}): deployer will not deploy or "
                 "run a service as it; name a user of its own (setup creates it)"
             )
-        path = unit_path(self.config.unit)
-        elsewhere = run([SYSTEMCTL, "show", "-p", "FragmentPath", "--value", path.name]).stdout.strip()
-        if elsewhere and elsewhere != str(path):
-            raise HostError(
-                f"app.unit {self.config.unit!r}: {path.name} is a unit of this host already "
-                f"({elsewhere}); pick another name"
-            )
-        try:
-            installed: Optional[str] = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            installed = None
-        if installed is not None and not any(m in installed for m in UNIT_MARKERS):
-            raise HostError(
-                f"app.unit {self.config.unit!r}: {path} was not written by deployer; pick another name"
-            )
+        for path in (unit_path(self.config.unit), socket_path(self.config.unit)):
+            elsewhere = run([SYSTEMCTL, "show", "-p", "FragmentPath", "--value", path.name]).stdout.strip()
+            if elsewhere and elsewhere != str(path):
+                raise HostError(
+                    f"app.unit {self.config.unit!r}: {path.name} is a unit of this host already "
+                    f"({elsewhere}); pick another name"
+                )
+            if not _ours(path):
+                raise HostError(
+                    f"app.unit {self.config.unit!r}: {path} was not written by deployer; pick another name"
+                )
 
     def _user(self) -> None:
         user = self.config.user
@@ -343,6 +347,31 @@ class Setup:
         os.replace(tmp, path)
         self.changed.append(f"wrote {path}")
 
+    def _socket(self) -> None:
+        """``[service] socket``: the socket unit and the service's drop-in that requires it.
+
+        Without it, an earlier one is taken away: the drop-in first (systemd reloaded), so
+        stopping the socket never stops the service, which keeps serving on its copy of
+        the socket until its next restart binds the port itself."""
+        sock, dropin = socket_path(self.config.unit), socket_dropin_path(self.config.unit)
+        if self.config.socket is not None:
+            before = sock.read_text(encoding="utf-8") if sock.exists() else None
+            self._write(sock, self.rendered["socket"], 0o644)
+            self._write(dropin, self.rendered["socket-dropin"], 0o644)
+            self.socket_moved = before is not None and before != self.rendered["socket"]
+            return
+        if not sock.exists() and not dropin.exists():
+            return
+        if dropin.exists():
+            dropin.unlink()
+            with contextlib.suppress(OSError):
+                dropin.parent.rmdir()  # only when nothing else is in it
+            _run([SYSTEMCTL, "daemon-reload"])
+        if sock.exists():
+            _run([SYSTEMCTL, "disable", "--now", sock.name])
+            sock.unlink()
+        self.changed.append(f"removed {sock.name} and its drop-in ([service] socket is not set)")
+
     def _enable(self) -> None:
         _run([SYSTEMCTL, "daemon-reload"])
         unit = self.config.unit
@@ -350,7 +379,29 @@ class Setup:
         if proc.stdout.strip() != "enabled":
             _run([SYSTEMCTL, "enable", unit])
             self.changed.append(f"enabled {unit}")
+        if self.config.socket is None:
+            return
+        sock = socket_path(unit).name
+        if run([SYSTEMCTL, "is-enabled", sock]).stdout.strip() != "enabled":
+            _run([SYSTEMCTL, "enable", sock])
+            self.changed.append(f"enabled {sock}")
+        # Not started here: the service's next start (a deploy's restart) starts it first,
+        # once a service that binds the port itself has let it go.
+        if self.socket_moved and run([SYSTEMCTL, "is-active", sock]).stdout.strip() == "active":
+            # a listening socket keeps its address until restarted; the service, which
+            # requires it, is restarted with it and takes the new one
+            _run([SYSTEMCTL, "restart", sock])
+            self.changed.append(f"restarted {sock} and {unit_stem(unit)}.service on {self.config.socket}")
 
 
 def _run(argv: List[str]) -> None:
     run(argv, timeout=120, check=True)
+
+
+def _ours(path: Path) -> bool:
+    """A unit file that is not there, or one deployer wrote."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return True
+    return any(m in text for m in UNIT_MARKERS)

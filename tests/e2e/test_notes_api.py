@@ -10,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deployer.builder import build_release
-from deployer.config import load_config
-from tests.conftest import git, make_notes_repo
+from tests.conftest import make_notes_repo
 from tests.e2e.conftest import Deployer, sh
-from tests.staging.guest import deploy_env, host_setup
+from tests.staging.guest import RequestLoop, deploy_env, host_setup
 
-GUEST = 6  # this file's guests: the redeploy story on 6, init's first try on 7
+GUEST = 6  # this file's guests: the redeploy story on 6, init's first try on 7,
 FIRST_TRY_GUEST = 7
+SOCKET_GUEST = 12  # requests sent while it restarts on 12
 APP = "notes_api"
 BASE = f"/opt/{APP}"
 URL = "http://127.0.0.1:8000"  # what init guessed from the code (PORT defaults to 8000)
@@ -62,33 +61,11 @@ class NotesDeployer(Deployer):
         )
 
 
-def build_v2(repo: Path, work: Path):
-    """A code change as a new commit: the version it reports, and one more field."""
-    clone = work / "repo-v2"
-    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
-    init = clone / "notes_api" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "1.0.0"', '__version__ = "1.1.0"'))
-    app = clone / "notes_api" / "app.py"
-    old = '{"status": "ok", "version": version, "notes": store.count()}'
-    assert old in app.read_text()
-    app.write_text(
-        app.read_text().replace(
-            old, '{"status": "ok", "version": version, "notes": store.count(), "v2": True}'
-        )
-    )
-    git(clone, "commit", "-qam", "report 1.1.0", date="2026-11-26T11:00:00Z")
-    return build_release(
-        load_config(clone / "deploy.toml", environ={}), clone / "deploy.toml", work / "dist-v2"
-    )
-
-
-def test_notes_survive_deploy_redeploy_and_rollback(staging_host_factory, tmp_path):
+def test_notes_survive_deploy_redeploy_and_rollback(staging_host_factory, notes_builds, tmp_path):
     """Deploy, write notes, redeploy a new commit, write more, roll back: after every
     step the notes written before are there and /health reports the release's version."""
     guest = staging_host_factory(GUEST)
-    repo = make_notes_repo(tmp_path / "notes-repo")
-    v1 = build_release(load_config(repo / "deploy.toml", environ={}), repo / "deploy.toml", tmp_path / "dist")
-    v2 = build_v2(repo, tmp_path)
+    repo, v1, v2 = notes_builds["repo"], notes_builds["v1"], notes_builds["v2"]
     id1, id2 = v1.manifest["release_id"], v2.manifest["release_id"]
     assert id1 != id2 and v1.manifest["version"] != v2.manifest["version"]
     host_setup(guest, repo / "deploy.toml", authorized_key=authorize(guest))
@@ -165,3 +142,50 @@ def test_init_on_notes_api_deploys_on_the_first_try(staging_host_factory, tmp_pa
     assert curl(guest, "/notes", {"text": "hello"})["text"] == "hello"
     # with no DATA_DIR the notes land in the release's data/, the shared folder
     sh(guest, "test", "-s", f"{BASE}/shared/data/notes.sqlite3")
+
+
+def test_requests_sent_while_the_socket_activated_service_restarts_are_answered(
+    staging_host_factory, notes_builds, tmp_path
+):
+    """[service] socket: systemd holds the listening socket across restarts, so a steady
+    loop of requests through a deploy and a rollback (two restarts) sees no refused or
+    failed request: the ones sent while the service restarts wait in the kernel's queue and
+    the new release answers them. Then the socket taken away again: the running service
+    keeps serving, and the next release binds its port itself."""
+    guest = staging_host_factory(SOCKET_GUEST)
+    repo, v1, v2 = notes_builds["repo"], notes_builds["v1"], notes_builds["v2"]
+    host_setup(guest, repo / "deploy.toml", authorized_key=authorize(guest))
+    assert "ListenStream=127.0.0.1:8000" in sh(guest, "cat", f"/etc/systemd/system/{APP}.socket")
+    requires = sh(guest, "systemctl", "show", "-p", "Requires", "-p", "After", "--value", APP)
+    assert f"{APP}.socket" in requires
+    cli = NotesDeployer(repo, guest, tmp_path / "cli")
+    cli("deploy", "--watch", "0", str(v1.path))
+    assert sh(guest, "systemctl", "is-active", f"{APP}.socket") == "active"
+    inv = sh(guest, "systemctl", "show", "-p", "InvocationID", "--value", APP)
+    started = sh(guest, "journalctl", "--no-pager", "-o", "cat", f"_SYSTEMD_INVOCATION_ID={inv}")
+    assert "listening on the socket systemd passed" in started
+
+    loop = RequestLoop(guest, f"{URL}/health").start()
+    try:
+        cli("deploy", "--watch", "0", str(v2.path))
+        cli("rollback")
+    finally:
+        rows = loop.stop()
+    failed = [r for r in rows if r[2] != 200]
+    assert not failed, f"{len(failed)} of {len(rows)} requests failed, first: {failed[:3]}"
+    versions = [r[3] for r in rows]
+    assert "1.1.0" in versions and versions[0] == versions[-1] == "1.0.0"
+    waited = max(r[1] for r in rows)
+    assert waited > 0.1, "some request was sent while the service restarted, and waited for the new one"
+
+    # without [service] socket: setup takes the socket away; nothing is refused meanwhile
+    plain = tmp_path / "plain.toml"
+    plain.write_text((repo / "deploy.toml").read_text().replace('socket = "127.0.0.1:8000"\n', ""))
+    changed = host_setup(guest, plain)
+    assert any("removed notes_api.socket" in str(e.get("detail")) for e in changed)
+    guest.exec(["test", "!", "-e", f"/etc/systemd/system/{APP}.socket"])
+    assert curl(guest, "/health")["version"] == "1.0.0", "the running service keeps its socket"
+    cli.config.write_text(cli.config.read_text().replace('socket = "127.0.0.1:8000"\n', ""))
+    cli("deploy", "--watch", "0", str(v2.path))
+    assert curl(guest, "/health")["version"] == "1.1.0", "the next release binds the port itself"
+    assert sh(guest, "systemctl", "is-active", f"{APP}.socket", check=False) != "active"

@@ -53,3 +53,44 @@ def deploy_env(staging, extra: dict | None = None) -> dict:
         "DEPLOYER_KNOWN_HOSTS_FILE": staging.known_hosts_path,
         **(extra or {}),
     }
+
+
+class RequestLoop:
+    """``request_loop.py`` running inside a guest while something else happens (a deploy):
+    ``start()``, then ``stop()`` returns its rows (see request_loop.py)."""
+
+    SCRIPT = "/root/request_loop.py"
+    STOP = "/run/request-loop.stop"
+
+    def __init__(self, staging, url: str, every: float = 0.02):
+        self.staging, self.url, self.every = staging, url, every
+        self._out: dict = {}
+        self._thread = None
+
+    def start(self) -> RequestLoop:
+        import threading
+
+        self.staging.push(self.SCRIPT, Path(__file__).with_name("request_loop.py").read_bytes())
+        self.staging.exec(["rm", "-f", self.STOP])
+        argv = ["python3", self.SCRIPT, self.url, "--every", str(self.every), "--until", self.STOP]
+
+        def run() -> None:
+            try:
+                self._out["proc"] = self.staging.exec(argv, check=False, timeout=900)
+            except Exception as e:  # handed to stop()
+                self._out["error"] = e
+
+        self._thread = threading.Thread(target=run, daemon=True, name="request-loop")
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[list]:
+        self.staging.exec(["touch", self.STOP])
+        assert self._thread is not None
+        self._thread.join(timeout=60)
+        if "error" in self._out:
+            raise self._out["error"]
+        proc = self._out.get("proc")
+        if proc is None or proc.returncode != 0:
+            raise RuntimeError(f"request loop failed: {getattr(proc, 'stderr', 'still running')}")
+        return json.loads(proc.stdout)

@@ -271,6 +271,35 @@ def test_service_type_is_notify_only_when_the_code_speaks_sd_notify(init, tmp_pa
         assert "no sd_notify, NOTIFY_SOCKET, systemd.daemon.notify or sdnotify" in line
 
 
+@pytest.mark.parametrize(
+    "code, socket",
+    [
+        (
+            "import os, socket\nif os.environ.get('LISTEN_FDS') == '1':\n    s = socket.socket(fileno=3)\n",
+            True,
+        ),
+        ("from systemd.daemon import listen_fds\nfds = listen_fds()\n", True),
+        ("import socket\ns = socket.create_server(('127.0.0.1', 8000))\n", False),
+        ('"""It could take its socket from LISTEN_FDS one day."""\n', False),  # prose is no code
+    ],
+    ids=["LISTEN_FDS", "systemd.daemon.listen_fds", "binds itself", "prose"],
+)
+def test_socket_activation_only_when_the_code_takes_its_socket_from_systemd(init, tmp_path, code, socket):
+    port = "import os\nPORT = int(os.environ.get('PORT', '8000'))\n"
+    repo = project(tmp_path, {"svc/main.py": code, "svc/settings.py": port})
+    proc = init(repo, "--owner", "acme")
+    line = guessed(proc)["[service] socket"]
+    config = load_config(repo / "deploy.toml", environ={})
+    if socket:
+        assert config.service.socket == "127.0.0.1:8000"
+        assert line.startswith('[service] socket = "127.0.0.1:8000": svc/main.py takes its listening socket')
+        assert "svc/settings.py reads PORT (default 8000)" in line
+    else:
+        assert config.service.socket is None
+        assert '# socket = "127.0.0.1:8000"' in (repo / "deploy.toml").read_text(), "offered, commented out"
+        assert line.startswith("no [service] socket: nothing in its code takes a socket from systemd")
+
+
 def test_expect_version_only_when_the_service_reports_the_version_deployer_builds(init, tmp_path):
     reads = "from importlib.metadata import version\n__version__ = version('svc')\n"
     repo = project(tmp_path / "a", {"svc/__init__.py": reads})
@@ -391,6 +420,7 @@ def test_init_prints_one_line_per_guess(init, tmp_path):
         "[env] public",
         "[health] expect_version",
         "[health] http_url",
+        "[service] socket",
         "[service] type",
         "[smoke] command",
     ]

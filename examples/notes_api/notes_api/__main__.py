@@ -61,15 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from .app import make_app
+    from .listen import Server, systemd_socket
 
-    print(f"notes_api {__version__}: notes in {settings.database}", flush=True)
-    uvicorn.run(
+    sock = systemd_socket()
+    where = (
+        f"the socket systemd passed ({sock.getsockname()})" if sock else f"{settings.host}:{settings.port}"
+    )
+    print(f"notes_api {__version__}: notes in {settings.database}, listening on {where}", flush=True)
+    config = uvicorn.Config(
         make_app(store, __version__),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.log_level in ("debug", "trace"),
     )
+    Server(config).run(sockets=[sock] if sock else None)
     return EXIT_OK
 
 

@@ -26,6 +26,7 @@ OWN_MODULES = (
     "notes_api.settings",
     "notes_api.store",
     "notes_api.app",
+    "notes_api.listen",
     "notes_api.selfcheck",
     "notes_api.__main__",
 )
