@@ -261,6 +261,20 @@ setup_network() {
   ip -n "$NETNS" link set "$VETH_G" up
 }
 
+# Every guest's systemd, journald, udevd and logind take inotify instances of root's on
+# the host (no user namespace): the kernel's default of 128 lasts for about 15 guests, and
+# a guest past it dies at boot ("Failed to allocate manager object: Too many open files").
+INOTIFY_INSTANCES=8192
+
+raise_inotify_limit() {
+  local now
+  now=$(cat /proc/sys/fs/inotify/max_user_instances)
+  if ((now < INOTIFY_INSTANCES)); then
+    echo "$INOTIFY_INSTANCES" >/proc/sys/fs/inotify/max_user_instances
+    log "fs.inotify.max_user_instances: $now -> $INOTIFY_INSTANCES (one guest takes about 7)"
+  fi
+}
+
 up() {
   [[ -f $ROOTFS/.built ]] || build
   ensure_host_tools
@@ -268,6 +282,7 @@ up() {
   if nspawn_pid >/dev/null; then log "ERROR: guest $IDX is already up; run down first"; exit 3; fi
   down_quiet
   trap '[[ -n ${UP_DONE:-} ]] || { log "up failed: cleaning up"; down_quiet; }' EXIT
+  raise_inotify_limit
   local t0 M=$RUN/merged
   t0=$(now)
   mkdir -p "$RUN"/{upper,work,merged}
