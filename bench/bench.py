@@ -22,7 +22,7 @@ is down: the time to every host healthy and gated with 1, 4 and 8 hosts, watch 1
 
 "To healthy" is the time from the start of the command (the `deployer` process, or the
 baseline's first `scp`) to the moment `/health` answers the new version: taken from the
-engine's `healthy` event, and independently from a 50 ms probe inside the guest's
+engine's `healthy` event, and independently from a 20 ms probe inside the guest's
 network namespace. The watch window is excluded (`--watch 0`); it is shown once apart.
 Bytes are the machine-side veth counters: everything sent, SSH included.
 

@@ -261,9 +261,7 @@ class Pipeline:
             record = session.call(Command.ACTIVATE, release=h.release, env=plan.env)
             h.result, h.healthy_s, h.gate_s = Result.SUCCESS, record.get("healthy_s"), record.get("gate_s")
         except HealthError as e:
-            failed_too = isinstance(e, RevertFailedError)
-            h.result = Result.REVERT_FAILED if failed_too else Result.REVERTED
-            h.detail = self.reporter.redactor(str(e))
+            self._reverted(h, e)
         except RemoteError as e:
             if not session.switched:
                 h.result, h.detail = Result.FAILED, self.reporter.redactor(str(e))
@@ -279,6 +277,11 @@ class Pipeline:
             return False
         run.activated = True
         return h.result == Result.SUCCESS
+
+    def _reverted(self, h: HostResult, e: HealthError) -> None:
+        """The gate failed: the engine switched back (or could not: ``RevertFailedError``)."""
+        h.result = Result.REVERT_FAILED if isinstance(e, RevertFailedError) else Result.REVERTED
+        h.detail = self.reporter.redactor(str(e))
 
     def _tidy(self, runs: list[HostRun], prune: bool = True) -> None:
         """After every wave, on each host an activation ended on (in parallel, off the
@@ -360,9 +363,7 @@ class Pipeline:
         try:
             record = session.call(Command.ROLLBACK, to=to)
         except HealthError as e:
-            failed_too = isinstance(e, RevertFailedError)
-            h.result = Result.REVERT_FAILED if failed_too else Result.REVERTED
-            h.detail = self.reporter.redactor(str(e))
+            self._reverted(h, e)
             return False
         except DeployerError as e:
             h.result, h.detail, h.exit_code = Result.FAILED, self.reporter.redactor(str(e)), e.exit_code
