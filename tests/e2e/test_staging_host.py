@@ -184,7 +184,7 @@ def test_down_leaves_nothing_behind(staging_host, staging_host_factory):
 
     assert not Path(f"/run/netns/{machine}").exists()
     assert not Path(f"/sys/class/net/{host.veth}").exists()
-    assert str(run_dir) not in Path("/proc/self/mountinfo").read_text()
+    assert f"{run_dir}/" not in Path("/proc/self/mountinfo").read_text()  # run3/, not run36/
     cgroup = f"deployer-staging-{index}"
     assert not Path("/sys/fs/cgroup", cgroup).exists()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{cgroup}"))
