@@ -131,6 +131,12 @@ def _dep_line(mark: str, dep: dict) -> str:
     return f"  {mark} {dep['name']} {dep['version']} ({_short(dep['sha256'])})"
 
 
+def _counts(title: str, part: dict) -> str:
+    return (
+        f"{title}: {len(part['added'])} added, {len(part['removed'])} removed, {len(part['changed'])} changed"
+    )
+
+
 def render(d: dict) -> str:
     """The diff as text for a person."""
     a, b = d["from"], d["to"]
@@ -141,18 +147,12 @@ def render(d: dict) -> str:
         lines.append(f"format: {a['format']} -> {b['format']}")
     files = d["app_files"]
     if any(files.values()):
-        lines.append(
-            f"{b['app']} files: {len(files['added'])} added, {len(files['removed'])} removed, "
-            f"{len(files['changed'])} changed"
-        )
+        lines.append(_counts(f"{b['app']} files", files))
         for mark, part in (("+", "added"), ("-", "removed"), ("~", "changed")):
             lines += [f"  {mark} {p}" for p in files[part]]
     deps = d["dependencies"]
     if any(deps.values()):
-        lines.append(
-            f"dependencies: {len(deps['added'])} added, {len(deps['removed'])} removed, "
-            f"{len(deps['changed'])} changed"
-        )
+        lines.append(_counts("dependencies", deps))
         lines += [_dep_line("+", x) for x in deps["added"]]
         lines += [_dep_line("-", x) for x in deps["removed"]]
         for c in deps["changed"]:
@@ -173,10 +173,7 @@ def render(d: dict) -> str:
             lines += [f"  {mark} {p['file']} in {p['wheel']} ({_short(p['sha256'])})" for p in pth[part]]
     templates = d["templates"]
     if any(templates.values()):
-        lines.append(
-            f"templates: {len(templates['added'])} added, {len(templates['removed'])} removed, "
-            f"{len(templates['changed'])} changed"
-        )
+        lines.append(_counts("templates", templates))
         lines += [f"  + {t}" for t in templates["added"]] + [f"  - {t}" for t in templates["removed"]]
         for name, text in templates["changed"].items():
             lines.append(f"  ~ {name}")

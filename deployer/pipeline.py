@@ -183,11 +183,7 @@ class Pipeline:
             finally:
                 for r in runs:
                     r.close()
-        for r in runs:
-            r.settle()
-        summary.hosts = [r.result for r in runs]
-        summary.seconds = time.monotonic() - started
-        return summary
+        return self._settled(summary, runs, started)
 
     def _stage_all(self, plan: Plan, runs: list[HostRun]) -> None:
         def guarded(run: HostRun) -> None:
@@ -350,6 +346,11 @@ class Pipeline:
         finally:
             for r in runs:
                 r.close()
+        return self._settled(summary, runs, started)
+
+    @staticmethod
+    def _settled(summary: Summary, runs: list[HostRun], started: float) -> Summary:
+        """The run's summary once every host's part is over: each host's release named."""
         for r in runs:
             r.settle()
         summary.hosts = [r.result for r in runs]

@@ -20,25 +20,13 @@ from deployer.builder.manifest import provenance
 from deployer.builder.source import Commit
 from deployer.errors import ArtifactError, SignatureError, UsageError
 from deployer.host.artifact import iter_verified, read_signed, verify_artifact
-from deployer.host.contract import SIGNATURE_MEMBER, SIGNATURE_NAMESPACE, HostConfig, allowed_signers_path
+from deployer.host.contract import SIGNATURE_MEMBER, SIGNATURE_NAMESPACE, allowed_signers_path
 from deployer.host.engine import Engine
 from deployer.host.events import Events
 from deployer.host.rootfiles import allowed_signers_text, signer_fingerprints
 from deployer.host.signature import Trust, built_by, check, host_trust, parse_public_key, parse_signature
 from tests.unit.test_artifact import make_artifact, rewrite
-
-CONFIG = HostConfig.from_dict(
-    {
-        "app": "svc",
-        "module": "svc",
-        "unit": "svc",
-        "user": "svc",
-        "base_path": "/opt/svc",
-        "interpreter": "/usr/bin/python3",
-        "smoke": {"command": ["{python}", "-c", "1"]},
-    }
-)
-
+from tests.unit.test_host_setup import CONFIG
 
 ED25519_BLOB = base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(32)).decode()
 
