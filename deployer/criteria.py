@@ -27,7 +27,9 @@ Criteria (a share meets its threshold when share >= threshold, in exact integers
 - SC-002: healthy within 60 s in >= 95% of deploys (a deploy that never became healthy
   did not pass within 60 s).
 - SC-003: rollbacks restoring health within 300 s in >= 95% of rollbacks.
-- SC-005: deploy success rate >= 98%.
+- SC-005: deploy success rate on main >= 98%: the deploys of releases built from the
+  main branch (the record's ``branch``, see ``host/state.py: built_from``); a hotfix
+  branch, a tag checked out by itself or an unknown branch is in the other numbers only.
 
 A criterion with nothing to measure in the period is ``no-data``: neither met nor missed.
 """
@@ -62,7 +64,7 @@ class Criterion:
 CRITERIA = (
     Criterion("SC-002", "healthy within 60 s in >= 95% of deploys", 95, 60.0),
     Criterion("SC-003", "rollback restores health within 5 min in >= 95% of rollbacks", 95, 300.0),
-    Criterion("SC-005", "deploy success rate >= 98%", 98),  # no time limit
+    Criterion("SC-005", "deploy success rate on {branch} >= 98%", 98),  # no time limit
 )
 SC002, SC003, SC005 = CRITERIA
 
@@ -76,6 +78,7 @@ class Deploy:
     healthy_s: float | None = None
     switched: datetime | None = None  # the live record's time
     commit_time: datetime | None = None
+    branch: str | None = None  # the branch the release was built from, when known
 
     @property
     def ok(self) -> bool:
@@ -151,7 +154,16 @@ def read_host(host: str, records: list[dict], since: datetime | None = None) -> 
         if action in DEPLOY_ACTIONS and result in VERDICTS or action == "stage" and result == "failed":
             if in_period:
                 log.deploys.append(
-                    Deploy(host, t, result, r.get("to"), _num(r.get("healthy_s")), switched, _commit_time(r))
+                    Deploy(
+                        host,
+                        t,
+                        result,
+                        r.get("to"),
+                        _num(r.get("healthy_s")),
+                        switched,
+                        _commit_time(r),
+                        r.get("branch") if isinstance(r.get("branch"), str) else None,
+                    )
                 )
                 if result in ("reverted", "revert-failed"):
                     seconds = (t - switched).total_seconds() if switched else None
@@ -210,11 +222,11 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _verdict(c: Criterion, part: int, whole: int) -> dict:
+def _verdict(c: Criterion, part: int, whole: int, **title) -> dict:
     status = NO_DATA if whole == 0 else MET if part * 100 >= c.percent * whole else MISSED
     return {
         "id": c.id,
-        "title": c.title,
+        "title": c.title.format(**title),
         "threshold": c.percent / 100,
         "count": part,
         "of": whole,
@@ -223,9 +235,12 @@ def _verdict(c: Criterion, part: int, whole: int) -> dict:
     }
 
 
-def measure(logs: list[HostLog]) -> dict:
-    """The numbers and the criteria over ``logs`` (one host's, or every host's)."""
+def measure(logs: list[HostLog], branch: str = "main") -> dict:
+    """The numbers and the criteria over ``logs`` (one host's, or every host's); SC-005
+    over the deploys built from ``branch``."""
     deploys = [d for log in logs for d in log.deploys]
+    on_branch = [d for d in deploys if d.branch == branch]
+    on_branch_ok = sum(1 for d in on_branch if d.ok)
     rollbacks = [r for log in logs for r in log.rollbacks]
     outcomes: dict[str, int] = {}
     for d in deploys:
@@ -240,7 +255,7 @@ def measure(logs: list[HostLog]) -> dict:
     criteria = [
         _verdict(SC002, within, len(deploys)),
         _verdict(SC003, restored_in_time, len(rollbacks)),
-        _verdict(SC005, ok, len(deploys)),
+        _verdict(SC005, on_branch_ok, len(on_branch), branch=branch),
     ]
     return {
         "deploys": len(deploys),
@@ -248,6 +263,12 @@ def measure(logs: list[HostLog]) -> dict:
         "success": ok,
         "success_rate": _share(ok, len(deploys)),
         "change_failure_rate": _share(failed, len(deploys)),
+        "on_branch": {
+            "branch": branch,
+            "deploys": len(on_branch),
+            "success": on_branch_ok,
+            "success_rate": _share(on_branch_ok, len(on_branch)),
+        },
         "unfinished": sum(log.unfinished for log in logs),
         "time_to_healthy": _dist(healthy),
         "healthy_within_60s": _share(within, len(deploys)),

@@ -11,18 +11,19 @@ from deployer.criteria import MET, MISSED, NO_DATA, measure, per_day, read_host
 class Report:
     """The period's report over every host (``data`` is what ``--json`` prints)."""
 
-    def __init__(self, records: dict[str, list[dict]], now: datetime, days: int):
+    def __init__(self, records: dict[str, list[dict]], now: datetime, days: int, branch: str = "main"):
         if days < 1:
             raise ValueError("days must be at least 1")
         self.now, self.days = now, days
         self.since = now - timedelta(days=days)
         self.logs = [read_host(host, recs, self.since) for host, recs in records.items()]
-        overall = measure(self.logs)
+        overall = measure(self.logs, branch)
         self.data = {
             "since": _stamp(self.since),
             "until": _stamp(now),
             "days": days,
-            "hosts": {log.host: measure([log]) for log in self.logs},
+            "branch": branch,
+            "hosts": {log.host: measure([log], branch) for log in self.logs},
             "overall": overall,
             "criteria": overall["criteria"],
             "per_day": per_day(self.logs, self.since, now),
@@ -96,9 +97,11 @@ class Report:
 
 def summary_line(m: dict) -> str:
     th, rb, tr, lt = m["time_to_healthy"], m["rollbacks"], m["time_to_restore"], m["lead_time"]
+    ob = m["on_branch"]
     parts = [
         f"{m['deploys']} deploys, {m['success']} succeeded ({_pct(m['success_rate'])}), "
         f"change failure rate {_pct(m['change_failure_rate'])}",
+        f"{ob['deploys']} from {ob['branch']}, {ob['success']} succeeded",
         f"healthy median {_dur(th['median_s'])} p95 {_dur(th['p95_s'])}, "
         f"{_pct(m['healthy_within_60s'])} within 60 s",
         f"{rb['count']} rollbacks ({rb['automatic']} automatic), {rb['restored']} restored health, "

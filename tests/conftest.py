@@ -250,11 +250,13 @@ def _supply_chain(repo: Path) -> None:
     git(repo, "add", "-A")
 
 
-def build_variant(service_repo: Path, name: str, work: Path):
+def build_variant(service_repo: Path, name: str, work: Path, branch: str | None = None):
     """Clone the service repo, apply one edit (or the supply-chain changes) as a new
-    commit, build it."""
+    commit (on ``branch`` when given, else on main), build it."""
     repo = work / f"repo-{name}"
     subprocess.run(["git", "clone", "-q", str(service_repo), str(repo)], check=True)
+    if branch:
+        git(repo, "checkout", "-q", "-b", branch)
     if name == "supply":
         _supply_chain(repo)
     else:

@@ -24,15 +24,24 @@ def parse_days(text: str) -> int:
 @click.command()
 @click.option("--days", default="30", show_default=True, metavar="N", help="The period: the last N days.")
 @click.option("--markdown", is_flag=True, help="Markdown for a GitHub job summary, with Mermaid charts.")
+@click.option(
+    "--branch",
+    default="main",
+    show_default=True,
+    metavar="NAME",
+    help="SC-005 counts the deploys of releases built from this branch.",
+)
 @host_option
 @pass_ctx
-def report(obj: Context, days: str, markdown: bool, hosts) -> None:
+def report(obj: Context, days: str, markdown: bool, branch: str, hosts) -> None:
     """Deploys, success rate, time to healthy, rollbacks, restore and lead time; each
     criterion met or missed (exit 1 when one is missed). ``--json``: the numbers as one object."""
     from deployer.commands.common import local_engine
     from deployer.scorecard import Report
 
     n = parse_days(days)
+    if not branch.strip():
+        raise UsageError("--branch: a branch name, e.g. main")
     if markdown and obj.reporter.mode == "json":
         raise UsageError("--json or --markdown, not both")
     now = datetime.now(UTC)
@@ -48,7 +57,7 @@ def report(obj: Context, days: str, markdown: bool, hosts) -> None:
         records[label] = [
             e["record"] for e in events if e.get("step") == "history" and isinstance(e.get("record"), dict)
         ]
-    result = Report(records, now, n)
+    result = Report(records, now, n, branch)
     payload = {**result.data, "errors": errors}
     if markdown:
         text = result.markdown() + "".join(f"\n**{h}**: not read: {msg}\n" for h, msg in errors.items())

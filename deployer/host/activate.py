@@ -14,7 +14,15 @@ from deployer.host.events import Events
 from deployer.host.health import HealthCheck
 from deployer.host.layout import Layout
 from deployer.host.service import Service
-from deployer.host.state import History, fsync_dir, get_state, release_manifest, set_state, write_atomic
+from deployer.host.state import (
+    History,
+    built_from,
+    fsync_dir,
+    get_state,
+    release_manifest,
+    set_state,
+    write_atomic,
+)
 
 
 def switch_current(layout: Layout, rid: Optional[str]) -> None:
@@ -97,6 +105,7 @@ class Activation:
             "to": rid,
             "version": manifest.get("version"),
             "commit_time": git.get("commit_time"),  # lead time, commit to live
+            "branch": built_from(manifest),  # SC-005 counts the deploys of main
         }
         self._prepare_env(rel, env, prev_env_sha)
         self._switch(rid)

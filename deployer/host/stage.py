@@ -17,7 +17,7 @@ from deployer.host.artifact import read_manifest
 from deployer.host.contract import ACTIVATABLE, HostConfig, Outcome, State, Status, Step
 from deployer.host.events import Events
 from deployer.host.layout import Layout
-from deployer.host.state import History, get_state, release_manifest, set_state
+from deployer.host.state import History, built_from, get_state, release_manifest, set_state
 from deployer.host.unpack import unpack
 
 
@@ -155,6 +155,7 @@ class Staging:
                 "to": manifest["release_id"],
                 "result": Outcome.FAILED,
                 "version": manifest["version"],
+                "branch": built_from(manifest),
                 "reason": "install or smoke test",
             }
         )

@@ -70,6 +70,28 @@ def release_manifest(release_dir: Path) -> dict:
         return {}
 
 
+def built_from(manifest: dict) -> str | None:
+    """The branch a release was built from, or None when it is not known.
+
+    The build's own checkout when it was on a branch (``git.ref``); else the CI run's ref
+    (``provenance.ref``, ``refs/heads/<branch>``) when the run built its own commit. A
+    checkout of another commit (a manual deploy of a tag or of another branch's sha) has
+    no branch: the run's ref is then where the workflow ran, not what it built."""
+    git, prov = _table(manifest, "git"), _table(manifest, "provenance")
+    ref, sha = git.get("ref"), git.get("sha")
+    if isinstance(ref, str) and ref:
+        return ref
+    run_ref = prov.get("ref")
+    if isinstance(run_ref, str) and run_ref.startswith("refs/heads/") and sha and prov.get("commit") == sha:
+        return run_ref[len("refs/heads/") :]
+    return None
+
+
+def _table(doc: dict, key: str) -> dict:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 class History:
     """Append-only JSON lines: one per deploy, rollback or install attempt."""
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from deployer.criteria import percentile, read_host
+from deployer.host.state import built_from
 from deployer.scorecard import Report
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -36,12 +37,18 @@ class Log:
         self.records.append({"time": stamp(self.t), "actor": "ci", "run_url": None, **r})
 
     def deploy(
-        self, healthy: float = 2.0, result: str = "success", action: str = "deploy", gap: float = 3600
+        self,
+        healthy: float = 2.0,
+        result: str = "success",
+        action: str = "deploy",
+        gap: float = 3600,
+        branch: str | None = "main",
     ):
         """A switch, ``healthy`` seconds to healthy, a 60 s watch window; or a failed gate."""
         rid = self._rid()
         commit = stamp(self.t - timedelta(hours=2))
         base = {"action": "deploy", "from": "prev", "to": rid, "version": "1.0", "commit_time": commit}
+        base["branch"] = branch
         self._add(**base, result="live")
         if result == "success":
             self.t += timedelta(seconds=1 + healthy + 60)  # restart, healthy, watch
@@ -52,9 +59,14 @@ class Log:
         self.t += timedelta(seconds=gap)
         return rid
 
-    def failed_stage(self, gap: float = 3600) -> None:
+    def failed_stage(self, gap: float = 3600, branch: str | None = "main") -> None:
         self._add(
-            action="stage", to=self._rid(), result="failed", version="1.0", reason="install or smoke test"
+            action="stage",
+            to=self._rid(),
+            result="failed",
+            version="1.0",
+            branch=branch,
+            reason="install or smoke test",
         )
         self.t += timedelta(seconds=gap)
 
@@ -71,8 +83,8 @@ class Log:
             self._add(**base, result=result)
         self.t += timedelta(seconds=gap)
 
-    def report(self, days: int = 30) -> Report:
-        return Report({"prod-1": self.records}, NOW, days)
+    def report(self, days: int = 30, branch: str = "main") -> Report:
+        return Report({"prod-1": self.records}, NOW, days, branch)
 
 
 def status(report: Report) -> dict:
@@ -104,10 +116,35 @@ def test_sc005_success_rate_at_and_around_98_percent(good, bad, expect):
     assert o["change_failure_rate"] == round(bad / (good + bad), 4)
     assert status(r)["SC-005"] == expect
     assert line(r, "SC-005") == (
-        f"SC-005 {expect:<7} deploy success rate >= 98%: {good}/{good + bad} "
+        f"SC-005 {expect:<7} deploy success rate on main >= 98%: {good}/{good + bad} "
         f"({good / (good + bad) * 100:.1f}%)"
     )
     assert r.exit_code == (0 if all(s != "missed" for s in status(r).values()) else 1)
+
+
+def test_sc005_counts_only_the_deploys_built_from_main():
+    """49 good deploys of main, then failures of a hotfix branch, of a tag checked out by
+    itself (no branch) and of an old engine's records (no field): SC-005 stays met at 49/49,
+    while the success and change failure rates count all 53 deploys."""
+    log = Log()
+    for _ in range(49):
+        log.deploy(gap=7200)
+    log.deploy(result="reverted", branch="hotfix/login")
+    log.failed_stage(branch="hotfix/login")
+    log.deploy(result="revert-failed", branch=None)
+    log.deploy(result="reverted")
+    del log.records[-1]["branch"], log.records[-2]["branch"]  # written before records had one
+    r = log.report()
+    o = r.data["overall"]
+    assert o["deploys"] == 53 and o["success"] == 49 and o["change_failure_rate"] == round(4 / 53, 4)
+    assert o["on_branch"] == {"branch": "main", "deploys": 49, "success": 49, "success_rate": 1.0}
+    assert status(r)["SC-005"] == "met"
+    assert line(r, "SC-005") == "SC-005 met     deploy success rate on main >= 98%: 49/49 (100.0%)"
+    assert "49 from main, 49 succeeded" in r.text()
+    # the same log, asked about the hotfix branch: 0 of 2
+    h = log.report(branch="hotfix/login")
+    assert status(h)["SC-005"] == "missed" and h.exit_code == 1
+    assert line(h, "SC-005") == "SC-005 missed  deploy success rate on hotfix/login >= 98%: 0/2 (0.0%)"
 
 
 # ---------------------------------------------------------------------- SC-002
@@ -263,7 +300,7 @@ def test_markdown_is_a_job_summary_with_mermaid_charts():
     for i in range(20):
         log.deploy(result="reverted" if i == 3 else "success", gap=86400 * 1.4)
     md = log.report().markdown()
-    assert "| SC-005 | deploy success rate >= 98% | 19/20 (95.0%) | ❌ missed |" in md
+    assert "| SC-005 | deploy success rate on main >= 98% | 19/20 (95.0%) | ❌ missed |" in md
     assert (
         "| SC-003 | rollback restores health within 5 min in >= 95% of rollbacks | 1/1 (100.0%) | ✅ met |"
         in md
@@ -335,3 +372,27 @@ def test_engine_history_since_keeps_the_records_at_or_after_the_time():
     assert run(last=2) == times[-2:]
     with pytest.raises(UsageError, match="--since"):
         run(since="last week")
+
+
+SHA, OTHER = "a" * 40, "b" * 40
+
+
+@pytest.mark.parametrize(
+    ("git", "provenance", "branch"),
+    [
+        ({"sha": SHA, "ref": "main"}, {"ref": None, "commit": SHA}, "main"),  # a local build on main
+        ({"sha": SHA, "ref": None}, {"ref": "refs/heads/main", "commit": SHA}, "main"),  # CI, sha checkout
+        (
+            {"sha": SHA, "ref": None},
+            {"ref": "refs/heads/main", "commit": OTHER},
+            None,
+        ),  # dispatched from main
+        ({"sha": SHA, "ref": None}, {"ref": "refs/tags/v1.0", "commit": SHA}, None),  # a tag's run
+        ({"sha": SHA, "ref": "hotfix/x"}, {"ref": "refs/heads/main", "commit": OTHER}, "hotfix/x"),
+        ({"sha": SHA, "ref": None}, None, None),  # no provenance (an older artifact)
+        (None, {"ref": "refs/heads/main", "commit": None}, None),
+        ("garbage", ["x"], None),
+    ],
+)
+def test_the_branch_a_release_was_built_from(git, provenance, branch):
+    assert built_from({"git": git, "provenance": provenance}) == branch
