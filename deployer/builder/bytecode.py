@@ -28,6 +28,8 @@ from deployer.config import Platform
 from deployer.errors import ArtifactError, BuildError
 from deployer.host.artifact import check_member_name
 
+#: in the cache key: layers compiled before it named their sources by position (not by content)
+LAYER_FORMAT = "v2"
 # wheel directories whose files land in site-packages (both are site-packages in a venv)
 _SITE_DATA = ("purelib", "platlib")
 
@@ -75,8 +77,9 @@ def build_layers(
     tag, magic = interpreter_tag(python)
     cache.mkdir(parents=True, exist_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
-    cached = {w: cache / f"{sha256_file(w)}-{tag}.zip" for w in wheels}
-    todo = [w for w, layer in cached.items() if not layer.is_file()]
+    digests = {w: sha256_file(w) for w in wheels}
+    cached = {w: cache / f"{digests[w]}-{tag}-{LAYER_FORMAT}.zip" for w in wheels}
+    todo = {w: digests[w] for w, layer in cached.items() if not layer.is_file()}
     if todo:
         _compile_into_cache(todo, cached, python, tag)
     layers = {}
@@ -86,14 +89,17 @@ def build_layers(
     return layers, {"tag": tag, "magic": magic}
 
 
-def _compile_into_cache(wheels: list[Path], cached: dict[Path, Path], python: str, tag: str) -> None:
+def _compile_into_cache(wheels: dict[Path, str], cached: dict[Path, Path], python: str, tag: str) -> None:
+    """Compile ``wheels`` (path -> sha256), each into its cache entry."""
     with tempfile.TemporaryDirectory(prefix="deployer-bytecode-") as tmp:
         work = Path(tmp)
-        sources = {w: _extract_sources(w, work / str(i)) for i, w in enumerate(wheels)}
-        # relative paths (cwd=work): no temporary path ends up in the bytecode, so the
-        # same wheel gives the same bytes; Python names the real source when it loads it
+        roots = {w: digest[:16] for w, digest in wheels.items()}
+        sources = {w: _extract_sources(w, work / roots[w]) for w in wheels}
+        # relative paths named by the wheel's content (cwd=work): no temporary path, and
+        # nothing of which other wheels were compiled with it, ends up in the bytecode, so
+        # the same wheel gives the same bytes; Python names the real source when it loads it
         proc = subprocess.run(
-            [python, "-m", "compileall", "-q", "-j", "0", *[str(i) for i in range(len(wheels))]],
+            [python, "-m", "compileall", "-q", "-j", "0", *sorted(set(roots.values()))],
             cwd=work,
             capture_output=True,
             text=True,
@@ -101,8 +107,8 @@ def _compile_into_cache(wheels: list[Path], cached: dict[Path, Path], python: st
         )
         if proc.returncode not in (0, 1):  # 1: some file did not compile; Python will at import
             raise BuildError(f"byte-compiling the dependencies failed: {proc.stderr.strip()[-400:]}")
-        for i, wheel in enumerate(wheels):
-            root = work / str(i)
+        for wheel in wheels:
+            root = work / roots[wheel]
             entries = {}
             for rel in sources[wheel]:
                 src = root / rel

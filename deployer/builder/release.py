@@ -104,12 +104,13 @@ def build_release(
         step("app wheel", app_wheel.name)
 
         requirements = requirements_of(config, Path(config_path), src, pyproject)
+        as_of = _dependencies_epoch(config, src, commit)
         wheels_dir = work / "wheels"
-        pins, deps = _fetch_wheels(config, requirements, app_wheel, wheels_dir, work, commit.epoch, step)
+        pins, deps, cached = _fetch_wheels(config, requirements, app_wheel, wheels_dir, work, as_of, step)
         build_glibc = _build_glibc()
         _check_glibc(deps, config.target, build_glibc)
         _cooldown(config, wheels_dir, app_wheel.name, commit.epoch, step)
-        step("wheels", f"{len(deps) + 1} wheels, no sdists")
+        step("wheels", f"{len(deps) + 1} wheels, no sdists, {cached} of them from the cache")
         members = _members(config, Path(config_path), wheels_dir, work, commit.epoch, step)
 
         rid = manifest.release_id(commit.epoch, members.lock_text, members.wheel_hashes)
@@ -174,34 +175,47 @@ def _read_source(config: Config, src: Path, step: Step) -> tuple[source.Commit, 
     return commit, pyproject, files, version
 
 
+def _dependencies_epoch(config: Config, src: Path, commit: source.Commit) -> tuple[int, str]:
+    """The time the lock is resolved as of: the last commit that changed the dependencies."""
+    paths = ["pyproject.toml", *([config.app.requirements] if config.app.requirements else [])]
+    return source.dependencies_epoch(src, [p for p in paths if (src / p).exists()], commit)
+
+
 def _fetch_wheels(
     config: Config,
     requirements: list[str],
     app_wheel: Path,
     wheels_dir: Path,
     work: Path,
-    epoch: int,
+    as_of: tuple[int, str],
     step: Step,
-) -> tuple[list[wheelhouse.Pin], list[Path]]:
-    """Resolve the lock, fetch its wheels into ``wheels_dir`` and copy the app wheel there.
+) -> tuple[list[wheelhouse.Pin], list[Path], int]:
+    """Resolve the lock as of ``as_of`` (epoch, how it was found), fetch its wheels into
+    ``wheels_dir`` and copy the app wheel there; both come from the cache when it has them.
 
-    Returns the pins (with what asked for each) and the dependencies' wheels (for the
-    caller's glibc check).
+    Returns the pins (with what asked for each), the dependencies' wheels (for the
+    caller's glibc check) and how many of those the cache had.
     """
     target = config.target
-    pins = wheelhouse.resolve_lock(requirements, target, work, epoch)
+    pins, reused = wheelhouse.resolve_lock(requirements, target, work, as_of[0], cache_dir() / "locks")
     app_name = wheelhouse.normalize(config.app.name)
     if any(p.name == app_name for p in pins):
         raise BuildError(f"the service {config.app.name} is also listed as its own dependency")
     step(
         "lock",
-        f"{len(pins)} dependencies for Python {target.python_version} {target.platform} glibc {target.glibc}",
+        f"{len(pins)} dependencies for Python {target.python_version} {target.platform} "
+        f"glibc {target.glibc}, {as_of[1]}" + (" (cached)" if reused else ""),
     )
-    deps = wheelhouse.fetch_wheels(
-        pins, target, wheels_dir, cache_dir() / "built-wheels", config.artifact.build_python
+    deps, hits = wheelhouse.fetch_wheels(
+        pins,
+        target,
+        wheels_dir,
+        cache_dir() / "wheels",
+        cache_dir() / "built-wheels",
+        config.artifact.build_python,
     )
     shutil.copyfile(app_wheel, wheels_dir / app_wheel.name)
-    return pins, deps
+    return pins, deps, hits
 
 
 @dataclass(frozen=True)
@@ -237,7 +251,7 @@ def _members(
         paths[f"bytecode/{layer.name}"] = layer
     uv_name = None
     if config.artifact.ship_uv:
-        uv = wheelhouse.fetch_uv_wheel(config.target, work / "tools")
+        uv = wheelhouse.fetch_uv_wheel(config.target, work / "tools", cache_dir() / "wheels")
         uv_name = f"tools/{uv.name}"
         paths[uv_name] = uv
     pex_name = None

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deployer.errors import BuildError
@@ -55,6 +56,34 @@ def read_commit(source: Path) -> Commit:
     ref = _git(source, "rev-parse", "--abbrev-ref", "HEAD")
     dirty = bool(_git(source, "status", "--porcelain", "--untracked-files=no", "--", "."))
     return Commit(sha=sha, epoch=epoch, ref=None if ref == "HEAD" else ref, tag=tag, dirty=dirty)
+
+
+def dependencies_epoch(source: Path, paths: list[str], commit: Commit) -> tuple[int, str]:
+    """When the service's dependencies last changed, and how that was found.
+
+    The time of the last commit that touched ``paths`` (pyproject.toml and the
+    requirements file, relative to ``source``), never later than HEAD's. The lock is
+    resolved as of then: a code-only commit keeps the dependencies of the commit before it
+    (the lock is reused from the cache, by content), and every clone with the history
+    resolves the same lock. HEAD's own time when that cannot be known: uncommitted changes
+    to those files, a file git does not track, or a shallow clone that cuts the history."""
+    if _git(source, "status", "--porcelain", "--untracked-files=all", "--", *paths):
+        return commit.epoch, f"as of the commit: {', '.join(paths)} changed and not committed"
+    found = _git(source, "log", "-1", "--format=%H %ct", "HEAD", "--", *paths).split()
+    if len(found) != 2:
+        return commit.epoch, f"as of the commit: git does not track {', '.join(paths)}"
+    sha, epoch = found[0], int(found[1])
+    if _git(source, "rev-parse", "--is-shallow-repository") == "true" and sha in _shallow_roots(source):
+        return commit.epoch, "as of the commit: a shallow clone (fetch-depth: 0 keeps the lock)"
+    when = datetime.fromtimestamp(min(epoch, commit.epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return min(epoch, commit.epoch), f"as of {when}, {sha[:7]}: the last change to {', '.join(paths)}"
+
+
+def _shallow_roots(source: Path) -> set[str]:
+    try:
+        return set(Path(source, _git(source, "rev-parse", "--git-path", "shallow")).read_text().split())
+    except OSError:
+        return set()
 
 
 def origin_url(source: Path) -> str | None:

@@ -8,16 +8,21 @@ the target's Python version and cached, so the next build reuses the same bytes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deployer.builder.target import pip_target_args, uv_platform
+from packaging.utils import canonicalize_version
+
+from deployer.builder.target import abi_tag, pip_target_args, uv_platform
 from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
 from deployer.host.wheeltags import wheel_tags
@@ -91,14 +96,41 @@ def uv_bin() -> str:
         return found
 
 
-def resolve_lock(requirements: list[str], target: Platform, work: Path, as_of: int) -> list[Pin]:
-    """Pin every dependency for the target, as the index was at the commit time."""
+#: the environment uv reads its indexes from: part of what a cached lock was resolved against
+UV_INDEX_ENV = ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX_STRATEGY")
+
+
+def lock_key(requirements: list[str], target: Platform, exclude_newer: str, environ: dict) -> str:
+    """What a resolution depends on, hashed (pure): the same key resolves to the same pins."""
+    from importlib.metadata import version
+
+    facts = {
+        "requirements": requirements,
+        "python": target.python_version,
+        "platform": uv_platform(target),
+        "exclude_newer": exclude_newer,
+        "uv": version("uv"),
+        "index": {k: environ.get(k) for k in UV_INDEX_ENV},
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def resolve_lock(
+    requirements: list[str], target: Platform, work: Path, as_of: int, cache: Path | None = None
+) -> tuple[list[Pin], bool]:
+    """Pin every dependency for the target, as the index was at ``as_of``; the pins and
+    whether ``cache`` (a directory of locks by :func:`lock_key`) already had them."""
     req_in = work / "requirements.in"
     req_in.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
     if not requirements:
-        return []
-    out = work / "requirements.pins"
+        return [], False
     exclude_newer = datetime.fromtimestamp(as_of + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cached = (
+        cache / f"{lock_key(requirements, target, exclude_newer, dict(os.environ))}.pins" if cache else None
+    )
+    if cached is not None and cached.is_file():
+        return parse_pins(cached.read_text(encoding="utf-8")), True
+    out = work / "requirements.pins"
     proc = _run(
         [
             uv_bin(),
@@ -125,21 +157,47 @@ def resolve_lock(requirements: list[str], target: Platform, work: Path, as_of: i
             f"resolving the lock for Python {target.python_version} "
             f"{uv_platform(target)} failed: {_tail(proc.stderr)}"
         )
-    return parse_pins(out.read_text(encoding="utf-8"))
+    if cached is not None:
+        _keep(out, cached)
+    return parse_pins(out.read_text(encoding="utf-8")), False
+
+
+def wheel_cache(cache: Path, target: Platform) -> Path:
+    """The directory of wheels fetched for ``target``: one per pinned release, as pip chose it."""
+    return cache / f"{abi_tag(target)}-{target.platform}-glibc{target.glibc}"
 
 
 def fetch_wheels(
-    pins: list[Pin], target: Platform, dest: Path, built_cache: Path, build_python: str | None
-) -> list[Path]:
-    """Wheels for every pin, for the target; sdist-only pins are built (and cached)."""
+    pins: list[Pin],
+    target: Platform,
+    dest: Path,
+    cache: Path,
+    built_cache: Path | None,
+    build_python: str | None,
+) -> tuple[list[Path], int]:
+    """Wheels for every pin, for the target, into ``dest``; how many came from ``cache``.
+
+    A pin whose wheel the cache has (same name and version, fetched for the same target)
+    is linked from it without asking the index; the others are downloaded (sdist-only
+    ones built and cached in ``built_cache``; refused when it is None) and then kept in
+    the cache."""
     dest.mkdir(parents=True, exist_ok=True)
-    remaining = list(pins)
+    have = wheel_cache(cache, target)
+    cached = _cached_wheels(have)
+    keys = {p: (p.name, canonicalize_version(p.version)) for p in pins}
+    remaining = [p for p in pins if keys[p] not in cached]
+    hits = len(pins) - len(remaining)
+    for p in pins:
+        if keys[p] in cached:
+            _link(cached[keys[p]], dest)
+    fetched = dest.parent / f"fetch-{dest.name}"
+    fetched.mkdir(parents=True, exist_ok=True)
     built: list[Path] = []
     while remaining:
-        reqs = dest.parent / "pins.txt"
+        reqs = fetched / "pins.txt"
         reqs.write_text("".join(p.spec + "\n" for p in remaining), encoding="utf-8")
         proc = _run(
-            pip_download(target, dest, "-r", str(reqs)),
+            pip_download(target, fetched, "-r", str(reqs)),
             "downloading wheels",
         )
         if proc.returncode == 0:
@@ -148,11 +206,49 @@ def fetch_wheels(
         if not missing:
             raise BuildError(f"downloading wheels failed: {_tail(proc.stderr)}")
         pin = Pin(normalize(missing.group(1)), missing.group(2))
+        if built_cache is None:
+            raise WheelUnavailableError(f"{pin.spec}: no wheel for {target.platform}: {_tail(proc.stderr)}")
         built.append(build_sdist_wheel(pin, target, built_cache, build_python))
         remaining = [p for p in remaining if p != pin]
-    for wheel in built:
-        shutil.copyfile(wheel, dest / wheel.name)
-    return sorted(dest.glob("*.whl"))
+    for wheel in [*sorted(fetched.glob("*.whl")), *built]:
+        _keep(wheel, have / wheel.name)
+        _link(have / wheel.name, dest)
+    shutil.rmtree(fetched, ignore_errors=True)
+    return sorted(dest.glob("*.whl")), hits
+
+
+def _cached_wheels(directory: Path) -> dict[tuple[str, str], Path]:
+    """(normalized name, version) -> the cached wheel; files that are not wheels are skipped."""
+    found: dict[tuple[str, str], Path] = {}
+    for wheel in sorted(directory.glob("*.whl")) if directory.is_dir() else []:
+        try:
+            name, version = wheel_tags(wheel.name)[:2]
+        except ValueError:
+            continue
+        found.setdefault((normalize(name), canonicalize_version(version)), wheel)
+    return found
+
+
+def _keep(path: Path, final: Path) -> None:
+    """Copy ``path`` to ``final`` atomically (a cache entry is whole or absent)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, final)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _link(path: Path, directory: Path) -> Path:
+    """``path`` into ``directory``: a hard link (no copy) where the filesystem allows it."""
+    target = directory / path.name
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copyfile(path, target)
+    return target
 
 
 def find_build_python(target: Platform, configured: str | None) -> str:
@@ -232,17 +328,9 @@ def pip_download(target: Platform, dest: Path, *what: str) -> list[str]:
     ]
 
 
-def fetch_uv_wheel(target: Platform, dest: Path) -> Path:
+def fetch_uv_wheel(target: Platform, dest: Path, cache: Path) -> Path:
     """The uv wheel for the target, so the host can install fast without an index."""
     from importlib.metadata import version
 
-    dest.mkdir(parents=True, exist_ok=True)
-    spec = f"uv=={version('uv')}"
-    proc = _run(
-        pip_download(target, dest, spec),
-        "downloading uv",
-    )
-    wheels = sorted(dest.glob("uv-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise WheelUnavailableError(f"{spec}: no wheel for {target.platform}: {_tail(proc.stderr)}")
+    wheels, _ = fetch_wheels([Pin("uv", version("uv"))], target, dest, cache, None, None)
     return wheels[0]

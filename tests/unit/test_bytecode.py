@@ -71,6 +71,18 @@ def test_layers_are_byte_identical_from_a_fresh_compile(tmp_path, layer):
     assert again[wheel.name].read_bytes() == layer.read_bytes()
 
 
+def test_a_layer_is_the_same_compiled_alone_or_among_other_wheels(tmp_path, layer):
+    """A warm build compiles only its new wheels, a cold one every wheel: the same wheel
+    must give the same layer either way (nothing of its position among them is kept)."""
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    others = [
+        make_wheel(tmp_path / f"other{i}-1.0-py3-none-any.whl", {f"other{i}/x.py": "X = 1\n"})
+        for i in range(3)
+    ]
+    together, _ = build_layers([*others, wheel], sys.executable, tmp_path / "cache3", tmp_path / "out3")
+    assert together[wheel.name].read_bytes() == layer.read_bytes()
+
+
 def test_stamped_pyc_are_what_python_itself_accepts(tmp_path, layer):
     site = tmp_path / "site"
     install(site, tmp_path / "demo-1.0-py3-none-any.whl")
