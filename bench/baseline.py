@@ -2,9 +2,11 @@
 
 Upload the whole wheelhouse tar with OpenSSH ``scp`` as the deploy user, then one
 ``ssh`` running a shell script: write the .env, untar, ``python3 -m venv`` (with pip),
-``pip install --no-index --find-links`` (no uv), link the shared state, ``ln -sfn`` +
-``mv -T`` to switch ``current``, ``sudo systemctl restart``, and poll ``/health`` with
-curl until it answers the new version. The release is served by the very unit deployer
+``pip install --no-index --find-links`` (no uv), the same import smoke test deployer runs
+(the service's ``--selfcheck``, in an empty environment), link the shared state,
+``ln -sfn`` + ``mv -T`` to switch ``current``, ``sudo systemctl restart``, and poll
+``/health`` with curl until it answers the new version. Its rollback: ``ln -sfn`` +
+``mv -T`` back to the release before, restart, poll. The release is served by the very unit deployer
 installed (its launcher execs ``<current>/venv/bin/python``). The script prints a
 timestamp after each phase, for the baseline's own profile.
 """
@@ -45,7 +47,14 @@ def wheelhouse_tar(artifact: Path, dest: Path) -> Path:
     return dest
 
 
-def script(name: str, version: str, env_text: str) -> str:
+def smoke_line(command: list[str]) -> str:
+    """The smoke command as a shell line: ``{python}`` is the release's venv python (pure)."""
+    return "env -i " + " ".join(
+        shlex.quote(part).replace("{python}", "'\"$R/venv/bin/python\"'") for part in command
+    )
+
+
+def script(name: str, version: str, env_text: str, smoke: list[str]) -> str:
     """The shell script the baseline runs on the host (as the deploy user)."""
     q = shlex.quote
     return f"""set -eu
@@ -66,6 +75,8 @@ mark venv
 "$R/venv/bin/pip" install --quiet --disable-pip-version-check --no-index \\
     --find-links "$R/wheelhouse" -r "$R/wheelhouse/requirements.txt"
 mark install
+{smoke_line(smoke)} >/dev/null
+mark smoke
 ln -sfn {ENV_FILE} "$R/.env"
 ln -sfn ../../shared/sessions "$R/sessions"
 ln -sfn ../../shared/data "$R/data"
@@ -74,7 +85,11 @@ mv -T "$B/current.tmp" "$B/current"
 mark switch
 sudo -n systemctl restart {UNIT}
 mark restart
-i=0
+{POLL}"""
+
+
+#: poll /health every 0.1 s until it answers version $V (at most 60 s)
+POLL = f"""i=0
 until curl -s --max-time 2 {HEALTH_URL} | grep -qF "\\"version\\":\\"$V\\""; do
   i=$((i + 1))
   if [ "$i" -ge 600 ]; then echo "not healthy after 60s" >&2; exit 1; fi
@@ -82,6 +97,21 @@ until curl -s --max-time 2 {HEALTH_URL} | grep -qF "\\"version\\":\\"$V\\""; do
 done
 mark healthy
 """
+
+
+def rollback_script(name: str, version: str) -> str:
+    """The baseline's rollback to release ``name`` (already on the host): switch, restart, poll."""
+    q = shlex.quote
+    return f"""set -eu
+B={BASE}; N={q(name)}; V={q(version)}
+mark() {{ echo "@$1 $(date +%s.%N)"; }}
+mark start
+ln -sfn "releases/$N" "$B/current.tmp"
+mv -T "$B/current.tmp" "$B/current"
+mark switch
+sudo -n systemctl restart {UNIT}
+mark restart
+{POLL}"""
 
 
 def ssh_options(host) -> list[str]:
@@ -96,7 +126,9 @@ def scp_argv(host, local: Path, remote: str) -> list[str]:
     return ["scp", "-q", *opts, str(local), f"{host.user}@{host.host}:{remote}"]
 
 
-def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float = 300) -> dict:
+def run(
+    host, tar: Path, name: str, version: str, env_text: str, smoke: list[str], timeout: float = 300
+) -> dict:
     """One baseline deploy; returns its start, the phase marks (Unix time) and the outcome."""
     started = time.time()
     up = subprocess.run(
@@ -105,15 +137,23 @@ def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float 
     uploaded = time.time()
     if up.returncode != 0:
         return {"started": started, "ok": False, "error": f"scp: {up.stderr.strip()[-500:]}"}
+    return _ssh(host, script(name, version, env_text, smoke), started, {"upload": uploaded}, timeout)
+
+
+def rollback(host, name: str, version: str, timeout: float = 120) -> dict:
+    """The baseline's rollback to ``name``; its start, phase marks and outcome."""
+    return _ssh(host, rollback_script(name, version), time.time(), {}, timeout)
+
+
+def _ssh(host, text: str, started: float, marks: dict, timeout: float) -> dict:
     proc = subprocess.run(
         host.ssh_argv("bash", "-s"),
-        input=script(name, version, env_text),
+        input=text,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     ended = time.time()
-    marks = {"upload": uploaded}
     for line in proc.stdout.splitlines():
         if line.startswith("@"):
             step, stamp = line[1:].split()
@@ -126,9 +166,9 @@ def run(host, tar: Path, name: str, version: str, env_text: str, timeout: float 
 
 def phases(result: dict) -> dict[str, float]:
     """Seconds per phase, in order: upload (scp), connect (ssh until the script runs),
-    env, unpack, venv, install, switch, restart, healthy (curl polling)."""
+    env, unpack, venv, install, smoke, switch, restart, healthy (curl polling)."""
     marks = result.get("marks", {})
-    order = ["upload", "start", "env", "unpack", "venv", "install", "switch", "restart", "healthy"]
+    order = ["upload", "start", "env", "unpack", "venv", "install", "smoke", "switch", "restart", "healthy"]
     names = {"start": "connect"}
     out, prev = {}, result["started"]
     for step in order:

@@ -50,6 +50,7 @@ from bench import apart, baseline, report, rollout, steady
 from bench import builds as builds_mod
 from bench.common import BenchError, say
 from bench.probe import CliRun, HealthWatcher, Veth, python_argv
+from deployer.config import load_config
 from tests.staging.guest import deploy_env, host_setup
 from tests.staging.harness import UP_TIMEOUT, StagingError, StagingHost, run_script
 
@@ -70,7 +71,8 @@ class Bench:
     def __init__(self, guest: StagingHost, work: Path, builds: dict, records: list[dict]):
         self.guest, self.work, self.builds, self.records = guest, work, builds, records
         self.repo: Path = builds["_repo"]
-        self.config = self._config()
+        self.config = self._config(self.repo, "deploy.toml")
+        self.smoke = list(load_config(self.config, environ={}).host_config().smoke.command)
         self.env_text = (self.repo / "examples/tg_video_streamer/staging.env").read_text()
         self.env = {**os.environ, **deploy_env(guest), "DEPLOYER_LOG_DIR": str(work / "deploy-logs")}
         for name in ("GITHUB_STEP_SUMMARY", "DEPLOYER_NOTIFY_FILE", "DEPLOYER_CONFIG"):
@@ -85,16 +87,16 @@ class Bench:
         self.watcher.stop()
         self.veth.stop()
 
-    def _config(self) -> Path:
-        """The service's deploy.toml, with absolute paths, no watch window (reported
+    def _config(self, repo: Path, name: str) -> Path:
+        """``repo``'s deploy.toml, with absolute paths, no watch window (reported
         apart) and room for every release the run deploys (re-activation needs them)."""
-        text = (self.repo / "deploy.toml").read_text()
-        text = text.replace('"examples/', f'"{self.repo}/examples/')
+        text = (repo / "deploy.toml").read_text()
+        text = text.replace('"examples/', f'"{repo}/examples/')
         text, n_watch = re.subn(r"(?m)^watch = .*$", "watch = 0", text)
         text, n_keep = re.subn(r"(?m)^keep_releases = .*$", "keep_releases = 50", text)
         if not (n_watch and n_keep):
             raise BenchError("deploy.toml: no health.watch / app.keep_releases line to override")
-        path = self.work / "deploy.toml"
+        path = self.work / name
         path.write_text(text)
         return path
 
@@ -154,12 +156,14 @@ class Bench:
         os.sync()
         return round(time.monotonic() - t0, 3)
 
-    def deployer(self, kind: str, rep: int, args: list[str], expect: str, release: str) -> dict:
+    def deployer(
+        self, kind: str, rep: int, args: list[str], expect: str, release: str, config: Path | None = None
+    ) -> dict:
         paced = self.pace()
         settled = self.settle()
         self.watcher.arm()
         tx0, rx0 = self.veth.read()
-        run = CliRun(python_argv("-c", str(self.config), *args)).run(self.env, self.work)
+        run = CliRun(python_argv("-c", str(config or self.config), *args)).run(self.env, self.work)
         tx1, rx1 = self.veth.read()
         seen = self.watcher.wait_seen(expect, run.started)
         self.watcher.disarm()
@@ -229,7 +233,26 @@ class Bench:
         settled = self.settle()
         self.watcher.arm()
         tx0, rx0 = self.veth.read()
-        res = baseline.run(self.guest, tar, f"baseline-{rep}-{name}", expect, self.env_text)
+        res = baseline.run(self.guest, tar, f"baseline-{rep}-{name}", expect, self.env_text, self.smoke)
+        return self._baseline_record(
+            kind, rep, f"baseline-{rep}-{name}", expect, res, paced, settled, tx0, rx0, tar
+        )
+
+    def baseline_rollback(self, rep: int, name: str) -> dict:
+        """The baseline's own rollback to its release of ``name`` (still on the host)."""
+        expect = self.version(name)
+        paced = self.pace()
+        settled = self.settle()
+        self.watcher.arm()
+        tx0, rx0 = self.veth.read()
+        res = baseline.rollback(self.guest, f"baseline-{rep}-{name}", expect)
+        return self._baseline_record(
+            "baseline-rollback", rep, f"baseline-{rep}-{name}", expect, res, paced, settled, tx0, rx0
+        )
+
+    def _baseline_record(
+        self, kind: str, rep: int, release: str, expect: str, res: dict, paced, settled, tx0, rx0, tar=None
+    ) -> dict:
         tx1, rx1 = self.veth.read()
         seen = self.watcher.wait_seen(expect, res["started"])
         self.watcher.disarm()
@@ -244,7 +267,7 @@ class Bench:
                 "kind": kind,
                 "rep": rep,
                 "tool": "baseline",
-                "release": f"baseline-{rep}-{name}",
+                "release": release,
                 "version": expect,
                 "to_healthy_s": round(healthy - res["started"], 3),
                 "to_healthy_ext_s": round(seen - res["started"], 3),
@@ -252,7 +275,7 @@ class Bench:
                 "tx_bytes": tx1 - tx0,
                 "rx_bytes": rx1 - rx0,
                 "tx_to_healthy": at_healthy[0] - tx0,
-                "upload": f"{tar.stat().st_size / 1e6:.1f} MB wheelhouse tar",
+                "upload": f"{tar.stat().st_size / 1e6:.1f} MB wheelhouse tar" if tar else None,
                 "unanswered_s": round(self.watcher.unanswered(res["started"], seen), 3),
                 "window_s": _round(self.watcher.window(expect, res["started"])),
                 "steps": {k: round(v, 3) for k, v in baseline.phases(res).items()},
@@ -278,6 +301,7 @@ class Bench:
             time.sleep(rest)
             self.baseline("baseline-first", rep, "v1")
             self.baseline("baseline-redeploy", rep, "v2")
+            self.baseline_rollback(rep, "v1")
             self.reset_host()
             time.sleep(rest)
             rid = self.builds["v1"].manifest["release_id"]
@@ -310,6 +334,7 @@ class Bench:
             self.deployer(
                 "rollback", rep, ["rollback"], self.version(live), self.builds[live].manifest["release_id"]
             )
+        self.head_deploys(reps)
         b = self.builds["v1"]
         rec = self.deployer(
             "gate",
@@ -319,6 +344,15 @@ class Bench:
             b.manifest["release_id"],
         )
         rec["watch_s"] = GATE_WATCH
+
+    def head_deploys(self, reps: int) -> None:
+        """`deployer deploy` with no artifact, in a clone of the service: each time one more
+        code-only commit, built (warm caches) and deployed; to healthy, build included."""
+        clone = builds_mod.clone(self.repo, self.work / "repo-head")
+        config = self._config(clone, "deploy-head.toml")
+        for rep in range(1, reps + 1):
+            version = builds_mod.commit_edit(clone, f"head{rep}", f"2026-11-26T16:{rep:02d}:00Z")
+            self.deployer("head", rep, ["deploy", "--watch", "0"], version, "HEAD", config)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -465,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         if "rollout" in parts:
             rollout.measure(args.index, sizes, builds, records, work)
         if "build" in parts:
-            records.extend(builds_mod.build_timing(work))
+            records.extend(builds_mod.build_timing(builds["_repo"], work))
         ok = True
     finally:
         if guest is not None:

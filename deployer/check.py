@@ -11,7 +11,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from deployer.builder.release import build_engine, packaging_templates
+from deployer.builder.engine import build_engine
+from deployer.builder.release import packaging_templates
 from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.host.artifact import verify_artifact

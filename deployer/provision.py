@@ -6,7 +6,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.builder.release import build_engine, packaging_templates
+from deployer.builder.engine import build_engine
+from deployer.builder.release import packaging_templates
 from deployer.config import Config
 from deployer.errors import DeployerError, RemoteError
 from deployer.host.contract import HostConfig, Status, engine_argv, parse_events

@@ -69,11 +69,14 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def write_zipapp(dest: Path, package_root: Path, packages: list[str], main: str) -> Path:
+def write_zipapp(
+    dest: Path, package_root: Path, packages: list[str], main: str, compiled: bool = False
+) -> Path:
     """A zipapp of ``packages`` (dirs or .py files under ``package_root``), deterministic.
 
     ``main`` is the text of ``__main__.py``. Timestamps are fixed and entries sorted,
-    so the same source gives the same bytes.
+    so the same source gives the same bytes. ``compiled``: each module's ``.pyc`` beside
+    it, for this interpreter (see :func:`module_pyc`).
     """
     entries: dict[str, bytes] = {"__main__.py": main.encode()}
     for pkg in packages:
@@ -81,9 +84,33 @@ def write_zipapp(dest: Path, package_root: Path, packages: list[str], main: str)
         paths = [src] if src.is_file() else sorted(src.rglob("*.py"))
         for p in paths:
             if "__pycache__" not in p.parts:
-                entries[p.relative_to(package_root).as_posix()] = p.read_bytes()
+                name = p.relative_to(package_root).as_posix()
+                entries[name] = p.read_bytes()
+                if compiled:
+                    entries[name + "c"] = module_pyc(entries[name], name)
     partial = dest.with_name(dest.name + ".partial")
     partial.write_bytes(b"#!/usr/bin/env python3\n" + zip_bytes(entries))
     partial.chmod(0o755)
     os.replace(partial, dest)
     return dest
+
+
+def module_pyc(source: bytes, name: str) -> bytes:
+    """``source`` compiled by this interpreter as a checked hash-based ``.pyc`` (PEP 552).
+
+    zipimport never writes bytecode, so a zipapp of sources is compiled again at every
+    start; it takes ``name.pyc`` beside ``name.py`` when its magic number is the
+    interpreter's, checks it against the source's hash, and compiles the source otherwise
+    (another Python on the host costs time, never correctness). No timestamp: the same
+    source gives the same bytes."""
+    import importlib.util
+    import marshal
+
+    code = compile(source, name, "exec", dont_inherit=True)
+    flags = 0b11  # hash-based, checked
+    return (
+        importlib.util.MAGIC_NUMBER
+        + flags.to_bytes(4, "little")
+        + importlib.util.source_hash(source)
+        + marshal.dumps(code)
+    )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import deployer
 from deployer.builder import archive, bytecode, manifest, sign, source, wheelhouse
+from deployer.builder.cache import cache_dir
+from deployer.builder.engine import build_engine
 from deployer.builder.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
 from deployer.errors import BuildError
@@ -20,8 +22,6 @@ from deployer.host.artifact import ENGINE, LOCK, SBOM
 from deployer.host.contract import SIGNATURE_NAMESPACE
 
 Step = Callable[[str, str], None]
-ENGINE_MAIN = "from deployer.host.cli import main\n\nmain()\n"
-ENGINE_PACKAGES = ["deployer/__init__.py", "deployer/errors.py", "deployer/host"]
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,6 @@ class BuildResult:
     manifest: dict
     sha256: str
     seconds: float
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DEPLOYER_CACHE") or Path.home() / ".cache" / "deployer")
-
-
-def build_engine(dest: Path) -> Path:
-    """The host engine as a zipapp, built from this very package."""
-    root = Path(deployer.__file__).resolve().parent.parent
-    return archive.write_zipapp(dest, root, ENGINE_PACKAGES, ENGINE_MAIN)
 
 
 def packaging_templates(config: Config, config_path: Path) -> dict[str, Path]:

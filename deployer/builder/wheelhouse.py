@@ -15,13 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from packaging.utils import canonicalize_version
 
+from deployer.builder.cache import keep
 from deployer.builder.target import abi_tag, pip_target_args, uv_platform
 from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
@@ -158,7 +158,7 @@ def resolve_lock(
             f"{uv_platform(target)} failed: {_tail(proc.stderr)}"
         )
     if cached is not None:
-        _keep(out, cached)
+        keep(out, cached)
     return parse_pins(out.read_text(encoding="utf-8")), False
 
 
@@ -211,7 +211,7 @@ def fetch_wheels(
         built.append(build_sdist_wheel(pin, target, built_cache, build_python))
         remaining = [p for p in remaining if p != pin]
     for wheel in [*sorted(fetched.glob("*.whl")), *built]:
-        _keep(wheel, have / wheel.name)
+        keep(wheel, have / wheel.name)
         _link(have / wheel.name, dest)
     shutil.rmtree(fetched, ignore_errors=True)
     return sorted(dest.glob("*.whl")), hits
@@ -227,18 +227,6 @@ def _cached_wheels(directory: Path) -> dict[tuple[str, str], Path]:
             continue
         found.setdefault((normalize(name), canonicalize_version(version)), wheel)
     return found
-
-
-def _keep(path: Path, final: Path) -> None:
-    """Copy ``path`` to ``final`` atomically (a cache entry is whole or absent)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, final)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _link(path: Path, directory: Path) -> Path:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -31,14 +32,9 @@ def trust_key_option(help: str):
     )
 
 
-class local_engine:
-    """The engine zipapp built from this very package (for commands without an artifact)."""
+@contextlib.contextmanager
+def local_engine() -> Iterator[Path]:
+    """The engine zipapp of this very package (for commands without an artifact)."""
+    from deployer.builder.engine import engine_zipapp
 
-    def __enter__(self) -> Path:
-        from deployer.builder.release import build_engine
-
-        self._tmp = tempfile.TemporaryDirectory(prefix="deployer-engine-")
-        return build_engine(Path(self._tmp.name) / "engine.pyz")
-
-    def __exit__(self, *exc) -> None:
-        self._tmp.cleanup()
+    yield engine_zipapp()

@@ -31,6 +31,9 @@ def open_socket(t: Endpoint, timeout: float) -> socket.socket:
             host=t.label, message=f"cannot reach {t.address}:{t.port}: {e.strerror or e}"
         ) from None
     s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    # SSH sends a request as several small packets (channel open, exec, window adjust):
+    # with Nagle's algorithm each waits for the peer's delayed ACK (40 ms on Linux)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for opt, value in (
         ("TCP_KEEPIDLE", 1),
         ("TCP_KEEPINTVL", 1),

@@ -114,6 +114,13 @@ class EngineSession:
         """Whether this session's engine has switched `current` (past the point of no return)."""
         return any(e.get("step") == Step.SWITCH and e.get("status") == Status.OK for e in self.lines)
 
+    def exit_code(self, wait: float = 2.0) -> int | None:
+        """The engine process's exit status once its output has ended; None if still running."""
+        self._reader.join(timeout=wait)
+        if self._reader.is_alive() or not self.chan.status_event.wait(wait):
+            return None  # the status arrives on its own, after the output's end
+        return self.chan.exit_status
+
     def _lost(self, cmd: str | None = None) -> RemoteError:
         where = self.step or cmd
         state = (

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from deployer.builder import build_release
-from deployer.builder.release import cache_dir
+from deployer.builder.cache import cache_dir
 from deployer.config import load_config
 from tests.conftest import VARIANTS, git
 

@@ -21,6 +21,12 @@ def test_report_counts_what_happened_and_names_the_missed_criteria(
     about the branch, SC-005 is 0 of 1."""
     guest = staging_host_factory(GUEST)
     cli = deployer_cli_for(guest)
+    # before `host setup`: the engine is not there and cannot be put there; one line says why
+    for argv in (["rollback"], ["report"]):  # an engine session, a one-shot engine command
+        proc = cli(*argv, check=False)
+        said = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Traceback" not in said, said
+        assert "/incoming does not exist: run `deployer host setup` once for this host" in said, said
     host_setup(guest, cli.config)
     v1, v2, bad = variant_builds("v1"), variant_builds("v2"), variant_builds("unhealthy")
     cli("deploy", str(v1.path))

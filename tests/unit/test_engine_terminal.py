@@ -8,7 +8,7 @@ import pty
 import subprocess
 import sys
 
-from deployer.builder.release import build_engine
+from deployer.builder.engine import build_engine
 
 
 def _config(tmp_path) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import deployer
-from deployer.builder.release import build_engine
+from deployer.builder.engine import build_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "deployer"
@@ -65,7 +65,9 @@ def test_engine_zipapp_loads_only_the_standard_library(tmp_path):
     with zipfile.ZipFile(pyz) as zf:
         entries = zf.namelist()
     strays = [
-        e for e in entries if e != "__main__.py" and e not in ENGINE_FILES and not e.startswith(ENGINE_DIRS)
+        e
+        for e in entries
+        if e != "__main__.py" and e.removesuffix("c") not in ENGINE_FILES and not e.startswith(ENGINE_DIRS)
     ]
     assert not strays, f"the engine zipapp holds files beyond the engine's: {strays}"
 
