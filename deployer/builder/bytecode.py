@@ -14,7 +14,6 @@ compiles only wheels it has not seen before.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from deployer.builder.archive import zip_bytes
+from deployer.builder.cache import link
 from deployer.builder.manifest import sha256_file
 from deployer.builder.wheelhouse import find_build_python
 from deployer.config import Platform
@@ -48,6 +48,10 @@ def build_python(target: Platform, configured: str | None) -> str | None:
 
 def interpreter_tag(python: str) -> tuple[str, str]:
     """``python``'s bytecode cache tag and magic number: (``cpython-311``, ``a70d0d0a``)."""
+    if python == sys.executable:
+        import importlib.util
+
+        return sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex()
     proc = subprocess.run(
         [
             python,
@@ -70,14 +74,15 @@ def layer_name(wheel: Path, tag: str) -> str:
 
 
 def build_layers(
-    wheels: list[Path], python: str, cache: Path, dest: Path
+    wheels: list[Path] | dict[Path, str], python: str, cache: Path, dest: Path
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """A bytecode layer per wheel that has Python sources: (wheel file name -> layer path,
-    the interpreter's ``tag`` and ``magic`` for the manifest)."""
+    the interpreter's ``tag`` and ``magic`` for the manifest). ``wheels``: the wheels, or
+    each wheel's sha256 when the caller has it already."""
     tag, magic = interpreter_tag(python)
     cache.mkdir(parents=True, exist_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
-    digests = {w: sha256_file(w) for w in wheels}
+    digests = wheels if isinstance(wheels, dict) else {w: sha256_file(w) for w in wheels}
     cached = {w: cache / f"{digests[w]}-{tag}-{LAYER_FORMAT}.zip" for w in wheels}
     todo = {w: digests[w] for w, layer in cached.items() if not layer.is_file()}
     if todo:
@@ -85,7 +90,7 @@ def build_layers(
     layers = {}
     for wheel, layer in cached.items():
         if layer.stat().st_size > 22:  # an empty zip: nothing to compile in this wheel
-            layers[wheel.name] = shutil.copyfile(layer, dest / layer_name(wheel, tag))
+            layers[wheel.name] = link(layer, dest / layer_name(wheel, tag))
     return layers, {"tag": tag, "magic": magic}
 
 

@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import deployer
 from deployer.builder import archive, bytecode, manifest, sign, source, wheelhouse
-from deployer.builder.cache import cache_dir
+from deployer.builder.cache import cache_dir, remembered_facts
 from deployer.builder.engine import build_engine
 from deployer.builder.target import glibc_str, wheel_glibc
 from deployer.config import Config, resolve
@@ -90,6 +91,7 @@ def build_release(
     with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
         work = Path(tmp)
         staged = source.stage_source(src, files, work / "src", version)
+        _import_in_background("deployer.builder.sbom")  # the SBOM library loads while the app wheel builds
         app_wheel = source.build_app_wheel(staged, work / "app", commit.epoch)
         step("app wheel", app_wheel.name)
 
@@ -124,6 +126,17 @@ def build_release(
     digest = manifest.sha256_file(dest)
     step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
     return BuildResult(dest, doc, digest, time.monotonic() - started)
+
+
+def _import_in_background(module: str) -> None:
+    """Import ``module`` in a thread while this one waits on a subprocess: the import lock
+    makes the later ``import`` here wait for it, or raise its error. What the two could
+    import at the same moment is imported here first (the wheel build's own modules)."""
+    import importlib
+
+    import build.env  # noqa: F401  (build_app_wheel's imports)
+
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
 
 
 def _signing_key(
@@ -228,7 +241,7 @@ def _members(
     members: bytecode layers, uv, app.pex.
     """
     paths: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels_dir.glob("*.whl"))}
-    facts = {n: manifest.file_facts(p) for n, p in paths.items()}
+    facts = {n: remembered_facts(p, manifest.file_facts) for n, p in paths.items()}
     wheel_hashes = {Path(n).name: f["sha256"] for n, f in facts.items()}
     lock_text = manifest.hash_lock(wheel_hashes)
     (work / LOCK).write_text(lock_text, encoding="utf-8")
@@ -236,9 +249,11 @@ def _members(
     paths[ENGINE] = build_engine(work / ENGINE)
     for name, path in packaging_templates(config, config_path).items():
         paths[f"packaging/{name}"] = path
-    layers, python = _bytecode_layers(config, sorted(wheels_dir.glob("*.whl")), work / "bytecode", step)
+    digests = {p: facts[n]["sha256"] for n, p in paths.items() if n.startswith("wheels/")}
+    layers, python = _bytecode_layers(config, digests, work / "bytecode", step)
     for layer in layers.values():
         paths[f"bytecode/{layer.name}"] = layer
+        facts[f"bytecode/{layer.name}"] = remembered_facts(layer, manifest.file_facts)
     uv_name = None
     if config.artifact.ship_uv:
         uv = wheelhouse.fetch_uv_wheel(config.target, work / "tools", cache_dir() / "wheels")
@@ -327,7 +342,7 @@ def _add_sbom(
 
 
 def _bytecode_layers(
-    config: Config, wheels: list[Path], dest: Path, step: Step
+    config: Config, wheels: dict[Path, str], dest: Path, step: Step
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """The wheels' bytecode layers, unless turned off, a pex, or no target Python here."""
     if not config.artifact.bytecode or config.artifact.format == "pex":

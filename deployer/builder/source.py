@@ -194,7 +194,7 @@ def build_app_wheel(staged: Path, out_dir: Path, epoch: int) -> Path:
     """Build the service's wheel with pypa/build; isolated only when the backend is missing."""
     import os
 
-    from build import BuildBackendException, BuildException, ProjectBuilder
+    from build import BuildBackendException, BuildException, ProjectBuilder, check_dependency
     from build.env import DefaultIsolatedEnv
 
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
@@ -205,8 +205,14 @@ def build_app_wheel(staged: Path, out_dir: Path, epoch: int) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         builder = ProjectBuilder(staged, runner=runner)
-        if not builder.check_dependencies("wheel"):
-            return Path(builder.build("wheel", out_dir))
+        if not [unmet for r in builder.build_system_requires for unmet in check_dependency(r)]:
+            # the backend is here: build with it (asking it first what else it needs
+            # costs one more interpreter start); isolated only if that build fails
+            try:
+                return Path(builder.build("wheel", out_dir))
+            except (BuildBackendException, subprocess.CalledProcessError):
+                if not builder.check_dependencies("wheel"):
+                    raise
         with DefaultIsolatedEnv() as venv:
             builder = ProjectBuilder.from_isolated_env(venv, staged, runner=runner)
             venv.install(builder.build_system_requires)

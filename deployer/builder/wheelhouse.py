@@ -21,7 +21,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_version
 
-from deployer.builder.cache import keep
+from deployer.builder.cache import keep, link
 from deployer.builder.target import abi_tag, pip_target_args, uv_platform
 from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
@@ -189,7 +189,7 @@ def fetch_wheels(
     hits = len(pins) - len(remaining)
     for p in pins:
         if keys[p] in cached:
-            _link(cached[keys[p]], dest)
+            link(cached[keys[p]], dest / cached[keys[p]].name)
     fetched = dest.parent / f"fetch-{dest.name}"
     fetched.mkdir(parents=True, exist_ok=True)
     built: list[Path] = []
@@ -212,7 +212,7 @@ def fetch_wheels(
         remaining = [p for p in remaining if p != pin]
     for wheel in [*sorted(fetched.glob("*.whl")), *built]:
         keep(wheel, have / wheel.name)
-        _link(have / wheel.name, dest)
+        link(have / wheel.name, dest / wheel.name)
     shutil.rmtree(fetched, ignore_errors=True)
     return sorted(dest.glob("*.whl")), hits
 
@@ -227,16 +227,6 @@ def _cached_wheels(directory: Path) -> dict[tuple[str, str], Path]:
             continue
         found.setdefault((normalize(name), canonicalize_version(version)), wheel)
     return found
-
-
-def _link(path: Path, directory: Path) -> Path:
-    """``path`` into ``directory``: a hard link (no copy) where the filesystem allows it."""
-    target = directory / path.name
-    try:
-        os.link(path, target)
-    except OSError:
-        shutil.copyfile(path, target)
-    return target
 
 
 def find_build_python(target: Platform, configured: str | None) -> str:
