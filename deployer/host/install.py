@@ -20,7 +20,7 @@ from deployer.errors import InstallError
 from deployer.host import bytecode
 from deployer.host.layout import Layout
 from deployer.host.proc import log_line, run_logged
-from deployer.host.seed import changed_sources, changed_wheels, clone_venv, dist_name
+from deployer.host.seed import changed_sources, changed_wheels, clone_venv, dist_name, take_spare
 from deployer.host.unpack import link_wheelhouse
 
 VENV = "venv"
@@ -112,6 +112,9 @@ def build_venv(
     uv = uv_binary(layout, manifest)
     offline = _OfflineInstall(layout, manifest, venv_python(release_dir), house, lock, run, log)
     t0 = time.monotonic()
+    if uv is not None and seed is not None and take_spare(seed, venv):
+        log_line(log, f"# the spare hardlinked copy of {seed}, taken in {time.monotonic() - t0:.2f}s")
+        return offline.uv_sync_seeded(uv, seed)
     if uv is not None and seed is not None and _try_clone(seed, venv, interpreter):
         log_line(log, f"# hardlinked copy of {seed} in {time.monotonic() - t0:.2f}s")
         return offline.uv_sync_seeded(uv, seed)

@@ -51,6 +51,55 @@ def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
     return True
 
 
+#: in the live release's dir: a hardlinked copy of its venv, made once it is live (off the
+#: way to healthy), that the next release takes as its own venv instead of copying then
+SPARE = "venv-next"
+_SPARE_READY = ".ready"
+
+
+def make_spare(release_dir: Path, interpreter: str) -> bool:
+    """The spare copy of ``release_dir``'s venv, unless it has one; False if it cannot."""
+    venv, spare = release_dir / "venv", release_dir / SPARE
+    if (spare / _SPARE_READY).is_file():
+        return True
+    shutil.rmtree(spare, ignore_errors=True)
+    try:
+        if not clone_venv(venv, spare, interpreter):
+            return False
+    except OSError:
+        shutil.rmtree(spare, ignore_errors=True)
+        return False
+    (spare / _SPARE_READY).write_bytes(b"")
+    return True
+
+
+def drop_spares(releases: List[Path]) -> None:
+    """The spares of releases that are not live: the next release never starts from them."""
+    for release_dir in releases:
+        shutil.rmtree(release_dir / SPARE, ignore_errors=True)
+
+
+def take_spare(seed: Path, dest: Path) -> bool:
+    """Move the spare copy of the venv ``seed`` to ``dest``, naming ``dest`` where it named
+    itself (``bin/`` and ``pyvenv.cfg``); False if there is no whole spare."""
+    spare = seed.parent / SPARE
+    if not (spare / _SPARE_READY).is_file() or dest.exists():
+        return False
+    (spare / _SPARE_READY).unlink()
+    os.rename(spare, dest)
+    old, new = str(spare).encode(), str(dest).encode()
+    for path in [*(dest / "bin").iterdir(), *(p for p in dest.iterdir() if p.is_file())]:
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if old in data:  # a copy of its own (clone_venv copies what names the venv): rewritten whole
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data.replace(old, new))
+            shutil.copymode(path, tmp)
+            os.replace(tmp, path)
+    return True
+
+
 def changed_wheels(seed_manifest: Path, manifest: dict) -> List[str]:
     """Wheel members whose bytes differ from the seed release's (or that it lacks)."""
     try:
