@@ -80,16 +80,17 @@ mark smoke
 ln -sfn {ENV_FILE} "$R/.env"
 ln -sfn ../../shared/sessions "$R/sessions"
 ln -sfn ../../shared/data "$R/data"
-ln -sfn "releases/$N" "$B/current.tmp"
+{SWITCH_AND_POLL}"""
+
+
+#: switch `current` to release $N, restart, poll /health every 0.1 s until it answers
+#: version $V (at most 60 s): the end of a deploy, and a whole rollback
+SWITCH_AND_POLL = f"""ln -sfn "releases/$N" "$B/current.tmp"
 mv -T "$B/current.tmp" "$B/current"
 mark switch
 sudo -n systemctl restart {UNIT}
 mark restart
-{POLL}"""
-
-
-#: poll /health every 0.1 s until it answers version $V (at most 60 s)
-POLL = f"""i=0
+i=0
 until curl -s --max-time 2 {HEALTH_URL} | grep -qF "\\"version\\":\\"$V\\""; do
   i=$((i + 1))
   if [ "$i" -ge 600 ]; then echo "not healthy after 60s" >&2; exit 1; fi
@@ -106,12 +107,7 @@ def rollback_script(name: str, version: str) -> str:
 B={BASE}; N={q(name)}; V={q(version)}
 mark() {{ echo "@$1 $(date +%s.%N)"; }}
 mark start
-ln -sfn "releases/$N" "$B/current.tmp"
-mv -T "$B/current.tmp" "$B/current"
-mark switch
-sudo -n systemctl restart {UNIT}
-mark restart
-{POLL}"""
+{SWITCH_AND_POLL}"""
 
 
 def ssh_options(host) -> list[str]:

@@ -96,8 +96,16 @@ def uv_bin() -> str:
         return found
 
 
-#: the environment uv reads its indexes from: part of what a cached lock was resolved against
-UV_INDEX_ENV = ("UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX_STRATEGY")
+#: the environment naming where uv resolves from (indexes, its config file): part of what a
+#: cached lock was resolved against
+UV_INDEX_ENV = (
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_INDEX_STRATEGY",
+    "UV_CONFIG_FILE",
+)
 
 
 def lock_key(requirements: list[str], target: Platform, exclude_newer: str, environ: dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -30,9 +31,22 @@ _PROBE = (
 )
 
 
+def interpreter_facts() -> dict:
+    """This interpreter's version, libc and machine: what ``_PROBE`` prints for another one."""
+    import platform
+
+    return {
+        "version": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "libc": list(platform.libc_ver()),
+        "machine": platform.machine(),
+    }
+
+
 def probe_interpreter(interpreter: str) -> dict:
     if not os.path.exists(interpreter):
         raise PreflightError(f"target interpreter {interpreter} is not installed on this host")
+    if os.path.realpath(interpreter) == os.path.realpath(sys.executable):
+        return interpreter_facts()  # the engine runs on it already: no second interpreter start
     proc = run([interpreter, "-c", _PROBE], timeout=30, env={"PATH": "/usr/bin:/bin"}, error=PreflightError)
     if proc.returncode != 0:
         raise PreflightError(f"target interpreter {interpreter} does not run: {proc.stderr.strip()}")
