@@ -20,10 +20,8 @@ from deployer.errors import InstallError
 from deployer.host import bytecode
 from deployer.host.layout import Layout
 from deployer.host.proc import log_line, run_logged
-from deployer.host.seed import changed_sources, changed_wheels, clone_venv, dist_name, take_spare
+from deployer.host.seed import VENV, changed_sources, changed_wheels, clone_venv, dist_name, take_spare
 from deployer.host.unpack import link_wheelhouse
-
-VENV = "venv"
 
 
 def venv_python(release_dir: Path) -> Path:

@@ -51,6 +51,8 @@ def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
     return True
 
 
+#: a release's venv, in its dir
+VENV = "venv"
 #: in the live release's dir: a hardlinked copy of its venv, made once it is live (off the
 #: way to healthy), that the next release takes as its own venv instead of copying then
 SPARE = "venv-next"
@@ -59,7 +61,7 @@ _SPARE_READY = ".ready"
 
 def make_spare(release_dir: Path, interpreter: str) -> bool:
     """The spare copy of ``release_dir``'s venv, unless it has one; False if it cannot."""
-    venv, spare = release_dir / "venv", release_dir / SPARE
+    venv, spare = release_dir / VENV, release_dir / SPARE
     if (spare / _SPARE_READY).is_file():
         return True
     shutil.rmtree(spare, ignore_errors=True)
@@ -85,18 +87,26 @@ def take_spare(seed: Path, dest: Path) -> bool:
     spare = seed.parent / SPARE
     if not (spare / _SPARE_READY).is_file() or dest.exists():
         return False
-    (spare / _SPARE_READY).unlink()
-    os.rename(spare, dest)
+    try:
+        (spare / _SPARE_READY).unlink()
+        os.rename(spare, dest)
+    except OSError:
+        shutil.rmtree(spare, ignore_errors=True)
+        return False
     old, new = str(spare).encode(), str(dest).encode()
-    for path in [*(dest / "bin").iterdir(), *(p for p in dest.iterdir() if p.is_file())]:
-        if path.is_symlink() or not path.is_file():
-            continue
-        data = path.read_bytes()
-        if old in data:  # a copy of its own (clone_venv copies what names the venv): rewritten whole
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data.replace(old, new))
-            shutil.copymode(path, tmp)
-            os.replace(tmp, path)
+    try:
+        for path in [*(dest / "bin").iterdir(), *(p for p in dest.iterdir() if p.is_file())]:
+            if path.is_symlink() or not path.is_file():
+                continue
+            data = path.read_bytes()
+            if old in data:  # a copy of its own (clone_venv copies what names the venv): rewritten whole
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_bytes(data.replace(old, new))
+                shutil.copymode(path, tmp)
+                os.replace(tmp, path)
+    except OSError:
+        shutil.rmtree(dest, ignore_errors=True)  # the caller makes the venv another way
+        return False
     return True
 
 

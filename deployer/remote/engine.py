@@ -57,12 +57,15 @@ class RemoteEngine:
 
     def command(self, *args: str, stdin: bytes | None = None, timeout: float = 300) -> list[dict]:
         """Run one engine subcommand; its events, or its error (the engine's last failure)."""
-        result = self.conn.run(self.argv(*args), timeout=timeout, stdin=stdin, step=args[0])
-        events = parse_events(result.stdout)
+
+        def run():
+            result = self.conn.run(self.argv(*args), timeout=timeout, stdin=stdin, step=args[0])
+            return result, parse_events(result.stdout)
+
+        result, events = run()
         if not result.ok and not events and self._missing(result.exit_code):
             self.upload()
-            result = self.conn.run(self.argv(*args), timeout=timeout, stdin=stdin, step=args[0])
-            events = parse_events(result.stdout)
+            result, events = run()
         if not result.ok:
             failed = [e for e in events if e.get("status") == Status.FAIL]
             if not failed:
