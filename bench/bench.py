@@ -6,9 +6,11 @@ guest (systemd-nspawn, real SSH, real systemd unit), for ``speed``:
 1. builds the example service from a scratch git repo: v1, and one new commit per
    repetition, each a one-line code change (v2, n2, n3, ...);
 2. per repetition, on an empty host (unit stopped, base path moved aside, `host setup`
-   again): the baseline's first deploy and redeploy, then deployer's first deploy;
+   again): the baseline's first deploy, redeploy and rollback (each with the same smoke
+   test deployer runs), then deployer's first deploy;
 3. code-only redeploys of new commits; re-activations of releases the host already
-   has (v1/v2 alternating), each followed by a rollback;
+   has (v1/v2 alternating), each followed by a rollback; `deployer deploy` from HEAD
+   (build included) of one more code-only commit per repetition;
 4. where the controller's own time goes (imports, verify, connect, engine start), and
    the engine's venv and smoke steps taken apart on the host (bench/host_steps.py);
 5. every deploy and rollback of 2. and 3. also yields its unavailability window: from the
@@ -18,7 +20,8 @@ guest (systemd-nspawn, real SSH, real systemd unit), for ``speed``:
 during 10 deploys and 10 rollbacks, with and without ``[service] socket``.
 ``rollout`` (bench/rollout.py), on guests ``--index`` .. ``--index`` + 7 once the first
 is down: the time to every host healthy and gated with 1, 4 and 8 hosts, watch 10 s.
-``build``, after the guests are down: `deployer build` twice (warm caches), artifact size.
+``build``, after the guests are down: `deployer build` of the service with an empty
+deployer cache, then warm three times, each for one more code-only commit; artifact size.
 
 "To healthy" is the time from the start of the command (the `deployer` process, or the
 baseline's first `scp`) to the moment `/health` answers the new version: taken from the
