@@ -174,7 +174,7 @@ class Pipeline:
                 lock_wait=lock_wait,
             )
             try:
-                self._stage_all(plan, runs)
+                self._each(runs, lambda run: self._stage(plan, run))
                 summary.hosts = [r.result for r in runs]
                 plan.verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
                 if not dry_run:
@@ -185,15 +185,18 @@ class Pipeline:
                     r.close()
         return self._settled(summary, runs, started)
 
-    def _stage_all(self, plan: Plan, runs: list[HostRun]) -> None:
+    def _each(self, runs: list[HostRun], fn: Callable[[HostRun], None]) -> None:
+        """``fn`` for every host's run in parallel; an error becomes that host's failed result."""
+
         def guarded(run: HostRun) -> None:
             try:
-                self._stage(plan, run)
+                fn(run)
             except DeployerError as e:
                 run.result = self.failed(run.endpoint.label, e)
 
-        with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
-            list(pool.map(guarded, runs))
+        if runs:
+            with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+                list(pool.map(guarded, runs))
 
     def _stage(self, plan: Plan, run: HostRun) -> None:
         """Connect, start the engine, preflight, check the unit, upload, stage."""
@@ -205,8 +208,8 @@ class Pipeline:
         # the engine it carries starts there (which checks again)
         check_trusted(run.conn, art.signed(), str(art.path), self.config.app.name)
         run.session = session = run.remote.session(self.reporter.event, plan.lock_wait)
+        run.current = session.current
         pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True, templates=plan.templates)
-        run.current = pre.get("current")
         drift = pre["drift"]  # one round trip: the unit is compared with the artifact's templates too
         if drift:  # `check` fails on drift; a deploy only warns
             self.reporter.event(
@@ -294,10 +297,7 @@ class Pipeline:
             except DeployerError as e:
                 h.detail = "; ".join(filter(None, (h.detail, self.reporter.redactor(f"prune failed: {e}"))))
 
-        done = [r for r in runs if r.activated]
-        if done:
-            with ThreadPoolExecutor(max_workers=len(done)) as pool:
-                list(pool.map(tidy, done))
+        self._each([r for r in runs if r.activated], tidy)
 
     def _outcome_after_loss(self, h: HostResult, target: Endpoint, engine: Path) -> None:
         """Reconnect until the host's history records how THIS activation ended."""
@@ -317,7 +317,7 @@ class Pipeline:
         lock_wait: float = 0.0,
         engine: Path | None = None,
     ) -> Summary:
-        """Every host locked first (what it runs, read back), then rolled back in the
+        """Every host locked first (what it runs, from the lock's event), then rolled back in the
         deploy's waves; a host that fails stops the rollout like a failed gate."""
         if to is not None:
             check_release_id(to, "--to")
@@ -327,20 +327,13 @@ class Pipeline:
         runs = [HostRun(t, HostResult(t.label)) for t in hosts]
 
         def lock(run: HostRun) -> None:
-            try:
-                run.conn = self.connect(run.endpoint)
-                run.session = self.remote(run.conn, engine).session(self.reporter.event, lock_wait)
-                rows = run.session.call(Command.RELEASES)  # one row per release, `current` marked
-                run.current = next(
-                    (r.get("id") for r in rows if isinstance(r, dict) and r.get("current")), None
-                )
-                run.result.result = Result.LOCKED
-            except DeployerError as e:
-                run.result = self.failed(run.endpoint.label, e)
+            run.conn = self.connect(run.endpoint)
+            run.session = self.remote(run.conn, engine).session(self.reporter.event, lock_wait)
+            run.current = run.session.current
+            run.result.result = Result.LOCKED
 
         try:
-            with ThreadPoolExecutor(max_workers=max(1, len(runs))) as pool:
-                list(pool.map(lock, runs))
+            self._each(runs, lock)
             summary.waves = self._switch_in_waves(runs, lambda run: self._roll(run, to), Result.LOCKED)
             self._tidy(runs, prune=False)
         finally:

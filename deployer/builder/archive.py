@@ -69,25 +69,18 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def write_zipapp(
-    dest: Path, package_root: Path, packages: list[str], main: str, compiled: bool = False
-) -> Path:
-    """A zipapp of ``packages`` (dirs or .py files under ``package_root``), deterministic.
+def write_zipapp(dest: Path, root: Path, names: list[str], main: str, compiled: bool = False) -> Path:
+    """A zipapp of the files ``names`` (paths under ``root``), deterministic.
 
     ``main`` is the text of ``__main__.py``. Timestamps are fixed and entries sorted,
     so the same source gives the same bytes. ``compiled``: each module's ``.pyc`` beside
     it, for this interpreter (see :func:`module_pyc`).
     """
     entries: dict[str, bytes] = {"__main__.py": main.encode()}
-    for pkg in packages:
-        src = package_root / pkg
-        paths = [src] if src.is_file() else sorted(src.rglob("*.py"))
-        for p in paths:
-            if "__pycache__" not in p.parts:
-                name = p.relative_to(package_root).as_posix()
-                entries[name] = p.read_bytes()
-                if compiled:
-                    entries[name + "c"] = module_pyc(entries[name], name)
+    for name in names:
+        entries[name] = (root / name).read_bytes()
+        if compiled:
+            entries[name + "c"] = module_pyc(entries[name], name)
     partial = dest.with_name(dest.name + ".partial")
     partial.write_bytes(b"#!/usr/bin/env python3\n" + zip_bytes(entries))
     partial.chmod(0o755)

@@ -24,15 +24,14 @@ ENGINE_PACKAGES = ["deployer/__init__.py", "deployer/errors.py", "deployer/host"
 def engine_zipapp() -> Path:
     """The engine of this package's sources, from the cache (built there on first use)."""
     root = Path(deployer.__file__).resolve().parent.parent
+    names = _sources(root)
     key = hashlib.sha256(importlib.util.MAGIC_NUMBER + ENGINE_MAIN.encode())
-    for name in sorted(_sources(root)):
+    for name in names:
         key.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     cached = cache_dir() / "engines" / f"engine-{key.hexdigest()[:32]}.pyz"
     if not cached.is_file():
         with tempfile.TemporaryDirectory(prefix="deployer-engine-") as tmp:
-            built = archive.write_zipapp(
-                Path(tmp) / "engine.pyz", root, ENGINE_PACKAGES, ENGINE_MAIN, compiled=True
-            )
+            built = archive.write_zipapp(Path(tmp) / "engine.pyz", root, names, ENGINE_MAIN, compiled=True)
             keep(built, cached)
     return cached
 
@@ -45,7 +44,7 @@ def build_engine(dest: Path) -> Path:
 
 
 def _sources(root: Path) -> list[str]:
-    """What goes into the zipapp, as names under ``root`` (what the key covers)."""
+    """What goes into the zipapp, as names under ``root``, sorted (what the key covers)."""
     found = []
     for pkg in ENGINE_PACKAGES:
         src = root / pkg

@@ -25,15 +25,10 @@ from deployer.builder.cache import keep, link
 from deployer.builder.target import abi_tag, pip_target_args, uv_platform
 from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
-from deployer.host.wheeltags import wheel_tags
+from deployer.host.wheeltags import normalize, wheel_tags
 
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)(?:.*#\s*via\s+(.*))?")
 _MISSING_RE = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==(\S+)")
-
-
-def normalize(name: str) -> str:
-    """PEP 503 name normalization."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -128,8 +123,6 @@ def resolve_lock(
 ) -> tuple[list[Pin], bool]:
     """Pin every dependency for the target, as the index was at ``as_of``; the pins and
     whether ``cache`` (a directory of locks by :func:`lock_key`) already had them."""
-    req_in = work / "requirements.in"
-    req_in.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
     if not requirements:
         return [], False
     exclude_newer = datetime.fromtimestamp(as_of + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -138,7 +131,8 @@ def resolve_lock(
     )
     if cached is not None and cached.is_file():
         return parse_pins(cached.read_text(encoding="utf-8")), True
-    out = work / "requirements.pins"
+    req_in, out = work / "requirements.in", work / "requirements.pins"
+    req_in.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
     proc = _run(
         [
             uv_bin(),

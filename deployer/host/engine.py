@@ -68,6 +68,7 @@ class Engine:
                 wait=wait,
             )
             r["detail"] = f"held by pid {os.getpid()}"
+            r["current"] = self.layout.current_id()  # what the host runs, read under the lock
 
     def release_lock(self) -> None:
         self.lock.release()
@@ -84,7 +85,6 @@ class Engine:
             )
             result["missing"] = missing
             result["drift"] = self.drift(templates) if templates else []
-            result["current"] = self.layout.current_id()  # what the host runs (the lock is ours)
             r["detail"] = (
                 f"python {result['python']}, glibc {result['glibc']}, disk "
                 f"{result['disk_needed'] >> 20} of {result['disk_free'] >> 20} MiB"

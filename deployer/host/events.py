@@ -92,7 +92,8 @@ class Events:
     @contextmanager
     def step(self, name: str, detail: Any = "", **extra: Any) -> Iterator[dict]:
         """``start`` event (with ``extra`` fields), then ``ok`` (or ``fail`` with the
-        error) with the duration."""
+        error) with the duration; the ``ok`` event carries what the step put in the
+        dict it was given (``detail``, and any other field)."""
         self.emit(name, Status.START, detail, **extra)
         started = time.monotonic()
         result: dict = {"detail": ""}
@@ -101,4 +102,5 @@ class Events:
         except BaseException as e:
             self.emit(name, Status.FAIL, str(e) or type(e).__name__, time.monotonic() - started)
             raise
-        self.emit(name, Status.OK, result.get("detail", ""), time.monotonic() - started)
+        detail = result.pop("detail", "")
+        self.emit(name, Status.OK, detail, time.monotonic() - started, **result)

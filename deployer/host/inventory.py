@@ -27,7 +27,7 @@ from deployer.host.envfile import env_keys, env_text, release_env_sha
 from deployer.host.layout import Layout
 from deployer.host.state import release_manifest
 from deployer.host.unpack import cache_entry_ok, is_cache_only
-from deployer.host.wheeltags import wheel_tags
+from deployer.host.wheeltags import normalize, wheel_tags
 
 #: opens an artifact member by name, as a seekable binary file
 Opener = Callable[[str], ContextManager[IO[bytes]]]
@@ -35,11 +35,6 @@ Opener = Callable[[str], ContextManager[IO[bytes]]]
 #: a wheel's folders whose contents install into site-packages itself
 _ROOT_DATA = re.compile(r"^[^/]+\.data/(purelib|platlib)/")
 _CHUNK = 1 << 20
-
-
-def normalize(name: str) -> str:
-    """PEP 503 name normalization."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _sha256(f: IO[bytes]) -> str:

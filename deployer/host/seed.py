@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import List
+
+from deployer.host.wheeltags import normalize
 
 
 def clone_venv(seed: Path, dest: Path, interpreter: str) -> bool:
@@ -127,16 +128,12 @@ def dist_name(wheel: str) -> str:
     return Path(wheel).name.split("-")[0]
 
 
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def changed_sources(venv: Path, names: List[str]) -> List[str]:
     """The .py files the distributions ``names`` installed into ``venv`` (from RECORD)."""
-    wanted = {_normalize(n) for n in names}
+    wanted = {normalize(n) for n in names}
     files = []
     for info in venv.glob("lib/python3*/site-packages/*.dist-info"):
-        if _normalize(info.name[: -len(".dist-info")].rsplit("-", 1)[0]) not in wanted:
+        if normalize(info.name[: -len(".dist-info")].rsplit("-", 1)[0]) not in wanted:
             continue
         try:
             record = (info / "RECORD").read_text(encoding="utf-8")

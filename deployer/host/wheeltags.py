@@ -1,4 +1,5 @@
-"""Wheel file names and their platform tags (stdlib only: the build and the host share it)."""
+"""Wheel file names, distribution names and platform tags (stdlib only: the build and
+the host share it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from typing import Optional, Tuple
 # legacy manylinux aliases -> the glibc they stand for (PEP 600)
 _LEGACY = {"1": (2, 5), "2010": (2, 12), "2014": (2, 17)}
 _MANYLINUX = re.compile(r"^manylinux(?:_(\d+)_(\d+)|(1|2010|2014))_(\w+)$")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def wheel_tags(filename: str) -> Tuple[str, str, str, str, str]:

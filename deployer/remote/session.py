@@ -35,6 +35,7 @@ class EngineSession:
         self.dead: str | None = None
         self.lines: list[dict] = []
         self.step: str | None = None  # the step the engine last started
+        self.current: str | None = None  # the release the host ran when the lock was taken
         self._stop = threading.Event()
         try:
             self.chan = conn.open_channel(argv, READ_TIMEOUT)
@@ -90,10 +91,12 @@ class EngineSession:
 
     # ------------------------------------------------------------------ commands
     def wait_ready(self) -> None:
-        """The engine takes the lock first: a refused lock ends the session at once."""
+        """The engine takes the lock first: a refused lock ends the session at once. The
+        lock's event names the release the host runs (``current``), read under the lock."""
         while True:
             event = self._next()
             if event.get("step") == Step.LOCK and event.get("status") == Status.OK:
+                self.current = event.get("current")
                 return
             if event.get("step") == Step.DONE:
                 self._raise(event, Step.LOCK)

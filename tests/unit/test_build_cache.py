@@ -38,6 +38,16 @@ def repo(tmp_path) -> Path:
     return r
 
 
+def bare_service(tmp_path: Path, message: str, date: str) -> Path:
+    """A service with no dependencies: its pyproject.toml alone, one commit at ``date``."""
+    r = tmp_path / "svc"
+    r.mkdir()
+    (r / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "1.0"\n')
+    git(r, "init", "-q", "-b", "main")
+    commit_all(r, message, date)
+    return r
+
+
 def epoch(repo: Path) -> tuple[int, str]:
     return dependencies_epoch(repo, DEPS, read_commit(repo))
 
@@ -65,11 +75,7 @@ def test_uncommitted_dependency_changes_resolve_as_of_the_commit(repo):
 
 
 def test_an_untracked_requirements_file_resolves_as_of_the_commit(tmp_path):
-    r = tmp_path / "svc"
-    r.mkdir()
-    (r / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "1.0"\n')
-    git(r, "init", "-q", "-b", "main")
-    commit_all(r, "one", T1)
+    r = bare_service(tmp_path, "one", T1)
     (r / ".gitignore").write_text("requirements.txt\n")
     (r / "requirements.txt").write_text("six\n")
     git(r, "add", ".gitignore")
@@ -93,11 +99,7 @@ def test_a_shallow_clone_that_cuts_the_history_resolves_as_of_the_commit(repo, t
 
 
 def test_a_dependency_commit_dated_after_head_never_resolves_past_head(tmp_path):
-    r = tmp_path / "svc"
-    r.mkdir()
-    (r / "pyproject.toml").write_text('[project]\nname = "svc"\nversion = "1.0"\n')
-    git(r, "init", "-q", "-b", "main")
-    commit_all(r, "deps, with a clock ahead", T2)
+    r = bare_service(tmp_path, "deps, with a clock ahead", T2)
     (r / "x.py").write_text("")
     commit_all(r, "code, clock right", T1)
     assert epoch(r)[0] == E1
