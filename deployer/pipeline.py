@@ -1,14 +1,18 @@
 """deploy / rollback as named stages over hosts, read like the engine's own steps.
 
-    plan -> stage every host (in parallel) -> switch them wave by wave -> close
+    plan -> open every host (in parallel) -> stage the first wave -> switch it while
+    the others stage -> the later waves -> close
 
-Staging a host is: connect, start its engine (only once the artifact's every hash is
-checked), preflight, unit drift, upload what its cache lacks, stage. No host is switched
-until every host is staged; hosts are then switched in the waves of ``rollout.py``: the
-canary first, then the rest ``rollout.wave`` at a time, each wave switched and gated in
-parallel, stopping at the first wave with a failure (its failed hosts' engines have
-already reverted them; later waves are not switched). A rollback locks every host first
-and follows the same plan. The controller never edits host files itself: the engine does.
+Opening a host is: connect, start its engine (only once the artifact's every hash is
+checked), preflight, unit drift; staging it: upload what its cache lacks, stage. No host
+is switched until every host is open and preflighted and the first wave (the canary) is
+staged; the canary is then switched and gated while the other hosts stage, so their
+uploads and smoke tests take its gate's time instead of adding to it. Hosts are switched
+in the waves of ``rollout.py``: each wave switched and gated in parallel once its hosts
+are staged, stopping at the first wave with a failure (its failed hosts' engines have
+already reverted them; a host that failed to stage fails its wave before any of it is
+switched; later waves are not switched). A rollback locks every host first and follows
+the same plan. The controller never edits host files itself: the engine does.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class HostRun:
     remote: RemoteEngine | None = None
     session: EngineSession | None = None
     current: str | None = None  # `current` on the host when its engine took the lock
+    missing: list[str] | None = None  # the artifact's files the host's cache lacks (preflight)
     activated: bool = False  # an activation ended on it, its session still open (journal, prune)
 
     def settle(self) -> None:
@@ -128,10 +133,10 @@ class Pipeline:
     def remote(self, conn: Connection, engine: Path) -> RemoteEngine:
         return RemoteEngine(conn, self.config.host_config(), engine, self.run)
 
-    def failed(self, label: str, error: DeployerError) -> HostResult:
-        return HostResult(
-            label, Result.FAILED, detail=self.reporter.redactor(str(error)), exit_code=error.exit_code
-        )
+    def failed(self, h: HostResult, error: DeployerError) -> HostResult:
+        """``h`` marked failed by ``error``; what else it says (its release, its wave) is kept."""
+        h.result, h.detail, h.exit_code = Result.FAILED, self.reporter.redactor(str(error)), error.exit_code
+        return h
 
     def on_each(self, hosts: list[Endpoint], fn: Callable[[Endpoint], HostResult]) -> list[HostResult]:
         """Run ``fn`` for every host in parallel; errors become that host's failed result."""
@@ -140,7 +145,7 @@ class Pipeline:
             try:
                 return fn(t)
             except DeployerError as e:
-                return self.failed(t.label, e)
+                return self.failed(HostResult(t.label), e)
 
         with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
             return list(pool.map(guarded, hosts))
@@ -174,16 +179,40 @@ class Pipeline:
                 lock_wait=lock_wait,
             )
             try:
-                self._each(runs, lambda run: self._stage(plan, run))
-                summary.hosts = [r.result for r in runs]
+                self._each(runs, lambda run: self._open(plan, run))
                 plan.verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
-                if not dry_run:
-                    summary.waves = self._switch_in_waves(runs, lambda run: self._switch(plan, run))
+                if dry_run:
+                    opened_ones = [r for r in runs if r.result.result == Result.LOCKED]
+                    self._each(opened_ones, lambda run: self._stage(plan, run))
+                else:
+                    summary.waves = self._stage_and_switch(plan, runs)
                     self._tidy(runs)
             finally:
                 for r in runs:
                     r.close()
         return self._settled(summary, runs, started)
+
+    def _stage_and_switch(self, plan: Plan, runs: list[HostRun]) -> list[list[str]]:
+        """Stage the first wave; switch it while every other host stages; then the later
+        waves, each once its hosts are staged. Returns the plan, as labels."""
+        order = self._waves(runs)
+        if self._all_ready(runs, Result.LOCKED):
+            first, later = order[0], [r for wave in order[1:] for r in wave]
+            self._each(first, lambda run: self._stage(plan, run))
+            with ThreadPoolExecutor(max_workers=max(1, len(later))) as pool:
+                staging: dict[int, Future] = {}
+                if all(r.result.result == Result.STAGED for r in first):
+                    staging = {
+                        id(r): pool.submit(self._each, [r], lambda run: self._stage(plan, run)) for r in later
+                    }
+
+                def staged(run: HostRun) -> bool:  # waits for the host's staging to end
+                    if id(run) in staging:
+                        staging[id(run)].result()
+                    return run.result.result == Result.STAGED
+
+                self._roll_out(order, lambda run: self._switch(plan, run), staged)
+        return self._labels(order)
 
     def _each(self, runs: list[HostRun], fn: Callable[[HostRun], None]) -> None:
         """``fn`` for every host's run in parallel; an error becomes that host's failed result."""
@@ -192,14 +221,14 @@ class Pipeline:
             try:
                 fn(run)
             except DeployerError as e:
-                run.result = self.failed(run.endpoint.label, e)
+                self.failed(run.result, e)
 
         if runs:
             with ThreadPoolExecutor(max_workers=len(runs)) as pool:
                 list(pool.map(guarded, runs))
 
-    def _stage(self, plan: Plan, run: HostRun) -> None:
-        """Connect, start the engine, preflight, check the unit, upload, stage."""
+    def _open(self, plan: Plan, run: HostRun) -> None:
+        """Connect, start the engine (its lock taken), preflight, check the unit."""
         label, art = run.endpoint.label, plan.artifact
         run.conn = self.connect(run.endpoint)
         run.remote = self.remote(run.conn, plan.engine)
@@ -215,42 +244,67 @@ class Pipeline:
             self.reporter.event(
                 label, {"step": "unit", "status": Status.INFO, "detail": "WARNING: " + "; ".join(drift)}
             )
-        upload = art.thin(pre["missing"], plan.workdir / f"{label}.tar")
+        run.missing = pre["missing"]
+        h = run.result
+        h.result, h.release, h.version = Result.LOCKED, art.release_id, art.version
+
+    def _stage(self, plan: Plan, run: HostRun) -> None:
+        """Upload what the host's cache lacks (its preflight said), stage."""
+        label, art, session = run.endpoint.label, plan.artifact, run.session
+        assert run.conn is not None and run.remote is not None and session is not None
+        upload = art.thin(run.missing, plan.workdir / f"{label}.tar")
         remote_tar = f"{run.remote.incoming}/{art.release_id}.tar"
         with self.reporter.step(
-            label, "upload", f"{len(pre['missing'])} files, {upload.stat().st_size / 1e6:.1f} MB"
+            label, "upload", f"{len(run.missing)} files, {upload.stat().st_size / 1e6:.1f} MB"
         ):
             run.conn.upload(
                 upload, remote_tar, callback=lambda done, total: self.reporter.progress(label, done, total)
             )
         session.call(Command.STAGE, artifact=remote_tar)
-        run.result = HostResult(label, Result.STAGED, art.release_id, art.version)
+        run.result.result = Result.STAGED
 
-    def _switch_in_waves(
-        self, runs: list[HostRun], switch: Callable[[HostRun], bool], ready: str = Result.STAGED
-    ) -> list[list[str]]:
-        """Switch the hosts wave by wave (``rollout.waves``), every host of a wave at once,
-        once every host is ``ready``; stop at the first wave with a failure. ``switch`` is
-        True when the host is live and its gate closed. Returns the plan, as labels."""
+    def _waves(self, runs: list[HostRun]) -> list[list[HostRun]]:
+        """The hosts in the waves they are switched in (``rollout.waves``), each numbered."""
         rollout = self.config.rollout
-        plan = waves(runs, rollout.canary, rollout.wave)
-        labels = [[r.endpoint.label for r in wave] for wave in plan]
-        for n, wave in enumerate(plan, 1):
+        order = waves(runs, rollout.canary, rollout.wave)
+        for n, wave in enumerate(order, 1):
             for r in wave:
                 r.result.wave = n
-        if any(r.result.result != ready for r in runs):
-            for r in runs:
-                if r.result.result == ready:
-                    r.result.result = Result.NOT_SWITCHED
-                    r.result.detail = "another host failed before any switch: not switched"
-            return labels
-        if len(runs) > 1:
-            self.reporter.say(describe(labels, rollout.canary))
-        stop, untouched = roll_out(plan, switch, lambda r: r.endpoint.label, canary=rollout.canary > 0)
+        return order
+
+    @staticmethod
+    def _labels(order: list[list[HostRun]]) -> list[list[str]]:
+        return [[r.endpoint.label for r in wave] for wave in order]
+
+    @staticmethod
+    def _all_ready(runs: list[HostRun], ready: str) -> bool:
+        """True when every host is ``ready``; else the ready ones are marked not switched."""
+        if all(r.result.result == ready for r in runs):
+            return True
+        for r in runs:
+            if r.result.result == ready:
+                r.result.result = Result.NOT_SWITCHED
+                r.result.detail = "another host failed before any switch: not switched"
+        return False
+
+    def _roll_out(
+        self,
+        order: list[list[HostRun]],
+        switch: Callable[[HostRun], bool],
+        ready: Callable[[HostRun], bool] = lambda _: True,
+    ) -> None:
+        """Switch wave by wave, every host of a wave at once once it is ``ready`` (``switch``
+        is True when the host is live and its gate closed); stop at the first wave with a
+        failure: the hosts it never switched are marked so, once ``ready`` says where they are."""
+        canary = self.config.rollout.canary
+        if sum(map(len, order)) > 1:
+            self.reporter.say(describe(self._labels(order), canary))
+        stop, untouched = roll_out(order, switch, lambda r: r.endpoint.label, canary > 0, ready)
         for r in untouched:
             assert stop is not None
-            r.result.result, r.result.detail = Result.NOT_SWITCHED, stop.reason
-        return labels
+            ready(r)  # a host still staging ends first: staged, or failed
+            if r.result.result != Result.FAILED:
+                r.result.result, r.result.detail = Result.NOT_SWITCHED, stop.reason
 
     def _switch(self, plan: Plan, run: HostRun) -> bool:
         """Activate the release on one host; True when it is live and its gate closed."""
@@ -334,7 +388,10 @@ class Pipeline:
 
         try:
             self._each(runs, lock)
-            summary.waves = self._switch_in_waves(runs, lambda run: self._roll(run, to), Result.LOCKED)
+            order = self._waves(runs)
+            if self._all_ready(runs, Result.LOCKED):
+                self._roll_out(order, lambda run: self._roll(run, to))
+            summary.waves = self._labels(order)
             self._tidy(runs, prune=False)
         finally:
             for r in runs:

@@ -7,7 +7,9 @@ pure), and the loop that follows it with the pipeline's switch (``roll_out``).
 Every host of a wave is switched and gated at the same time; the next wave starts only
 when every host of this one passed its gate. The first wave with a failure is the last:
 its failed hosts are reverted by their engines, the hosts of later waves are not
-switched. Hosts keep the configured order.
+switched. A wave waits for its hosts to be ready (a deploy stages the hosts after the
+first wave while that wave is switched and gated); a host that is not (its staging
+failed) fails its wave before any of it is switched. Hosts keep the configured order.
 """
 
 from __future__ import annotations
@@ -55,16 +57,30 @@ def describe(plan: Sequence[Sequence[str]], canary: int) -> str:
 
 
 def roll_out(
-    plan: Sequence[Sequence[T]], switch: Callable[[T], bool], label: Callable[[T], str], canary: bool = True
+    plan: Sequence[Sequence[T]],
+    switch: Callable[[T], bool],
+    label: Callable[[T], str],
+    canary: bool = True,
+    ready: Callable[[T], bool] = lambda _: True,
 ) -> tuple[Stop | None, list[T]]:
     """Switch ``plan`` wave by wave, every host of a wave at once (``switch`` is True when
     the host is live and its gate closed); stop after the first wave with a failure.
 
-    Returns why it stopped (None: every wave passed) and the hosts it never switched."""
+    ``ready`` is asked for every host of a wave before it is switched (it may wait, e.g. for
+    the host's staging to end); a wave with a host that is not ready is a failed wave, and
+    none of it is switched.
+
+    Returns why it stopped (None: every wave passed) and the hosts it never switched, the
+    failed wave's ready ones included."""
     for n, wave in enumerate(plan, 1):
-        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-            passed = list(pool.map(switch, wave))
-        failed = tuple(label(h) for h, ok in zip(wave, passed, strict=True) if not ok)
+        prepared = [ready(h) for h in wave]
+        if not all(prepared):
+            failed = tuple(label(h) for h, ok in zip(wave, prepared, strict=True) if not ok)
+            kept = [h for h, ok in zip(wave, prepared, strict=True) if ok]
+        else:
+            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                passed = list(pool.map(switch, wave))
+            failed, kept = tuple(label(h) for h, ok in zip(wave, passed, strict=True) if not ok), []
         if failed:
-            return Stop(n, failed, canary), [h for later in plan[n:] for h in later]
+            return Stop(n, failed, canary), kept + [h for later in plan[n:] for h in later]
     return None, []

@@ -201,6 +201,7 @@ PKG = Path("examples/tg_video_streamer/tg_video_streamer")
 VARIANTS = {
     # a code-only change: one line, a new commit, so a new version
     "v2": (PKG / "health.py", '"status": "ok"', '"status": "ok", "build": "v2"'),
+    "v3": (PKG / "health.py", '"status": "ok"', '"status": "ok", "build": "v3"'),
     # starts, then dies before it is ready: a Traceback in the journal
     "crash": (
         PKG / "__main__.py",
@@ -222,6 +223,7 @@ VARIANT_DATES = {
     "unhealthy": "2026-11-26T13:00:00Z",
     "silent": "2026-11-26T14:00:00Z",
     "supply": "2026-11-26T15:00:00Z",
+    "v3": "2026-11-26T16:00:00Z",
 }
 SUPPLY_SECRET = "supply-chain-s3cr3t-value"
 

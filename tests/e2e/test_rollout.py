@@ -3,7 +3,9 @@ switched and gated at once; the first wave with a failure is the last. The tests
 order on one fleet and each starts from where the one before left it.
 
 To make one host fail, its health check (a script on every guest, the module's
-``[health] command``) fails on that host only, for the version named in ``FAIL_FILE``.
+``[health] command``) fails on that host only, for the version named in ``FAIL_FILE``;
+to make one fail to stage, its smoke test (``[smoke] command``, the service's own
+``--selfcheck`` behind a script) fails while ``SMOKE_FAIL_FILE`` exists there.
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ if [ -n "$fail" ] && printf '%s' "$body" | grep -qF "\\"$fail\\""; then
   exit 1
 fi
 """
+SMOKE_FAIL_FILE = "/etc/rollout-smoke-fail"
+SMOKE = "/usr/local/bin/rollout-smoke"
+SMOKE_SCRIPT = f"""#!/bin/sh
+# the service's own smoke test, failed on a guest told to ({SMOKE_FAIL_FILE})
+if [ -e {SMOKE_FAIL_FILE} ]; then
+  echo "this host cannot stage" >&2
+  exit 1
+fi
+exec "$1" -m tg_video_streamer --selfcheck
+"""
 
 
 class Fleet(Deployer):
@@ -41,7 +53,8 @@ class Fleet(Deployer):
         super().__init__(repo, guests, workdir)
         text = self.config.read_text()
         text = text.replace('http_url = "http://127.0.0.1:8080/health"', f'command = ["{CHECK}"]')
-        self.base_config = text.replace("timeout = 10", "timeout = 4")  # a refused host fails fast
+        text = text.replace("timeout = 10", "timeout = 4")  # a refused host fails fast
+        self.base_config = text + f'\n[smoke]\ncommand = ["{SMOKE}", "{{python}}"]\n'
         self.rollout()
 
     def rollout(self, **keys: int) -> None:
@@ -76,6 +89,15 @@ def started_at(events: list[dict], host: str, step: str, status: str) -> str:
     )
 
 
+def index(events: list[dict], host: str, step: str, status: str) -> int:
+    """Where ``host``'s first ``step`` event with ``status`` came among every host's events."""
+    return next(
+        i
+        for i, e in enumerate(events)
+        if e.get("host") == host and (e.get("step"), e.get("status")) == (step, status)
+    )
+
+
 def invocation(guest) -> str:
     return sh(guest, "systemctl", "show", "-p", "InvocationID", "--value", "tg_video_streamer")
 
@@ -90,6 +112,7 @@ def fleet(staging_host_factory, service_repo, variant_builds, tmp_path_factory):
     def prepare(g) -> None:
         host_setup(g, service_repo / "deploy.toml", authorized_key=ci_key)
         g.push(CHECK, CHECK_SCRIPT.encode(), 0o755)
+        g.push(SMOKE, SMOKE_SCRIPT.encode(), 0o755)
 
     with ThreadPoolExecutor(max_workers=len(guests)) as pool:
         list(pool.map(prepare, guests))
@@ -100,7 +123,7 @@ def fleet(staging_host_factory, service_repo, variant_builds, tmp_path_factory):
     cli.first = (summary, events)
     yield cli
     for g in guests:
-        g.exec(["rm", "-f", FAIL_FILE])
+        g.exec(["rm", "-f", FAIL_FILE, SMOKE_FAIL_FILE])
 
 
 def test_the_default_plan_switches_the_canary_then_every_other_host_at_once(fleet, variant_builds):
@@ -118,6 +141,10 @@ def test_the_default_plan_switches_the_canary_then_every_other_host_at_once(flee
     assert any(
         e.get("message", "").startswith(f"rollout: canary {a}; then wave 2 {b}, {c}, {d}") for e in events
     )
+    # the others stage while the canary is switched and gated: not before it is staged
+    for h in (b, c, d):
+        assert index(events, a, "smoke", "ok") < index(events, h, "upload", "start")
+        assert index(events, h, "upload", "start") < index(events, a, "gate", "ok")
 
 
 def test_a_failed_canary_leaves_every_other_host_on_the_old_release(fleet, variant_builds):
@@ -197,3 +224,60 @@ def test_a_rollback_follows_the_same_plan(fleet, variant_builds):
     assert hosts[d.host]["detail"] == f"wave 2 failed ({c.host}): not switched"
     assert summary["runs"] == {g.host: old for g in fleet.guests}
     assert [current(g) for g in fleet.guests] == [old] * 4
+
+
+def test_a_host_that_cannot_be_opened_stops_the_deploy_before_any_host_stages(fleet, variant_builds):
+    """Every host is connected, locked and preflighted before the canary stages: D's deploy
+    lock is held, so nothing is staged or switched anywhere."""
+    a, b, c, d = fleet.guests
+    old, new = variant_builds("v1").manifest["release_id"], variant_builds("v3").manifest["release_id"]
+    d.exec(["systemd-run", "--unit=rollout-hold-lock", "flock", f"{BASE}/.lock", "sleep", "120"])
+    try:
+        code, summary, _ = fleet.json("deploy", str(variant_builds("v3").path))
+    finally:
+        d.exec(["systemctl", "stop", "rollout-hold-lock"], check=False)
+    assert code != 0 and summary["ok"] is False
+    hosts = {h["label"]: h for h in summary["hosts"]}
+    assert "another deploy holds the lock" in hosts[d.host]["detail"]
+    for g in (a, b, c):
+        assert hosts[g.host]["result"] == "not switched"
+        assert hosts[g.host]["detail"] == "another host failed before any switch: not switched"
+        assert g.exec(["test", "-e", f"{BASE}/releases/{new}"], check=False).returncode == 1, "never staged"
+    # D's engine never took its lock, so the run does not know what D runs (it is untouched)
+    assert summary["runs"] == {a.host: old, b.host: old, c.host: old, d.host: None}
+    assert [current(g) for g in fleet.guests] == [old] * 4
+
+
+def test_a_host_that_fails_to_stage_fails_its_wave_with_the_canary_live(fleet, variant_builds):
+    """canary 1, waves of 2: [A] [B C] [D]. The hosts after the canary stage while it is
+    switched and gated; C's smoke test fails. A stays live on the new release; C never
+    switches, nor does B (its wave-mate) or D; the summary names every host's release."""
+    a, b, c, d = fleet.guests
+    old, v3 = variant_builds("v1").manifest["release_id"], variant_builds("v3")
+    new = v3.manifest["release_id"]
+    assert [current(g) for g in fleet.guests] == [old] * 4
+    before = {g.host: invocation(g) for g in (b, c, d)}
+    c.exec(["touch", SMOKE_FAIL_FILE])
+    fleet.rollout(canary=1, wave=2)
+    try:
+        code, summary, events = fleet.json("deploy", str(v3.path))
+    finally:
+        c.exec(["rm", "-f", SMOKE_FAIL_FILE])
+    assert code == 1 and summary["ok"] is False
+    hosts = {h["label"]: h for h in summary["hosts"]}
+    assert [hosts[g.host]["result"] for g in fleet.guests] == [
+        "success",
+        "not switched",
+        "failed",
+        "not switched",
+    ]
+    assert "smoke test" in hosts[c.host]["detail"]
+    assert hosts[b.host]["detail"] == hosts[d.host]["detail"] == f"wave 2 failed ({c.host}): not switched"
+    assert summary["runs"] == {a.host: new, b.host: old, c.host: old, d.host: old}
+    assert [current(g) for g in fleet.guests] == [new, old, old, old]
+    assert {g.host: invocation(g) for g in (b, c, d)} == before, "none of the others restarted"
+    assert sh(c, "cat", f"{BASE}/releases/{new}/.state") == "bad"
+    for g in (b, d):  # staged while the canary was gated, left for the next deploy
+        assert sh(g, "cat", f"{BASE}/releases/{new}/.state") == "staged"
+    assert index(events, a.host, "smoke", "ok") < index(events, c.host, "smoke", "start")
+    assert not any(e.get("host") in (b.host, c.host, d.host) and e.get("step") == "switch" for e in events)

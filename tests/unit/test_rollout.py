@@ -149,3 +149,29 @@ def test_the_summary_names_each_hosts_wave_and_release():
     assert [h["wave"] for h in data["hosts"]] == [1, 2, 3]
     one = Summary("deploy", "r2", "2.0", hosts[:1], 1.0, [["a"]])
     assert summary_text(one, canary=True).splitlines()[-1] == "    runs r2", "one host: no wave, no runs line"
+
+
+def test_a_wave_waits_for_its_hosts_and_one_not_ready_fails_it_unswitched():
+    """``ready`` is asked for every host of a wave before it is switched (the pipeline's
+    waits for the host's staging); a wave with a host not ready switches none of it."""
+    asked: list[str] = []
+    switched: list[str] = []
+
+    def ready(host: str) -> bool:
+        asked.append(host)
+        return host != "h4"  # h4 failed to stage
+
+    plan = waves(HOSTS[:6], 1, 2)  # [h1] [h2 h3] [h4 h5] [h6]
+    stop, untouched = roll_out(plan, lambda h: switched.append(h) or True, str, ready=ready)
+    assert stop == Stop(3, ("h4",))
+    assert stop.reason == "wave 3 failed (h4): not switched"
+    assert sorted(switched) == ["h1", "h2", "h3"], "nothing of the failed wave is switched"
+    assert untouched == ["h5", "h6"], "the failed wave's ready host and the later waves"
+    assert asked == ["h1", "h2", "h3", "h4", "h5"], "each wave is asked only when its turn comes"
+
+
+def test_a_canary_not_ready_switches_nothing():
+    switched: list[str] = []
+    stop, untouched = roll_out(waves(HOSTS[:3], 1, None), switched.append, str, ready=lambda h: h != "h1")
+    assert stop is not None and stop.reason == "the canary failed (h1): not switched"
+    assert switched == [] and untouched == ["h2", "h3"]
