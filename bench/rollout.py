@@ -91,6 +91,7 @@ class Fleet:
             "watch_s": WATCH,
             "release": build.manifest["release_id"],
             "to_gated_s": round(max(gated) - run.started, 3),
+            "canary_gated_s": round(min(gated) - run.started, 3),  # the first wave's first gate
             "staged_s": round(max(staged) - run.started, 3) if staged else None,
             "wall_s": round(run.ended - run.started, 3),
             "tx_per_host": sent,

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployer.artifact import Artifact
@@ -67,7 +67,7 @@ class HostRun:
     remote: RemoteEngine | None = None
     session: EngineSession | None = None
     current: str | None = None  # `current` on the host when its engine took the lock
-    missing: list[str] | None = None  # the artifact's files the host's cache lacks (preflight)
+    missing: list[str] = field(default_factory=list)  # the artifact's files its cache lacks (preflight)
     activated: bool = False  # an activation ended on it, its session still open (journal, prune)
 
     def settle(self) -> None:
