@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from deployer.builder.archive import zip_bytes
-from deployer.builder.cache import link
+from deployer.builder.cache import link, used
 from deployer.builder.manifest import sha256_file
 from deployer.builder.wheelhouse import find_build_python
 from deployer.config import Platform
@@ -90,7 +90,7 @@ def build_layers(
     layers = {}
     for wheel, layer in cached.items():
         if layer.stat().st_size > 22:  # an empty zip: nothing to compile in this wheel
-            layers[wheel.name] = link(layer, dest / layer_name(wheel, tag))
+            layers[wheel.name] = link(used(layer), dest / layer_name(wheel, tag))
     return layers, {"tag": tag, "magic": magic}
 
 

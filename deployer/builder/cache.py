@@ -1,18 +1,94 @@
-"""The build's cache on this machine: where it lives, and how an entry is written."""
+"""The build's cache on this machine: where it lives, how an entry is written, and how
+entries no build used for ``cache_days()`` days are removed.
+
+Every entry a build takes from the cache is marked used (``used``: its access time, so
+the modification time, which ``remembered_facts`` keys on, stays). ``prune`` removes the
+entries last used, or written, longer ago; a build runs it at most once a day
+(``maybe_prune``). An entry removed too early only costs the next build a fetch or a
+compile: every entry can be made again.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+#: days an entry is kept unused (``DEPLOYER_CACHE_DAYS``; 0: never pruned)
+CACHE_DAYS = 30
+#: in the cache's root: when ``maybe_prune`` last pruned it
+PRUNED_STAMP = ".pruned"
+DAY = 86400.0
 
 
 def cache_dir() -> Path:
     """``$DEPLOYER_CACHE``, else ``~/.cache/deployer``."""
     return Path(os.environ.get("DEPLOYER_CACHE") or Path.home() / ".cache" / "deployer")
+
+
+def cache_days() -> float:
+    """``$DEPLOYER_CACHE_DAYS``, else ``CACHE_DAYS``; 0 keeps everything."""
+    text = os.environ.get("DEPLOYER_CACHE_DAYS", "").strip()
+    try:
+        return max(0.0, float(text)) if text else CACHE_DAYS
+    except ValueError:
+        return CACHE_DAYS
+
+
+def used(path: Path) -> Path:
+    """``path``, a cache entry, marked used now: its access time is set, its modification
+    time kept (``remembered_facts`` keys on it)."""
+    with contextlib.suppress(OSError):  # a read-only cache is still a cache, never pruned
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+    return path
+
+
+def prune(root: Path, days: float, now: float | None = None) -> list[Path]:
+    """Remove every file under ``root`` last used and last written more than ``days`` ago,
+    then the directories left empty; returns the files removed."""
+    cutoff = (time.time() if now is None else now) - days * DAY
+    removed = []
+    for top, _, files in os.walk(root, topdown=False):
+        for name in files:
+            path = Path(top) / name
+            try:
+                st = path.lstat()
+                if max(st.st_atime, st.st_mtime) < cutoff and path.name != PRUNED_STAMP:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue
+        if Path(top) != root:
+            with contextlib.suppress(OSError):
+                os.rmdir(top)  # only when empty
+    return removed
+
+
+def maybe_prune(root: Path | None = None, now: float | None = None) -> list[Path]:
+    """``prune`` the cache with ``cache_days()``, unless it ran less than a day ago."""
+    root = root or cache_dir()
+    days = cache_days()
+    now = time.time() if now is None else now
+    stamp = root / PRUNED_STAMP
+    try:
+        if not days or now - stamp.stat().st_mtime < DAY:
+            return []
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return []
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+        os.utime(stamp, (now, now))
+    except OSError:
+        return []
+    return prune(root, days, now)
 
 
 def keep(path: Path, final: Path) -> Path:
@@ -47,7 +123,7 @@ def remembered_facts(path: Path, compute: Callable[[Path], dict]) -> dict:
     st = path.stat()
     memo = cache_dir() / "facts" / f"{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}.json"
     try:
-        return json.loads(memo.read_text(encoding="utf-8"))
+        return json.loads(used(memo).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
     facts = compute(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import deployer
 from deployer.builder import archive
-from deployer.builder.cache import cache_dir, keep
+from deployer.builder.cache import cache_dir, keep, used
 
 ENGINE_MAIN = "from deployer.host.cli import main\n\nmain()\n"
 ENGINE_PACKAGES = ["deployer/__init__.py", "deployer/errors.py", "deployer/host"]
@@ -33,7 +33,7 @@ def engine_zipapp() -> Path:
         with tempfile.TemporaryDirectory(prefix="deployer-engine-") as tmp:
             built = archive.write_zipapp(Path(tmp) / "engine.pyz", root, names, ENGINE_MAIN, compiled=True)
             keep(built, cached)
-    return cached
+    return used(cached)
 
 
 def build_engine(dest: Path) -> Path:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import deployer
-from deployer.builder import archive, bytecode, manifest, sign, source, wheelhouse
+from deployer.builder import archive, bytecode, cache, manifest, sign, source, wheelhouse
 from deployer.builder.cache import cache_dir, remembered_facts
 from deployer.builder.engine import build_engine
 from deployer.builder.target import glibc_str, wheel_glibc
@@ -125,6 +125,12 @@ def build_release(
         archive.write_release_tar(dest, doc, members.paths, commit.epoch, _signer(key, step))
     digest = manifest.sha256_file(dest)
     step("artifact", f"{dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
+    pruned = cache.maybe_prune()  # at most once a day: entries no build used for 30 days
+    if pruned:
+        step(
+            "cache",
+            f"{len(pruned)} entries unused for {cache.cache_days():g} days removed from {cache_dir()}",
+        )
     return BuildResult(dest, doc, digest, time.monotonic() - started)
 
 

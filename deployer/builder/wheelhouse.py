@@ -21,7 +21,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_version
 
-from deployer.builder.cache import keep, link
+from deployer.builder.cache import keep, link, used
 from deployer.builder.target import abi_tag, pip_target_args, uv_platform
 from deployer.config import Platform
 from deployer.errors import BuildError, WheelUnavailableError
@@ -130,7 +130,7 @@ def resolve_lock(
         cache / f"{lock_key(requirements, target, exclude_newer, dict(os.environ))}.pins" if cache else None
     )
     if cached is not None and cached.is_file():
-        return parse_pins(cached.read_text(encoding="utf-8")), True
+        return parse_pins(used(cached).read_text(encoding="utf-8")), True
     req_in, out = work / "requirements.in", work / "requirements.pins"
     req_in.write_text("".join(r + "\n" for r in requirements), encoding="utf-8")
     proc = _run(
@@ -191,7 +191,7 @@ def fetch_wheels(
     hits = len(pins) - len(remaining)
     for p in pins:
         if keys[p] in cached:
-            link(cached[keys[p]], dest / cached[keys[p]].name)
+            link(used(cached[keys[p]]), dest / cached[keys[p]].name)
     fetched = dest.parent / f"fetch-{dest.name}"
     fetched.mkdir(parents=True, exist_ok=True)
     built: list[Path] = []
@@ -263,7 +263,7 @@ def build_sdist_wheel(pin: Pin, target: Platform, cache: Path, build_python: str
     for wheel in sorted(key_dir.glob("*.whl")) if key_dir.is_dir() else []:
         name, version = wheel_tags(wheel.name)[:2]
         if normalize(name) == pin.name and version == pin.version:
-            return wheel
+            return used(wheel)
     python = find_build_python(target, build_python)
     work = key_dir / ".work"
     shutil.rmtree(work, ignore_errors=True)

@@ -1,10 +1,14 @@
 """A warm build of a code-only commit rebuilds only the app wheel, and a cold one builds
-the very same bytes: the cache saves time, never changes what is built."""
+the very same bytes: the cache saves time, never changes what is built; entries no build
+used for 30 days are pruned, the ones a build uses are not."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -58,4 +62,22 @@ def test_a_code_only_commit_reuses_the_lock_and_every_wheel_and_a_cold_cache_bui
     cold, steps = build(repo, tmp_path / "cold")
     assert not steps["lock"].endswith("(cached)") and " 0 of them from the cache" in steps["wheels"], steps
     assert cold.path.read_bytes() == warm.path.read_bytes()
+    assert len(list((cold_cache / "locks").glob("*.pins"))) == 1
+
+    # 40 days on, a build marks every entry it takes; the day's prune removes only the others
+    stale = cold_cache / "wheels" / "cp311-x" / "gone-1.0-py3-none-any.whl"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not used by any build")
+    old = time.time() - 40 * 86400
+    for path in cold_cache.rglob("*"):
+        os.utime(path, (old, old))
+    again, steps = build(repo, tmp_path / "again")
+    assert again.path.read_bytes() == warm.path.read_bytes()
+    assert " 0 of them from the cache" not in steps["wheels"] and steps["lock"].endswith("(cached)")
+    assert "unused for 30 days removed" in steps["cache"], steps
+    assert not stale.exists() and not stale.parent.exists()
+    kept = {p.name for p in (cold_cache / "wheels").rglob("*.whl")}
+    assert {Path(name).name for name in again.manifest["files"] if name.startswith("wheels/")} <= kept | {
+        Path(again.manifest["app_wheel"]).name
+    }
     assert len(list((cold_cache / "locks").glob("*.pins"))) == 1

@@ -1,14 +1,17 @@
 """What a warm build reuses: the lock resolved as of the last change to the dependencies
-(from git), cached by what it was resolved from, and wheels kept per target and release."""
+(from git), cached by what it was resolved from, and wheels kept per target and release;
+and what the cache forgets: entries no build used for 30 days."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from deployer.builder import wheelhouse
+from deployer.builder import cache, wheelhouse
 from deployer.builder.source import dependencies_epoch, read_commit
 from deployer.config import Platform
 from tests.conftest import git
@@ -141,3 +144,53 @@ def test_cached_wheels_are_found_by_normalized_name_and_version(tmp_path):
         cache / "pyaes-1.6.1-py3-none-any.whl"
     ).stat().st_ino
     assert wheelhouse.wheel_cache(tmp_path, Platform(glibc="2.31")) != cache  # another target, other wheels
+
+
+def test_a_used_entry_keeps_its_modification_time_and_prune_goes_by_the_last_use(tmp_path):
+    """``used`` sets the access time only (``remembered_facts`` keys on the modification
+    time); ``prune`` removes what was neither used nor written within the days kept."""
+    now = time.time()
+    day = 86400
+    entries = {
+        name: tmp_path / name
+        for name in ("locks/a.pins", "wheels/t/old.whl", "wheels/t/used.whl", "facts/new.json")
+    }
+    for path in entries.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    for name in ("locks/a.pins", "wheels/t/old.whl", "wheels/t/used.whl"):
+        os.utime(entries[name], (now - 40 * day, now - 40 * day))
+    mtime = entries["wheels/t/used.whl"].stat().st_mtime_ns
+    cache.used(entries["wheels/t/used.whl"])
+    assert entries["wheels/t/used.whl"].stat().st_mtime_ns == mtime
+    removed = cache.prune(tmp_path, 30, now)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == ["locks/a.pins", "wheels/t/old.whl"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "facts/new.json",
+        "wheels/t/used.whl",
+    ]
+    assert not (tmp_path / "locks").exists(), "a directory left empty goes too"
+
+
+def test_the_cache_is_pruned_at_most_once_a_day_and_never_with_zero_days(tmp_path, monkeypatch):
+    now = time.time()
+    stale = tmp_path / "bytecode" / "x.zip"
+
+    def plant() -> None:
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_text("x")
+        os.utime(stale, (now - 90 * 86400, now - 90 * 86400))
+
+    plant()
+    monkeypatch.setenv("DEPLOYER_CACHE_DAYS", "0")
+    assert cache.maybe_prune(tmp_path, now) == [] and stale.exists()
+    monkeypatch.delenv("DEPLOYER_CACHE_DAYS")
+    assert cache.maybe_prune(tmp_path, now) == [stale]
+    plant()
+    assert cache.maybe_prune(tmp_path, now + 3600) == [], "pruned less than a day ago"
+    assert cache.maybe_prune(tmp_path, now + 86400 + 1) == [stale]
+    monkeypatch.setenv("DEPLOYER_CACHE_DAYS", "100")
+    plant()
+    assert cache.maybe_prune(tmp_path, now + 3 * 86400) == [] and stale.exists()
+    monkeypatch.setenv("DEPLOYER_CACHE_DAYS", "soon")
+    assert cache.cache_days() == cache.CACHE_DAYS
