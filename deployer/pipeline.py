@@ -1,27 +1,29 @@
 """deploy / rollback as named stages over hosts, read like the engine's own steps.
 
-    plan -> open every host (in parallel) -> stage the first wave -> switch it while
-    the others stage -> the later waves -> close
+    plan -> open every host (in parallel) -> stage the first wave -> switch it; once it
+    answers, stage the others while its gate is watched -> the later waves -> close
 
 Opening a host is: connect, start its engine (only once the artifact's every hash is
 checked), preflight, unit drift; staging it: upload what its cache lacks, stage. No host
 is switched until every host is open and preflighted and the first wave (the canary) is
-staged; the canary is then switched and gated while the other hosts stage, so their
-uploads and smoke tests take its gate's time instead of adding to it. Hosts are switched
-in the waves of ``rollout.py``: each wave switched and gated in parallel once its hosts
-are staged, stopping at the first wave with a failure (its failed hosts' engines have
-already reverted them; a host that failed to stage fails its wave before any of it is
-switched; later waves are not switched). A rollback locks every host first and follows
-the same plan. The controller never edits host files itself: the engine does.
+staged; the canary is then switched, and once its new release answers, the other hosts
+stage while its gate is watched: their uploads and smoke tests take the gate's time
+instead of adding to it, and a release that never answers reaches no other host. Hosts
+are switched in the waves of ``rollout.py``: each wave switched and gated in parallel
+once its hosts are staged, stopping at the first wave with a failure (its failed hosts'
+engines have already reverted them; a host that failed to stage fails its wave before
+any of it is switched; later waves are not switched). A rollback locks every host first
+and follows the same plan. The controller never edits host files itself: the engine does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,12 @@ def journal(session: EngineSession, release: str | None) -> list[str] | None:
         return None
 
 
+def _first(answer: Future, value: bool) -> None:
+    """``answer`` is ``value`` unless it has one already."""
+    with contextlib.suppress(InvalidStateError):
+        answer.set_result(value)
+
+
 @dataclass
 class HostRun:
     """One host's part in a deploy or rollback: its connection, engine session, the
@@ -68,6 +76,9 @@ class HostRun:
     session: EngineSession | None = None
     current: str | None = None  # `current` on the host when its engine took the lock
     missing: list[str] = field(default_factory=list)  # the artifact's files its cache lacks (preflight)
+    #: whether the new release answered its health check after the switch (the engine's
+    #: first ``healthy`` event: ok or fail); False when the switch ended without one
+    came_up: Future = field(default_factory=Future)
     activated: bool = False  # an activation ended on it, its session still open (journal, prune)
 
     def settle(self) -> None:
@@ -182,8 +193,8 @@ class Pipeline:
                 self._each(runs, lambda run: self._open(plan, run))
                 plan.verified.result()  # a damaged artifact fails the deploy, whatever the hosts did
                 if dry_run:
-                    opened_ones = [r for r in runs if r.result.result == Result.LOCKED]
-                    self._each(opened_ones, lambda run: self._stage(plan, run))
+                    locked = [r for r in runs if r.result.result == Result.LOCKED]
+                    self._each(locked, lambda run: self._stage(plan, run))
                 else:
                     summary.waves = self._stage_and_switch(plan, runs)
                     self._tidy(runs)
@@ -193,18 +204,22 @@ class Pipeline:
         return self._settled(summary, runs, started)
 
     def _stage_and_switch(self, plan: Plan, runs: list[HostRun]) -> list[list[str]]:
-        """Stage the first wave; switch it while every other host stages; then the later
-        waves, each once its hosts are staged. Returns the plan, as labels."""
+        """Stage the first wave; switch it, and once its new release answers on every host
+        of it, stage every other host while its gate is watched; then the later waves, each
+        once its hosts are staged. Returns the plan, as labels."""
         order = self._waves(runs)
         if self._all_ready(runs, Result.LOCKED):
             first, later = order[0], [r for wave in order[1:] for r in wave]
             self._each(first, lambda run: self._stage(plan, run))
+
+            def stage_once_first_wave_up(run: HostRun) -> None:
+                if all(r.came_up.result() for r in first):  # a release that never answered goes nowhere else
+                    self._each([run], lambda run: self._stage(plan, run))
+
             with ThreadPoolExecutor(max_workers=max(1, len(later))) as pool:
                 staging: dict[int, Future] = {}
                 if all(r.result.result == Result.STAGED for r in first):
-                    staging = {
-                        id(r): pool.submit(self._each, [r], lambda run: self._stage(plan, run)) for r in later
-                    }
+                    staging = {id(r): pool.submit(stage_once_first_wave_up, r) for r in later}
 
                 def staged(run: HostRun) -> bool:  # waits for the host's staging to end
                     if id(run) in staging:
@@ -236,7 +251,7 @@ class Pipeline:
         # nor on a host that trusts keys, unless one of them signed it: checked here, before
         # the engine it carries starts there (which checks again)
         check_trusted(run.conn, art.signed(), str(art.path), self.config.app.name)
-        run.session = session = run.remote.session(self.reporter.event, plan.lock_wait)
+        run.session = session = run.remote.session(self._watching(run), plan.lock_wait)
         run.current = session.current
         pre = session.call(Command.PREFLIGHT, manifest=art.manifest, upload=True, templates=plan.templates)
         drift = pre["drift"]  # one round trip: the unit is compared with the artifact's templates too
@@ -247,6 +262,17 @@ class Pipeline:
         run.missing = pre["missing"]
         h = run.result
         h.result, h.release, h.version = Result.LOCKED, art.release_id, art.version
+
+    def _watching(self, run: HostRun) -> Callable[[str, dict], None]:
+        """The reporter's event handler, noting when the host's new release first answers
+        (or fails to) its health check after the switch."""
+
+        def on_event(label: str, event: dict) -> None:
+            if event.get("step") == "healthy" and event.get("status") in (Status.OK, Status.FAIL):
+                _first(run.came_up, event["status"] == Status.OK)
+            self.reporter.event(label, event)
+
+        return on_event
 
     def _stage(self, plan: Plan, run: HostRun) -> None:
         """Upload what the host's cache lacks (its preflight said), stage."""
@@ -308,6 +334,12 @@ class Pipeline:
 
     def _switch(self, plan: Plan, run: HostRun) -> bool:
         """Activate the release on one host; True when it is live and its gate closed."""
+        try:
+            return self._activate(plan, run)
+        finally:
+            _first(run.came_up, False)  # the switch ended before its release answered
+
+    def _activate(self, plan: Plan, run: HostRun) -> bool:
         h, session = run.result, run.session
         assert session is not None and h.release is not None
         try:
