@@ -34,6 +34,7 @@ from deployer.host.contract import (
     JOURNAL_LINES,
     Command,
     Status,
+    Step,
 )
 from deployer.host.patterns import check_release_id
 from deployer.output import Reporter
@@ -268,7 +269,7 @@ class Pipeline:
         (or fails to) its health check after the switch."""
 
         def on_event(label: str, event: dict) -> None:
-            if event.get("step") == "healthy" and event.get("status") in (Status.OK, Status.FAIL):
+            if event.get("step") == Step.HEALTHY and event.get("status") in (Status.OK, Status.FAIL):
                 _first(run.came_up, event["status"] == Status.OK)
             self.reporter.event(label, event)
 

@@ -82,13 +82,6 @@ def current(guest) -> str:
     return os.path.basename(sh(guest, "readlink", f"{BASE}/current"))
 
 
-def started_at(events: list[dict], host: str, step: str, status: str) -> str:
-    """The engine's time of ``host``'s first ``step`` event with ``status``."""
-    return next(
-        e["time"] for e in events if e.get("host") == host and (e["step"], e["status"]) == (step, status)
-    )
-
-
 def index(events: list[dict], host: str, step: str, status: str) -> int:
     """Where ``host``'s first ``step`` event with ``status`` came among every host's events."""
     return next(
@@ -96,6 +89,11 @@ def index(events: list[dict], host: str, step: str, status: str) -> int:
         for i, e in enumerate(events)
         if e.get("host") == host and (e.get("step"), e.get("status")) == (step, status)
     )
+
+
+def started_at(events: list[dict], host: str, step: str, status: str) -> str:
+    """The engine's time of ``host``'s first ``step`` event with ``status``."""
+    return events[index(events, host, step, status)]["time"]
 
 
 def invocation(guest) -> str:
