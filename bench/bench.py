@@ -14,7 +14,9 @@ guest (systemd-nspawn, real SSH, real systemd unit), for ``speed``:
 4. where the controller's own time goes (imports, verify, connect, engine start), and
    the engine's venv and smoke steps taken apart on the host (bench/host_steps.py);
 5. every deploy and rollback of 2. and 3. also yields its unavailability window: from the
-   old release's last answer to the new one's first, probed every 20 ms in the guest.
+   old release's last answer to the new one's first, probed every 20 ms in the guest;
+6. with ``[service] handover`` set up: code-only redeploys of new commits (h1, h2, ...),
+   each followed by a rollback, with their windows.
 
 ``steady`` (bench/steady.py), on the same guest: a request every 10 ms against notes_api
 during 10 deploys and 10 rollbacks, with and without ``[service] socket``.
@@ -63,6 +65,10 @@ REFERENCE = RESULTS / "reference.jsonl"
 BASE = baseline.BASE
 UNIT = baseline.UNIT
 GATE_WATCH = 3
+#: what the handover measurements add to the example's deploy.toml
+HANDOVER_KEYS = (
+    '\n[service]\nhandover = true\npreload = ["tg_video_streamer.service", "tg_video_streamer.settings"]\n'
+)
 DEFAULT_INDEX = 190  # and the next 7 for the rollout part: clear of the test suite's and the demo's
 PARTS = ("speed", "steady", "rollout", "build")
 TRASH = "/var/tmp/bench-trash"  # inside the guest: what reset_host moves aside
@@ -348,6 +354,37 @@ class Bench:
         )
         rec["watch_s"] = GATE_WATCH
 
+    def handovers(self, reps: int) -> None:
+        """``[service] handover`` on (host setup turns the unit into its template's two
+        instances): code-only redeploys of new commits, each followed by a rollback."""
+        config = self.work / "deploy-handover.toml"
+        config.write_text(self.config.read_text() + HANDOVER_KEYS)
+        live = self.guest.exec(["readlink", f"{BASE}/current"]).stdout.strip().rsplit("/", 1)[-1]
+        name = next(n for n, b in self.builds.items() if n != "_repo" and b.manifest["release_id"] == live)
+        self.watcher.arm()
+        host_setup(self.guest, config)  # the running unit stopped, the first instance started
+        if self.watcher.wait_seen(self.version(name), time.time()) is None:
+            raise BenchError("with [service] handover set up, the service never answered")
+        self.watcher.disarm()
+        for rep in range(1, reps + 1):
+            b, before = self.builds[f"h{rep}"], self.builds[name]
+            self.deployer(
+                "handover",
+                rep,
+                ["deploy", "--watch", "0", str(b.path)],
+                self.version(f"h{rep}"),
+                b.manifest["release_id"],
+                config,
+            )
+            self.deployer(
+                "handover-rollback",
+                rep,
+                ["rollback"],
+                self.version(name),
+                before.manifest["release_id"],
+                config,
+            )
+
     def head_deploys(self, reps: int) -> None:
         """`deployer deploy` with no artifact, in a clone of the service: each time one more
         code-only commit, built (warm caches) and deployed; to healthy, build included."""
@@ -492,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.redeploys(news, args.reps)
                 apart.controller(bench, args.reps)
                 apart.host_steps(bench, args.host_steps)
+                bench.handovers(args.reps)  # last: it leaves the unit a template
             finally:
                 bench.close()
         if notes:

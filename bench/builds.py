@@ -54,7 +54,8 @@ def build_edit(repo: Path, name: str, date: str, work: Path):
 
 
 def build_all(work: Path, news: int) -> dict[str, object]:
-    """v1, then ``news`` new commits: v2 (the tests' variant) and n2, n3, ..."""
+    """v1, then ``news`` new commits: v2 (the tests' variant) and n2, n3, ...; and
+    ``news`` more for the deploys with ``[service] handover``: h1, h2, ..."""
     repo = make_service_repo(work / "service-repo")
     t0 = time.monotonic()
     config = load_config(repo / "deploy.toml", environ={})
@@ -64,6 +65,8 @@ def build_all(work: Path, news: int) -> dict[str, object]:
         jobs = {"v2": pool.submit(build_variant, repo, "v2", work)}
         for k, name in enumerate(names):
             jobs[name] = pool.submit(build_edit, repo, name, f"2026-11-26T14:{k:02d}:00Z", work)
+        for k in range(1, news + 1):
+            jobs[f"h{k}"] = pool.submit(build_edit, repo, f"h{k}", f"2026-11-26T14:{30 + k:02d}:00Z", work)
         for name, job in jobs.items():
             builds[name] = job.result()
     say(

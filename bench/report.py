@@ -38,6 +38,8 @@ WINDOW_ROWS = [
     ("code-new", "(b) code-only redeploy, new commit"),
     ("code-reactivate", "(b') redeploy of a release the host has"),
     ("rollback", "(c) rollback"),
+    ("handover", "(h) code-only redeploy, new commit, [service] handover"),
+    ("handover-rollback", "(h') rollback, [service] handover"),
     ("baseline-redeploy", "baseline: redeploy (new version)"),
 ]
 
@@ -326,12 +328,18 @@ def rollout_targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:
     else:
         measured, met = "-", None
     out.append(("8 hosts vs 1, every host healthy and gated, watch 10 s: T(8) − T(1) <= 15 s", measured, met))
-    code, base = window(records, "code-new"), window(records, "baseline-redeploy")
-    r = code / base if code is not None and base else None
+    base = window(records, "baseline-redeploy")
+    hand, code = window(records, "handover"), window(records, "code-new")
+    mine = hand if hand is not None else code
+    r = mine / base if mine is not None and base else None
+    how = "[service] handover" if hand is not None else "no handover measured: stop, then start"
+    plain = f"; without handover {code / base:.2f}" if hand is not None and code is not None and base else ""
     out.append(
         (
             "unavailability window per deploy, bot example, deployer ÷ baseline <= 0.5",
-            f"{r:.2f} ({code:.3f} s vs {base:.3f} s)" if r is not None else "-",
+            f"{r:.2f} ({mine:.3f} s vs {base:.3f} s, {how}{plain})"
+            if r is not None and mine is not None
+            else "-",
             None if r is None else r <= TARGET_WINDOW_RATIO,
         )
     )

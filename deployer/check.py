@@ -16,19 +16,19 @@ from deployer.builder.release import packaging_templates
 from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.host.artifact import verify_artifact
-from deployer.host.contract import Status, Step
+from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.rootfiles import TEMPLATES
-from deployer.host.service import Systemd
+from deployer.host.service import service_for
 from deployer.output import Reporter
 from deployer.pipeline import Pipeline
 from deployer.remote.engine import RemoteEngine
 from deployer.remote.ssh import Connection, Endpoint
 
 
-def sudo_rights(conn: Connection, unit: str) -> tuple[list[str], list[str]]:
+def sudo_rights(conn: Connection, config: HostConfig) -> tuple[list[str], list[str]]:
     """(allowed lines we need, missing lines) from ``sudo -n -l`` as the deploy user."""
     result = conn.run(["sudo", "-n", "-l"], timeout=30, step="sudo")
-    needed = Systemd(unit).needed_rights()
+    needed = service_for(config).needed_rights()
     listed = result.stdout if result.ok else ""
     return [n for n in needed if n in listed], [n for n in needed if n not in listed]
 
@@ -73,7 +73,7 @@ def check_host(
     with reporter.step(t.label, "connect", f"{t.user}@{t.address}:{t.port}, host key pinned"):
         conn = pipeline.connect(t)
     try:
-        allowed, missing = sudo_rights(conn, config.app.unit_name)
+        allowed, missing = sudo_rights(conn, config.host_config())
         reporter.event(
             t.label,
             {

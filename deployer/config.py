@@ -191,6 +191,13 @@ class Service(Model):
     #: systemd socket activation: the TCP address (``127.0.0.1:8000``, a port, ``[::1]:8000``)
     #: a ``<unit>.socket`` listens on across restarts; the service takes it from LISTEN_FDS
     socket: Annotated[str, Field(min_length=1, max_length=64)] | None = HostConfig.socket
+    #: a restart starts the new release beside the running one: it imports ``preload``,
+    #: then waits until the old one has exited (two instances of a template unit, never
+    #: running the service's code at once); the window without a service shrinks to the
+    #: old one's stop and the new one's start after its imports
+    handover: bool = HostConfig.handover
+    #: the modules the new release imports while the old one still runs (``handover``)
+    preload: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
 
 
 class Rollout(Model):
@@ -289,6 +296,8 @@ class Config(Model):
             env_public=tuple(self.env.public),
             service_type=self.service.type,
             socket=self.service.socket,
+            handover=self.service.handover,
+            preload=tuple(self.service.preload),
             audit_retention_days=self.audit.retention_days,
         )
 
@@ -304,6 +313,8 @@ HOST_KEYS = {
     "shared_dirs": "app.shared_dirs",
     "service_type": "service.type",
     "socket": "service.socket",
+    "handover": "service.handover",
+    "preload": "service.preload",
 }
 
 

@@ -53,8 +53,8 @@ def status(obj: Context, hosts) -> None:
         unit = st.get("unit", {})
         ok = ok and st.get("health") == "ok"
         lines.append(
-            f"{label}: {unit.get('ActiveState')} ({unit.get('SubState')}), release "
-            f"{st.get('current')} {st.get('version') or ''}, health: {st.get('health')}"
+            f"{label}: {st.get('unit_name', 'unit')} {unit.get('ActiveState')} ({unit.get('SubState')}), "
+            f"release {st.get('current')} {st.get('version') or ''}, health: {st.get('health')}"
         )
     obj.out(data, "\n".join(lines))
     if not ok:

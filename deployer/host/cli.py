@@ -22,7 +22,7 @@ from deployer.host.contract import HostConfig, Status, Step
 from deployer.host.engine import Engine
 from deployer.host.events import Events
 from deployer.host.rootfiles import TEMPLATES, drift, load_templates
-from deployer.host.service import Service, Systemd
+from deployer.host.service import Service, service_for
 from deployer.host.setup import Setup
 from deployer.host.signature import Trust, check, host_trust
 from deployer.host.state import write_atomic
@@ -226,9 +226,7 @@ def run_setup(args: argparse.Namespace, config: HostConfig, events: Events) -> i
     return 0
 
 
-def main(
-    argv: Optional[List[str]] = None, service_factory: ServiceFactory = lambda config: Systemd(config.unit)
-) -> None:
+def main(argv: Optional[List[str]] = None, service_factory: ServiceFactory = service_for) -> None:
     args = _parser().parse_args(argv)
     events = Events(human=not args.json and sys.stdout.isatty())  # a person at a terminal
     try:

@@ -154,6 +154,14 @@ SERVICE_TYPES = ("notify", "exec", "simple")
 
 #: the only verbs the deploy user may run as ``sudo -n systemctl <verb> <unit>``
 SUDO_VERBS = ("restart", "stop", "reset-failed")
+#: ``[service] handover``: the unit is a template; these are its two instances, and the
+#: verbs the deploy user may run on each (the new one is started without waiting for it:
+#: it waits for the old one to exit, which only a stop after it ends)
+HANDOVER_SLOTS = ("blue", "green")
+HANDOVER_VERBS = ("--no-block start", "stop", "reset-failed")
+#: the status text an instance of a handover sends once it has imported ``[service]
+#: preload`` and waits for the running one to exit (systemd's StatusText)
+HANDOVER_READY = "deployer: preloaded, waiting for the running instance to exit"
 
 #: the namespace an artifact's manifest is signed in (``ssh-keygen -Y sign -n``): a
 #: signature the same key made for anything else (a git commit, a file) never passes
@@ -162,6 +170,20 @@ SIGNATURE_NAMESPACE = "deployer-artifact@v1"
 SIGNATURE_MEMBER = "manifest.json.sig"
 #: the file name of the keys a host trusts for an app, in root's ``/etc/deployer/<app>/``
 ALLOWED_SIGNERS = "allowed_signers"
+
+
+def service_units(config: HostConfig) -> Tuple[str, ...]:
+    """The units a deploy drives: the app's unit, or with handover its two instances."""
+    if not config.handover:
+        return (config.unit,)
+    stem = config.unit[: -len(".service")] if config.unit.endswith(".service") else config.unit
+    return tuple(f"{stem}@{slot}.service" for slot in HANDOVER_SLOTS)
+
+
+def sudo_commands(config: HostConfig) -> List[List[str]]:
+    """Every ``systemctl`` argv tail the deploy user may run through sudo, exactly."""
+    verbs = HANDOVER_VERBS if config.handover else SUDO_VERBS
+    return [verb.split() + [unit] for unit in service_units(config) for verb in verbs]
 
 
 def allowed_signers_path(app: str) -> str:
@@ -215,6 +237,12 @@ class HostConfig:
     #: listens on and holds across restarts, handed to the service as fd 3 (LISTEN_FDS);
     #: None: the service binds its own port
     socket: Optional[str] = None
+    #: ``[service] handover``: a restart starts the new release beside the running one (two
+    #: instances of a template unit, ``HANDOVER_SLOTS``); it imports ``preload``, waits
+    #: until the running one exits (a lock only one instance holds), then runs
+    handover: bool = False
+    #: the modules a handover's new instance imports while the old one still runs
+    preload: Tuple[str, ...] = ()
     #: where the service's .env lives; default ``/etc/deployer/<app>/env``: a root-owned
     #: folder (no link can be planted there), a file the deploy user may only rewrite
     env_file: Optional[str] = None
@@ -271,6 +299,15 @@ class HostConfig:
         found += [("base_path", why) for why in base_path_problems(self.base_path)]
         if self.socket is not None:
             found += [("socket", why) for why in listen_problems(self.socket)]
+        if self.handover and self.socket is not None:
+            found.append(
+                ("handover", "cannot be combined with socket: the socket unit starts one named service")
+            )
+        if self.handover and "@" in self.unit:
+            found.append(
+                ("unit", f"{self.unit!r}: with handover the unit is a template; name it without '@'")
+            )
+        found += [("preload", f"{m!r} is not a module name") for m in self.preload if not MODULE.match(m)]
         if self.env_file is not None and not ABS_PATH.match(self.env_file):
             found.append(("env_file", f"{self.env_file!r} must be an absolute path of plain names"))
         for d in self.shared_dirs:

@@ -201,6 +201,7 @@ class Engine:
         )
         return {
             "unit": props,
+            "unit_name": self.service.name,
             "current": current,
             "version": version,
             "state": get_state(self.layout.release(current)) if current else None,

@@ -17,7 +17,13 @@ from string import Template
 from typing import Dict, List, Optional
 
 from deployer.errors import HostError, UsageError
-from deployer.host.contract import SIGNATURE_NAMESPACE, SUDO_VERBS, HostConfig, allowed_signers_path
+from deployer.host.contract import (
+    HANDOVER_READY,
+    SIGNATURE_NAMESPACE,
+    HostConfig,
+    allowed_signers_path,
+    sudo_commands,
+)
 from deployer.host.signature import BASE_PATH_NOTE, parse_public_key, signer_line
 
 TEMPLATES = {"unit": "unit.service.in", "launcher": "launch.sh.in"}
@@ -33,6 +39,16 @@ def unit_path(unit: str) -> Path:
 
 def unit_stem(unit: str) -> str:
     return unit[: -len(".service")] if unit.endswith(".service") else unit
+
+
+def template_path(unit: str) -> Path:
+    """The template unit of ``[service] handover`` (``<unit>@.service``)."""
+    return UNIT_DIR / f"{unit_stem(unit)}@.service"
+
+
+def unit_file(config: HostConfig) -> Path:
+    """The unit file setup writes: the unit, or with handover its template."""
+    return template_path(config.unit) if config.handover else unit_path(config.unit)
 
 
 def socket_path(unit: str) -> Path:
@@ -65,9 +81,9 @@ def load_templates(directory: Path) -> Dict[str, str]:
 UNIT_MARKERS = ("installed root-owned by `deployer host setup`",)
 
 
-def sudo_rules(user: str, unit: str) -> List[str]:
-    """The deploy user's only sudo rights: one exact line per verb, no wildcards (pure)."""
-    return [f"{user} ALL=(root) NOPASSWD: {SYSTEMCTL} {verb} {unit}" for verb in SUDO_VERBS]
+def sudo_rules(config: HostConfig) -> List[str]:
+    """The deploy user's only sudo rights: one exact line per command, no wildcards (pure)."""
+    return [f"{config.user} ALL=(root) NOPASSWD: {SYSTEMCTL} {' '.join(c)}" for c in sudo_commands(config)]
 
 
 def sudoers_text(config: HostConfig) -> str:
@@ -76,7 +92,7 @@ def sudoers_text(config: HostConfig) -> str:
         f"# {sudoers_path(config.app)} - written by `deployer host setup`, checked with visudo -c.\n"
         "# Exact command lines only: the deploy user can restart and stop its service, nothing else.\n"
     )
-    return head + "".join(line + "\n" for line in sudo_rules(config.user, config.unit))
+    return head + "".join(line + "\n" for line in sudo_rules(config))
 
 
 def authorize(have: str, key: str) -> str:
@@ -183,12 +199,49 @@ def socket_dropin_text(config: HostConfig) -> str:
     )
 
 
+#: what the launcher of ``[service] handover`` runs in the release's python (argv: the
+#: folder whose lock the running instance holds, the module, the modules to preload)
+HANDOVER_BOOT = f"""
+import fcntl, importlib, os, runpy, socket, sys
+shared, module, preload = sys.argv[1], sys.argv[2], sys.argv[3:]
+for name in preload:
+    importlib.import_module(name)
+lock = os.open(shared, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+where = os.environ.get("NOTIFY_SOCKET", "")
+if where:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        s.connect("\\0" + where[1:] if where.startswith("@") else where)
+        s.sendall(b"STATUS={HANDOVER_READY}")
+fcntl.flock(lock, fcntl.LOCK_EX)
+sys.argv[:] = [module]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def handover_launcher_text(config: HostConfig) -> str:
+    """The launcher of ``[service] handover`` (pure; fixed lines, whatever the template)."""
+    shared = f"{config.base_path}/shared"
+    preload = "".join(f" {m}" for m in config.preload)
+    return (
+        "#!/bin/sh\n"
+        f"# {config.app} launcher ([service] handover), installed root-owned by `deployer host setup`.\n"
+        "# Resolve `current` ONCE; that release's python imports [service] preload, tells systemd\n"
+        f"# (StatusText), waits for the lock on {shared} the running instance holds until it\n"
+        "# exits, then runs the service in the same process: the two instances of a handover\n"
+        "# overlap in their imports only, never in the service's own code.\n"
+        "set -eu\n"
+        f"release=$(readlink -f {config.base_path}/current)\n"
+        f"exec \"$release/venv/bin/python\" -c '{HANDOVER_BOOT}' {shared} {config.module}{preload}\n"
+    )
+
+
 def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
     """Unit and launcher text for this app, and with ``[service] socket`` the socket unit
-    and the service's drop-in (pure)."""
+    and the service's drop-in (pure). With ``[service] handover`` the unit is rendered as
+    the template ``<unit>@.service`` and the launcher is ``handover_launcher_text``."""
     values = {
         "app": config.app,
-        "unit": config.unit,
+        "unit": f"{unit_stem(config.unit)}@" if config.handover else config.unit,
         "user": config.user,
         "base": config.base_path,
         "module": config.module,
@@ -211,17 +264,21 @@ def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
     if config.socket is not None:
         rendered["socket"] = socket_text(config)
         rendered["socket-dropin"] = socket_dropin_text(config)
+    if config.handover:
+        rendered["launcher"] = handover_launcher_text(config)
     return rendered
 
 
 def installed_paths(config: HostConfig) -> Dict[str, Path]:
     """Every root-owned file of the app setup renders (the socket's whether it is
-    configured or not: one left from an earlier config is drift too)."""
+    configured or not, the unit of the other form, with or without handover: one left
+    from an earlier config is drift too)."""
     return {
-        "unit": unit_path(config.unit),
+        "unit": unit_file(config),
         "launcher": launcher_path(config.app),
         "socket": socket_path(config.unit),
         "socket-dropin": socket_dropin_path(config.unit),
+        "other-unit": unit_path(config.unit) if config.handover else template_path(config.unit),
     }
 
 
@@ -236,7 +293,7 @@ def compare(
         if want is None:
             if have is not None and any(m in have for m in UNIT_MARKERS):
                 problems.append(
-                    f"{path} is installed but [service] socket is not set (run `deployer host setup`)"
+                    f"{path} is installed but this config does not use it (run `deployer host setup`)"
                 )
         elif have is None:
             problems.append(f"{path} is not installed (run `deployer host setup`)")

@@ -1,20 +1,35 @@
 """The service manager behind a small interface: systemd on hosts, anything in tests.
 
 Only what a deploy needs: restart, stop, the unit's state (active, restart counter,
-invocation id) and this invocation's journal lines. The deploy user runs exactly
-``sudo -n systemctl restart|stop <unit>`` (the sudoers drop-in allows those lines and
-nothing else) and reads the journal through the ``systemd-journal`` group.
+invocation id) and this invocation's journal lines. The deploy user runs exactly the
+``sudo -n systemctl <verb> <unit>`` lines of ``contract.sudo_commands`` (the sudoers
+drop-in allows those and nothing else) and reads its own journal.
+
+``Systemd`` drives one unit; ``Handover`` (``[service] handover``) the two instances of
+a template unit, so that a restart starts the new release before the old one stops.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Dict, List, Optional
 
 from deployer.errors import HealthError, HostError
-from deployer.host.contract import SUDO_VERBS
+from deployer.host.contract import HANDOVER_READY, HANDOVER_VERBS, SUDO_VERBS, HostConfig, service_units
 from deployer.host.proc import run
 
-SHOW_PROPS = ("ActiveState", "SubState", "Result", "NRestarts", "InvocationID", "MainPID", "Type")
+SHOW_PROPS = (
+    "ActiveState",
+    "SubState",
+    "Result",
+    "NRestarts",
+    "InvocationID",
+    "MainPID",
+    "Type",
+    "StatusText",
+)
+#: the states of a unit that runs or is about to
+RUNNING = ("active", "activating", "reloading")
 
 
 class Service:
@@ -40,6 +55,10 @@ class Service:
         """Why a deploy could not drive this service (missing rights, no unit); [] if none."""
         return []
 
+    def needed_rights(self) -> List[str]:
+        """The exact command lines ``sudo -n -l`` must list for the deploy user."""
+        return []
+
     def recent(self, lines: int) -> List[str]:
         """The last ``lines`` of the service's journal."""
         raise NotImplementedError
@@ -56,10 +75,12 @@ class Systemd(Service):
         self.name = unit if unit.endswith(".service") else unit + ".service"
         self.unit = unit
         self.systemctl, self.journalctl, self.sudo = systemctl, journalctl, sudo
+        self.verbs = SUDO_VERBS
 
-    def _privileged(self, verb: str, timeout: float = 120) -> int:
+    def privileged(self, verb: str, timeout: float = 120) -> int:
+        """``sudo -n systemctl <verb> <unit>``, its exit code; HostError when sudo refuses."""
         # `sudo -n`: fail at once instead of prompting; argv matches the sudoers line exactly
-        argv = [self.sudo, "-n", self.systemctl, verb, self.unit]
+        argv = [self.sudo, "-n", self.systemctl, *verb.split(), self.unit]
         proc = run(argv, timeout=timeout)
         # a failed start is reported by the health check with its journal; only a
         # refused sudo is an error of its own
@@ -73,8 +94,8 @@ class Systemd(Service):
 
     def restart(self) -> None:
         if self.show().get("Result") == "start-limit-hit":
-            self._privileged("reset-failed")  # else systemd refuses the start outright
-        if self._privileged("restart") != 0:
+            self.privileged("reset-failed")  # else systemd refuses the start outright
+        if self.privileged("restart") != 0:
             props = self.show()
             if props.get("Result") == "timeout" and props.get("Type") == "notify":
                 raise HealthError(
@@ -84,7 +105,7 @@ class Systemd(Service):
                 )
 
     def stop(self) -> None:
-        self._privileged("stop")
+        self.privileged("stop")
 
     def show(self) -> Dict[str, str]:
         proc = run([self.systemctl, "show", "-p", ",".join(SHOW_PROPS), self.name], timeout=30)
@@ -95,18 +116,13 @@ class Systemd(Service):
         return props
 
     def needed_rights(self) -> List[str]:
-        return [f"{self.systemctl} {verb} {self.unit}" for verb in SUDO_VERBS]
+        return [f"{self.systemctl} {verb} {self.unit}" for verb in self.verbs]
 
     def problems(self) -> List[str]:
         """The unit must be installed and ``sudo -n -l`` must list our exact command lines."""
         if not unit_installed(self.unit):
             return [f"unit {self.name} is not installed: run `deployer host setup` first"]
-        proc = run([self.sudo, "-n", "-l"], timeout=30)
-        allowed = proc.stdout if proc.returncode == 0 else ""
-        missing = [r for r in self.needed_rights() if r not in allowed]
-        if missing:
-            return [f"sudo does not allow `{missing[0]}` for this user: run `deployer host setup`"]
-        return []
+        return missing_rights(self.sudo, self.needed_rights())
 
     def recent(self, lines: int) -> List[str]:
         proc = run(
@@ -130,6 +146,134 @@ class Systemd(Service):
             timeout=30,
         )
         return proc.stdout.splitlines()
+
+
+class Handover(Service):
+    """``[service] handover``: the unit is a template with two instances (``blue``,
+    ``green``); one runs, the other is stopped.
+
+    A restart starts the stopped one without waiting for it (``--no-block``). The launcher
+    resolves `current` (the new release), imports ``[service] preload``, says so in its
+    status (``HANDOVER_READY``) and waits for a lock the running instance holds until it
+    exits. Once the new one says so, the old one is stopped: the new one takes the lock
+    and runs at once, with its imports done. The two never run the service's code at the
+    same time, only the new one's imports overlap the old one's last moments.
+
+    A new instance that fails or exits before it says so is stopped, and the old one,
+    never touched, keeps running what it ran: the next ``restart`` (the revert's) keeps it.
+    """
+
+    def __init__(self, config: HostConfig, **tools: str):
+        self.slots = tuple(Systemd(unit, **tools) for unit in service_units(config))
+        for slot in self.slots:
+            slot.verbs = HANDOVER_VERBS
+        self.template = self.slots[0].name.split("@", 1)[0] + "@.service"
+        self.timeout = config.health.timeout  # for the new instance's imports
+        self._running: Optional[Systemd] = None  # the instance the last restart left running
+        self._kept: Optional[Systemd] = None  # an old instance a failed handover left running
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.current.name
+
+    @property
+    def current(self) -> Systemd:
+        """The instance that runs (or was last started); the first one when none does."""
+        return self._running or self._live() or self.slots[0]
+
+    def _live(self) -> Optional[Systemd]:
+        states = [(slot, slot.show()) for slot in self.slots]
+        running = [(slot, p) for slot, p in states if p.get("ActiveState") in RUNNING]
+        # both run only while a handover is under way: the one that waits is the new one
+        settled = [slot for slot, p in running if p.get("StatusText") != HANDOVER_READY]
+        found = settled or [slot for slot, _ in running]
+        return found[0] if found else None
+
+    def restart(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is not None and kept.show().get("ActiveState") == "active":
+            self._running = kept  # it still runs the release it ran before the failed handover
+            return
+        old = self._live()
+        new = self.slots[1] if old is self.slots[0] else self.slots[0]
+        before = new.show()
+        if before.get("ActiveState") in RUNNING:
+            new.stop()  # a new instance a lost handover left waiting
+        if before.get("ActiveState") == "failed":
+            new.privileged("reset-failed")  # else a start-limit-hit refuses the start
+        new.privileged("--no-block start")
+        self._running = new
+        if old is None:
+            return
+        try:
+            self._wait_ready(new, before.get("InvocationID", ""))
+        except HealthError:
+            new.stop()
+            self._running, self._kept = old, old
+            raise
+        old.stop()
+
+    def _wait_ready(self, new: Systemd, before: str) -> None:
+        """Until the new instance has imported ``[service] preload`` and waits for the old."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            props = new.show()
+            started = props.get("InvocationID", "") not in ("", before)
+            if started and props.get("StatusText") == HANDOVER_READY:
+                return
+            if started and (
+                props.get("ActiveState") not in RUNNING or props.get("SubState") == "auto-restart"
+            ):
+                tail = " | ".join(new.journal(props["InvocationID"])[-3:])
+                raise HealthError(
+                    f"{new.name} exited before it could take over ({props.get('Result', '?')}): "
+                    f"{tail or 'no output'}; the running instance was left as it was"
+                )
+            if time.monotonic() > deadline:
+                raise HealthError(
+                    f"{new.name} did not finish importing [service] preload within {self.timeout:.0f}s; "
+                    "the running instance was left as it was"
+                )
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        for slot in self.slots:
+            slot.stop()
+        self._running = None
+
+    def show(self) -> Dict[str, str]:
+        return self.current.show()
+
+    def journal(self, invocation_id: str) -> List[str]:
+        return self.slots[0].journal(invocation_id)
+
+    def recent(self, lines: int) -> List[str]:
+        return Systemd(self.template.replace("@.", "@*.")).recent(lines)
+
+    def needed_rights(self) -> List[str]:
+        return [right for slot in self.slots for right in slot.needed_rights()]
+
+    def problems(self) -> List[str]:
+        if not unit_installed(self.template):
+            return [
+                f"unit {self.template} ([service] handover) is not installed: run `deployer host setup` first"
+            ]
+        return missing_rights(self.slots[0].sudo, self.needed_rights())
+
+
+def service_for(config: HostConfig) -> Service:
+    """The service a deploy of ``config`` drives on this host."""
+    return Handover(config) if config.handover else Systemd(config.unit)
+
+
+def missing_rights(sudo: str, needed: List[str]) -> List[str]:
+    """A problem when ``sudo -n -l`` does not list every command line in ``needed``."""
+    proc = run([sudo, "-n", "-l"], timeout=30)
+    allowed = proc.stdout if proc.returncode == 0 else ""
+    missing = [r for r in needed if r not in allowed]
+    if missing:
+        return [f"sudo does not allow `{missing[0]}` for this user: run `deployer host setup`"]
+    return []
 
 
 def unit_installed(unit: str, path: Optional[str] = None) -> bool:

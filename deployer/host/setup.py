@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 from deployer.errors import HostError, UsageError
 from deployer.host import safefs
-from deployer.host.contract import HostConfig, allowed_signers_path
+from deployer.host.contract import HostConfig, allowed_signers_path, service_units
 from deployer.host.events import Events
 from deployer.host.layout import Layout
 from deployer.host.proc import run
@@ -32,6 +32,7 @@ from deployer.host.rootfiles import (
     UNIT_MARKERS,
     allowed_signers_text,
     authorize,
+    installed_paths,
     launcher_path,
     render,
     signer_fingerprints,
@@ -39,6 +40,8 @@ from deployer.host.rootfiles import (
     socket_path,
     sudoers_path,
     sudoers_text,
+    template_path,
+    unit_file,
     unit_path,
     unit_stem,
 )
@@ -95,7 +98,7 @@ class Setup:
             "launcher",
             lambda: self._write(launcher_path(self.config.app), self.rendered["launcher"], 0o755),
         )
-        unit = unit_path(self.config.unit)
+        unit = unit_file(self.config)
         self._step("unit", lambda: self._write(unit, self.rendered["unit"], 0o644))
         self._step("socket", self._socket)
         self._step("enable", self._enable)
@@ -121,7 +124,8 @@ class Setup:
                 f"app.user {user!r} is a system account (uid {pw.pw_uid}): deployer will not deploy or "
                 "run a service as it; name a user of its own (setup creates it)"
             )
-        for path in (unit_path(self.config.unit), socket_path(self.config.unit)):
+        unit = self.config.unit
+        for path in (unit_path(unit), template_path(unit), socket_path(unit)):
             elsewhere = run([SYSTEMCTL, "show", "-p", "FragmentPath", "--value", path.name]).stdout.strip()
             if elsewhere and elsewhere != str(path):
                 raise HostError(
@@ -372,13 +376,36 @@ class Setup:
             sock.unlink()
         self.changed.append(f"removed {sock.name} and its drop-in ([service] socket is not set)")
 
+    def _other_form(self) -> bool:
+        """The unit of the other form (with or without ``[service] handover``) that an
+        earlier setup installed: stopped, disabled and removed. True when it was running
+        (``_enable`` then starts this form's unit in its place)."""
+        other = installed_paths(self.config)["other-unit"]
+        if not other.exists():
+            return False
+        units = service_units(self.config.replace(handover=not self.config.handover, socket=None))
+        running = [
+            u for u in units if run([SYSTEMCTL, "is-active", u]).stdout.strip() in ("active", "activating")
+        ]
+        _run([SYSTEMCTL, "disable", "--now", *units])
+        other.unlink()
+        self.changed.append(
+            f"removed {other.name} ([service] handover is {'set' if self.config.handover else 'not set'})"
+        )
+        return bool(running)
+
     def _enable(self) -> None:
+        was_running = self._other_form()
         _run([SYSTEMCTL, "daemon-reload"])
-        unit = self.config.unit
+        # with handover the first instance starts at boot (it runs `current`, whichever ran)
+        unit = service_units(self.config)[0]
         proc = run([SYSTEMCTL, "is-enabled", unit])
         if proc.stdout.strip() != "enabled":
             _run([SYSTEMCTL, "enable", unit])
             self.changed.append(f"enabled {unit}")
+        if was_running:
+            _run([SYSTEMCTL, "--no-block", "start", unit])
+            self.changed.append(f"started {unit} in place of the unit removed")
         if self.config.socket is None:
             return
         sock = socket_path(unit).name

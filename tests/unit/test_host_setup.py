@@ -35,7 +35,7 @@ def test_sudoers_is_exactly_one_line_per_verb():
     lines = [ln for ln in sudoers_text(CONFIG).splitlines() if not ln.startswith("#")]
     assert (
         lines
-        == sudo_rules("svc", "svc")
+        == sudo_rules(CONFIG)
         == [
             "svc ALL=(root) NOPASSWD: /usr/bin/systemctl restart svc",
             "svc ALL=(root) NOPASSWD: /usr/bin/systemctl stop svc",
@@ -91,7 +91,7 @@ def test_drift_names_a_missing_socket_and_one_left_from_an_earlier_config():
     ]
     without = render(templates, CONFIG)
     left = compare(up_to_date, without, paths)
-    assert len(left) == 2 and all("is installed but [service] socket is not set" in p for p in left)
+    assert len(left) == 2 and all("is installed but this config does not use it" in p for p in left)
     foreign = {
         "unit": "u\n",
         "launcher": "l\n",

@@ -1,0 +1,122 @@
+"""[service] handover on a staging guest, the bot example: host setup turns a plain unit
+into the template's two instances (and back), a deploy starts the new release beside the
+running one and stops the old one once the new one has done its imports, a rollback does
+the same, and a new instance that cannot take over leaves the running one untouched."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import BASE, Deployer, sh
+from tests.staging.guest import RequestLoop, host_setup
+
+GUEST = 37
+APP = "tg_video_streamer"
+BLUE, GREEN = f"{APP}@blue.service", f"{APP}@green.service"
+URL = "http://127.0.0.1:8080/health"
+PRELOAD = '["tg_video_streamer.service", "tg_video_streamer.settings"]'
+
+
+def props(guest, unit: str, *names: str) -> dict:
+    out = sh(guest, "systemctl", "show", unit, *[f"-p{n}" for n in names])
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def version(guest) -> str | None:
+    out = sh(guest, "curl", "-sf", "--max-time", "2", URL, check=False)
+    return out.split('"version":"', 1)[1].split('"', 1)[0] if '"version":"' in out else None
+
+
+def wait_version(guest, want: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while version(guest) != want:
+        assert time.monotonic() < deadline, f"{want} never answered (now {version(guest)})"
+        time.sleep(0.2)
+
+
+def current(guest) -> str:
+    return sh(guest, "readlink", f"{BASE}/current").rsplit("/", 1)[-1]
+
+
+def use_handover(cli: Deployer, plain: str, preload: str = PRELOAD) -> None:
+    cli.config.write_text(plain + f"\n[service]\nhandover = true\npreload = {preload}\n")
+
+
+def test_handover_deploy_rollback_a_failed_take_over_and_back_to_one_unit(
+    staging_host_factory, service_repo, variant_builds, tmp_path
+):
+    guest = staging_host_factory(GUEST)
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    cli = Deployer(service_repo, [guest], tmp_path)
+    plain = cli.config.read_text()
+    key = Path(guest.key_path + ".pub").read_text()
+    host_setup(guest, cli.config, authorized_key=key)
+    cli("deploy", str(v1.path))
+    assert sh(guest, "systemctl", "is-active", APP) == "active"
+
+    # host setup: the plain unit is stopped and removed, the template's first instance
+    # started in its place (on the same release), and enabled for boot
+    use_handover(cli, plain)
+    changed = " ".join(str(e.get("detail")) for e in host_setup(guest, cli.config))
+    assert f"removed {APP}.service" in changed and f"started {BLUE}" in changed
+    guest.exec(["test", "!", "-e", f"/etc/systemd/system/{APP}.service"])
+    assert sh(guest, "systemctl", "is-enabled", BLUE) == "enabled"
+    wait_version(guest, v1.manifest["version"])
+    assert f"{APP}@blue.service --no-block start" not in sh(guest, "cat", f"/etc/sudoers.d/deployer-{APP}")
+    assert f"--no-block start {GREEN}" in sh(guest, "cat", f"/etc/sudoers.d/deployer-{APP}")
+    cli("check")
+
+    # a deploy: green starts on v2 while blue still serves v1; blue stops once green has
+    # imported its preload; green then runs (it could not listen on 8080 while blue did)
+    loop = RequestLoop(guest, URL).start()
+    try:
+        cli("deploy", "--watch", "1", str(v2.path))
+    finally:
+        rows = loop.stop()
+    assert current(guest) == v2.manifest["release_id"]
+    assert sh(guest, "systemctl", "is-active", GREEN) == "active"
+    assert sh(guest, "systemctl", "is-active", BLUE, check=False) == "inactive"
+    assert version(guest) == v2.manifest["version"]
+    green = props(guest, GREEN, "ExecMainStartTimestampMonotonic", "StatusText")
+    blue = props(guest, BLUE, "InactiveEnterTimestampMonotonic")
+    assert int(green["ExecMainStartTimestampMonotonic"]) < int(blue["InactiveEnterTimestampMonotonic"]), (
+        "the new release was started before the old one stopped"
+    )
+    versions = [r[3] for r in rows if r[3]]
+    first_new = versions.index(v2.manifest["version"])
+    assert set(versions[:first_new]) == {v1.manifest["version"]}
+    assert set(versions[first_new:]) == {v2.manifest["version"]}, "never back to the old one"
+    out = cli("status").stdout
+    assert GREEN in out
+
+    # a rollback hands over the same way, back to blue
+    cli("rollback")
+    assert current(guest) == v1.manifest["release_id"]
+    assert sh(guest, "systemctl", "is-active", BLUE) == "active"
+    assert sh(guest, "systemctl", "is-active", GREEN, check=False) == "inactive"
+    assert version(guest) == v1.manifest["version"]
+
+    # a new instance that cannot take over (a preloaded module it does not have): it is
+    # stopped, the running one is never touched, `current` is switched back
+    use_handover(cli, plain, PRELOAD.replace("]", ', "tg_video_streamer.not_in_this_release"]'))
+    host_setup(guest, cli.config)
+    before = props(guest, BLUE, "MainPID", "InvocationID")
+    failed = cli("deploy", "--watch", "1", str(v2.path), check=False)
+    assert failed.returncode != 0
+    assert f"{GREEN} exited before it could take over" in failed.stdout + failed.stderr
+    assert "No module named 'tg_video_streamer.not_in_this_release'" in failed.stdout + failed.stderr
+    assert props(guest, BLUE, "MainPID", "InvocationID") == before, "the running instance was not touched"
+    assert current(guest) == v1.manifest["release_id"]
+    assert sh(guest, "systemctl", "is-active", GREEN, check=False) in ("inactive", "failed")
+    assert version(guest) == v1.manifest["version"]
+
+    # and back to one unit: the instances stopped, the template removed, the unit started
+    cli.config.write_text(plain)
+    changed = " ".join(str(e.get("detail")) for e in host_setup(guest, cli.config))
+    assert f"removed {APP}@.service" in changed and f"started {APP}" in changed
+    guest.exec(["test", "!", "-e", f"/etc/systemd/system/{APP}@.service"])
+    wait_version(guest, v1.manifest["version"])
+    assert sh(guest, "systemctl", "is-active", BLUE, check=False) == "inactive"
+    cli("deploy", "--watch", "1", str(v2.path))
+    assert version(guest) == v2.manifest["version"]

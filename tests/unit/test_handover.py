@@ -1,0 +1,125 @@
+"""[service] handover's pure parts: the units and sudo lines, the fixed launcher, the
+config it refuses; and the launcher's Python run for real: it imports the preload,
+says so on a real NOTIFY_SOCKET, waits for a lock another process holds, then runs the
+module as ``__main__``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deployer.errors import UsageError
+from deployer.host.contract import HANDOVER_READY, HostConfig, service_units, sudo_commands
+from deployer.host.rootfiles import HANDOVER_BOOT, compare, installed_paths, render, sudo_rules
+
+CONFIG = HostConfig.from_dict(
+    {
+        "app": "svc",
+        "module": "svc.main",
+        "unit": "svc",
+        "user": "svc",
+        "base_path": "/opt/svc",
+        "interpreter": "/usr/bin/python3",
+        "smoke": {"command": ["{python}", "-c", "1"]},
+        "handover": True,
+        "preload": ["svc.heavy", "json"],
+    }
+)
+TEMPLATES = {
+    "unit": "# ${unit}.service - x\nEnvironmentFile=-${env_file}\nExecStart=${launcher}\n",
+    "launcher": "l\n",
+}
+
+
+def test_two_instances_of_a_template_each_with_exact_sudo_lines():
+    assert service_units(CONFIG) == ("svc@blue.service", "svc@green.service")
+    assert service_units(CONFIG.replace(handover=False)) == ("svc",)
+    assert sudo_commands(CONFIG)[0] == ["--no-block", "start", "svc@blue.service"]
+    assert sudo_rules(CONFIG) == [
+        f"svc ALL=(root) NOPASSWD: /usr/bin/systemctl {verb} svc@{slot}.service"
+        for slot in ("blue", "green")
+        for verb in ("--no-block start", "stop", "reset-failed")
+    ]
+
+
+def test_the_template_and_a_fixed_launcher_are_rendered():
+    rendered = render(TEMPLATES, CONFIG)
+    assert rendered["unit"].startswith("# svc@.service - x\n")
+    launcher = rendered["launcher"]
+    assert launcher.startswith("#!/bin/sh\n") and "release=$(readlink -f /opt/svc/current)" in launcher
+    assert launcher.rstrip().endswith(f"-c '{HANDOVER_BOOT}' /opt/svc/shared svc.main svc.heavy json")
+    assert "'" not in HANDOVER_BOOT, "the code travels in one single-quoted shell word"
+    assert render(TEMPLATES, CONFIG.replace(handover=False))["launcher"] == "l\n", "the template without it"
+
+
+def test_drift_names_the_unit_of_the_other_form_left_installed():
+    paths = installed_paths(CONFIG)
+    assert paths["unit"] == Path("/etc/systemd/system/svc@.service")
+    assert paths["other-unit"] == Path("/etc/systemd/system/svc.service")
+    rendered = render(TEMPLATES, CONFIG)
+    left = {**rendered, "other-unit": "# svc.service - installed root-owned by `deployer host setup`\n"}
+    assert compare(left, rendered, paths) == [
+        f"{paths['other-unit']} is installed but this config does not use it (run `deployer host setup`)"
+    ]
+    plain = CONFIG.replace(handover=False)
+    assert installed_paths(plain)["other-unit"] == Path("/etc/systemd/system/svc@.service")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"socket": "8000"}, "handover: cannot be combined with socket"),
+        ({"preload": ["os; import x"]}, "preload: 'os; import x' is not a module name"),
+        ({"preload": ["x' y"]}, "is not a module name"),
+        ({"unit": "svc@x"}, "unit: 'svc@x': with handover the unit is a template"),
+    ],
+)
+def test_what_handover_refuses(change, problem):
+    with pytest.raises(UsageError, match=problem):
+        HostConfig.from_dict({**CONFIG.to_dict(), **change})
+
+
+def test_the_launcher_code_preloads_announces_waits_for_the_lock_then_runs_the_module(tmp_path):
+    pkg = tmp_path / "app" / "svc"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "heavy.py").write_text("import time\nLOADED = time.time()\n")
+    (pkg / "main.py").write_text(
+        "import sys, time\n"
+        "from svc import heavy\n"
+        "since = time.time() - heavy.LOADED\n"
+        "print(__name__, sys.argv[0].endswith('main.py'), sys.argv[1:], f'{since:.3f}')\n"
+        "sys.exit(7)\n"
+    )
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(20)
+    holder = os.open(shared, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # the running instance
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANDOVER_BOOT, str(shared), "svc.main", "svc.heavy"],
+        cwd=pkg.parent,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert notify.recv(4096).decode() == f"STATUS={HANDOVER_READY}"
+        time.sleep(0.3)
+        assert proc.poll() is None, "it waits while the lock is held"
+    finally:
+        os.close(holder)  # the old instance exits
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 7, "the module's exit code is the process's"
+    name, argv0, rest, since_import = out.split(" ", 3)
+    assert (name, argv0, rest) == ("__main__", "True", "[]")
+    assert float(since_import) >= 0.3, "svc.heavy was imported before the wait, not after"
