@@ -21,7 +21,7 @@ ROWS = [
     ("baseline-redeploy", "baseline: redeploy (new version)", None),
     ("baseline-rollback", "baseline: rollback (`ln -sfn` + restart + poll)", None),
 ]
-PROFILE_KINDS = ["first", "code-new", "code-reactivate", "rollback", "head"]
+PROFILE_KINDS = ["first", "code-new", "code-reactivate", "rollback", "head", "handover"]
 TARGET_CODE_BYTES = 200_000  # issue 7
 TARGET_ROLLBACK_S = 2.0  # issue 7
 #: issue 16 section 3: from a commit to healthy, and each figure against the same baseline job

@@ -159,9 +159,11 @@ SUDO_VERBS = ("restart", "stop", "reset-failed")
 #: it waits for the old one to exit, which only a stop after it ends)
 HANDOVER_SLOTS = ("blue", "green")
 HANDOVER_VERBS = ("--no-block start", "stop", "reset-failed")
-#: the status text an instance of a handover sends once it has imported ``[service]
-#: preload`` and waits for the running one to exit (systemd's StatusText)
+#: the status texts (systemd's StatusText) an instance of a handover sends once it has
+#: imported ``[service] preload`` and waits for the running one to exit, then once it
+#: holds the lock and runs the service (which may send its own later)
 HANDOVER_READY = "deployer: preloaded, waiting for the running instance to exit"
+HANDOVER_RUNNING = "deployer: preloaded, running"
 
 #: the namespace an artifact's manifest is signed in (``ssh-keygen -Y sign -n``): a
 #: signature the same key made for anything else (a git commit, a file) never passes
@@ -172,18 +174,31 @@ SIGNATURE_MEMBER = "manifest.json.sig"
 ALLOWED_SIGNERS = "allowed_signers"
 
 
+def unit_stem(unit: str) -> str:
+    """``app`` of ``app`` or ``app.service``."""
+    return unit[: -len(".service")] if unit.endswith(".service") else unit
+
+
 def service_units(config: HostConfig) -> Tuple[str, ...]:
     """The units a deploy drives: the app's unit, or with handover its two instances."""
     if not config.handover:
         return (config.unit,)
-    stem = config.unit[: -len(".service")] if config.unit.endswith(".service") else config.unit
-    return tuple(f"{stem}@{slot}.service" for slot in HANDOVER_SLOTS)
+    return tuple(f"{unit_stem(config.unit)}@{slot}.service" for slot in HANDOVER_SLOTS)
+
+
+def socket_unit(config: HostConfig) -> Optional[str]:
+    """``<unit>.socket`` with ``[service] socket``, else None."""
+    return f"{unit_stem(config.unit)}.socket" if config.socket is not None else None
 
 
 def sudo_commands(config: HostConfig) -> List[List[str]]:
-    """Every ``systemctl`` argv tail the deploy user may run through sudo, exactly."""
+    """Every ``systemctl`` argv tail the deploy user may run through sudo, exactly: the
+    verbs on each unit, and with a socket its stop (a first release that failed leaves
+    nothing listening)."""
     verbs = HANDOVER_VERBS if config.handover else SUDO_VERBS
-    return [verb.split() + [unit] for unit in service_units(config) for verb in verbs]
+    commands = [verb.split() + [unit] for unit in service_units(config) for verb in verbs]
+    socket = socket_unit(config)
+    return commands + ([["stop", socket]] if socket else [])
 
 
 def allowed_signers_path(app: str) -> str:

@@ -19,10 +19,12 @@ from typing import Dict, List, Optional
 from deployer.errors import HostError, UsageError
 from deployer.host.contract import (
     HANDOVER_READY,
+    HANDOVER_RUNNING,
     SIGNATURE_NAMESPACE,
     HostConfig,
     allowed_signers_path,
     sudo_commands,
+    unit_stem,
 )
 from deployer.host.signature import BASE_PATH_NOTE, parse_public_key, signer_line
 
@@ -35,10 +37,6 @@ LAUNCHER_DIR = Path("/usr/local/lib/deployer")
 
 def unit_path(unit: str) -> Path:
     return UNIT_DIR / (unit if unit.endswith(".service") else unit + ".service")
-
-
-def unit_stem(unit: str) -> str:
-    return unit[: -len(".service")] if unit.endswith(".service") else unit
 
 
 def template_path(unit: str) -> Path:
@@ -204,15 +202,18 @@ def socket_dropin_text(config: HostConfig) -> str:
 HANDOVER_BOOT = f"""
 import fcntl, importlib, os, runpy, socket, sys
 shared, module, preload = sys.argv[1], sys.argv[2], sys.argv[3:]
+def status(text):
+    where = os.environ.get("NOTIFY_SOCKET", "")
+    if where:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect("\\0" + where[1:] if where.startswith("@") else where)
+            s.sendall(b"STATUS=" + text)
 for name in preload:
     importlib.import_module(name)
 lock = os.open(shared, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-where = os.environ.get("NOTIFY_SOCKET", "")
-if where:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-        s.connect("\\0" + where[1:] if where.startswith("@") else where)
-        s.sendall(b"STATUS={HANDOVER_READY}")
+status(b"{HANDOVER_READY}")
 fcntl.flock(lock, fcntl.LOCK_EX)
+status(b"{HANDOVER_RUNNING}")
 sys.argv[:] = [module]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """

@@ -15,7 +15,15 @@ import time
 from typing import Dict, List, Optional
 
 from deployer.errors import HealthError, HostError
-from deployer.host.contract import HANDOVER_READY, HANDOVER_VERBS, SUDO_VERBS, HostConfig, service_units
+from deployer.host.contract import (
+    HANDOVER_READY,
+    HANDOVER_RUNNING,
+    HANDOVER_VERBS,
+    SUDO_VERBS,
+    HostConfig,
+    service_units,
+    socket_unit,
+)
 from deployer.host.proc import run
 
 SHOW_PROPS = (
@@ -65,29 +73,33 @@ class Service:
 
 
 class Systemd(Service):
+    """One unit; with ``socket`` (``[service] socket``), stopping it stops its socket too."""
+
     def __init__(
         self,
         unit: str,
+        socket: Optional[str] = None,
         systemctl: str = "/usr/bin/systemctl",
         journalctl: str = "/usr/bin/journalctl",
         sudo: str = "/usr/bin/sudo",
     ):
         self.name = unit if unit.endswith(".service") else unit + ".service"
-        self.unit = unit
+        self.unit, self.socket = unit, socket
         self.systemctl, self.journalctl, self.sudo = systemctl, journalctl, sudo
         self.verbs = SUDO_VERBS
 
-    def privileged(self, verb: str, timeout: float = 120) -> int:
+    def privileged(self, verb: str, unit: Optional[str] = None, timeout: float = 120) -> int:
         """``sudo -n systemctl <verb> <unit>``, its exit code; HostError when sudo refuses."""
+        unit = unit or self.unit
         # `sudo -n`: fail at once instead of prompting; argv matches the sudoers line exactly
-        argv = [self.sudo, "-n", self.systemctl, *verb.split(), self.unit]
+        argv = [self.sudo, "-n", self.systemctl, *verb.split(), unit]
         proc = run(argv, timeout=timeout)
         # a failed start is reported by the health check with its journal; only a
         # refused sudo is an error of its own
         refused = "password is required" in proc.stderr or "not allowed" in proc.stderr
         if proc.returncode != 0 and refused:
             raise HostError(
-                f"sudo refused `systemctl {verb} {self.unit}`: run "
+                f"sudo refused `systemctl {verb} {unit}`: run "
                 "`deployer host setup` to install the sudoers drop-in"
             )
         return proc.returncode
@@ -106,6 +118,8 @@ class Systemd(Service):
 
     def stop(self) -> None:
         self.privileged("stop")
+        if self.socket:  # else a connection would start it again, with nothing to run
+            self.privileged("stop", self.socket)
 
     def show(self) -> Dict[str, str]:
         proc = run([self.systemctl, "show", "-p", ",".join(SHOW_PROPS), self.name], timeout=30)
@@ -116,7 +130,8 @@ class Systemd(Service):
         return props
 
     def needed_rights(self) -> List[str]:
-        return [f"{self.systemctl} {verb} {self.unit}" for verb in self.verbs]
+        lines = [f"{self.systemctl} {verb} {self.unit}" for verb in self.verbs]
+        return lines + ([f"{self.systemctl} stop {self.socket}"] if self.socket else [])
 
     def problems(self) -> List[str]:
         """The unit must be installed and ``sudo -n -l`` must list our exact command lines."""
@@ -155,9 +170,10 @@ class Handover(Service):
     A restart starts the stopped one without waiting for it (``--no-block``). The launcher
     resolves `current` (the new release), imports ``[service] preload``, says so in its
     status (``HANDOVER_READY``) and waits for a lock the running instance holds until it
-    exits. Once the new one says so, the old one is stopped: the new one takes the lock
-    and runs at once, with its imports done. The two never run the service's code at the
-    same time, only the new one's imports overlap the old one's last moments.
+    exits (then says ``HANDOVER_RUNNING``). Once the new one says either, the old one is
+    stopped: the new one takes the lock and runs at once, with its imports done. The two
+    never run the service's code at the same time; only the new one's imports overlap the
+    old one's last moments.
 
     A new instance that fails or exits before it says so is stopped, and the old one,
     never touched, keeps running what it ran: the next ``restart`` (the revert's) keeps it.
@@ -219,8 +235,8 @@ class Handover(Service):
         while True:
             props = new.show()
             started = props.get("InvocationID", "") not in ("", before)
-            if started and props.get("StatusText") == HANDOVER_READY:
-                return
+            if started and props.get("StatusText") in (HANDOVER_READY, HANDOVER_RUNNING):
+                return  # waiting for the old one, or running already (the old one had exited)
             if started and (
                 props.get("ActiveState") not in RUNNING or props.get("SubState") == "auto-restart"
             ):
@@ -263,7 +279,7 @@ class Handover(Service):
 
 def service_for(config: HostConfig) -> Service:
     """The service a deploy of ``config`` drives on this host."""
-    return Handover(config) if config.handover else Systemd(config.unit)
+    return Handover(config) if config.handover else Systemd(config.unit, socket_unit(config))
 
 
 def missing_rights(sudo: str, needed: List[str]) -> List[str]:

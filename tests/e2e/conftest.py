@@ -27,7 +27,7 @@ sys.modules[_spec.name] = staging_harness
 _spec.loader.exec_module(staging_harness)
 StagingHost = staging_harness.StagingHost
 
-#: the tests ask for guests 0-12, 20-27 and 30-37; each is booted as BASE_INDEX + that number
+#: the tests ask for guests 0-12, 20-27 and 30-38; each is booted as BASE_INDEX + that number
 BASE_INDEX_VAR = "DEPLOYER_STAGING_BASE_INDEX"
 
 

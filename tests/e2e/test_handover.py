@@ -83,6 +83,9 @@ def test_handover_deploy_rollback_a_failed_take_over_and_back_to_one_unit(
     assert int(green["ExecMainStartTimestampMonotonic"]) < int(blue["InactiveEnterTimestampMonotonic"]), (
         "the new release was started before the old one stopped"
     )
+    assert green["StatusText"] == f"serving version {v2.manifest['version']}", (
+        "the service's own, once it ran"
+    )
     versions = [r[3] for r in rows if r[3]]
     first_new = versions.index(v2.manifest["version"])
     assert set(versions[:first_new]) == {v1.manifest["version"]}
@@ -120,3 +123,47 @@ def test_handover_deploy_rollback_a_failed_take_over_and_back_to_one_unit(
     assert sh(guest, "systemctl", "is-active", BLUE, check=False) == "inactive"
     cli("deploy", "--watch", "1", str(v2.path))
     assert version(guest) == v2.manifest["version"]
+
+
+NOTES_GUEST = 38
+NOTES = "notes_api"
+
+
+def test_handover_of_a_web_api_without_sd_notify(staging_host_factory, notes_builds, tmp_path):
+    """notes_api (Type=exec, no sd_notify, its own version, a sqlite file) with handover:
+    set up straight into the template, deployed, redeployed and rolled back; the notes
+    written survive, and requests sent meanwhile are answered by one release, then the
+    other, never the old one again."""
+    from tests.e2e.test_notes_api import NotesDeployer, authorize, curl, notes
+
+    guest = staging_host_factory(NOTES_GUEST)
+    repo, v1, v2 = notes_builds["repo"], notes_builds["v1"], notes_builds["v2"]
+    cli = NotesDeployer(repo, guest, tmp_path / "cli")
+    text = cli.config.read_text().replace(
+        'socket = "127.0.0.1:8000"\n', 'handover = true\npreload = ["notes_api.app"]\n'
+    )
+    cli.config.write_text(text.replace("[app]\n", f'[app]\npackaging = "{repo}/packaging"\n', 1))
+    host_setup(guest, cli.config, authorized_key=authorize(guest))
+    guest.exec(["test", "!", "-e", f"/etc/systemd/system/{NOTES}.service"])
+    first, second = f"{NOTES}@blue.service", f"{NOTES}@green.service"
+
+    cli("deploy", "--watch", "1", str(v1.path))
+    assert sh(guest, "systemctl", "is-active", first) == "active"
+    assert sh(guest, "systemctl", "show", "-p", "Type", "--value", first) == "exec"
+    curl(guest, "/notes", {"text": "kept"})
+
+    loop = RequestLoop(guest, "http://127.0.0.1:8000/health").start()
+    try:
+        cli("deploy", "--watch", "1", str(v2.path))
+    finally:
+        rows = loop.stop()
+    assert sh(guest, "systemctl", "is-active", second) == "active"
+    assert sh(guest, "systemctl", "is-active", first, check=False) == "inactive"
+    assert curl(guest, "/health")["version"] == "1.1.0" and notes(guest) == ["kept"]
+    versions = [r[3] for r in rows if r[3]]
+    assert versions[0] == "1.0.0" and versions[-1] == "1.1.0"
+    assert versions == sorted(versions), "never the old release after the new one answered"
+
+    cli("rollback")
+    assert sh(guest, "systemctl", "is-active", first) == "active"
+    assert curl(guest, "/health")["version"] == "1.0.0" and notes(guest) == ["kept"]

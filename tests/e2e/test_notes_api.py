@@ -147,11 +147,12 @@ def test_init_on_notes_api_deploys_on_the_first_try(staging_host_factory, tmp_pa
 def test_requests_sent_while_the_socket_activated_service_restarts_are_answered(
     staging_host_factory, notes_builds, tmp_path
 ):
-    """[service] socket: systemd holds the listening socket across restarts, so a steady
-    loop of requests through a deploy and a rollback (two restarts) sees no refused or
-    failed request: the ones sent while the service restarts wait in the kernel's queue and
-    the new release answers them. Then the socket taken away again: the running service
-    keeps serving, and the next release binds its port itself."""
+    """[service] socket: a failed first release leaves nothing listening. Then systemd
+    holds the listening socket across restarts, so a steady loop of requests through a
+    deploy and a rollback (two restarts) sees no refused or failed request: the ones sent
+    while the service restarts wait in the kernel's queue and the new release answers
+    them. Then the socket taken away again: the running service keeps serving, and the
+    next release binds its port itself."""
     guest = staging_host_factory(SOCKET_GUEST)
     repo, v1, v2 = notes_builds["repo"], notes_builds["v1"], notes_builds["v2"]
     host_setup(guest, repo / "deploy.toml", authorized_key=authorize(guest))
@@ -159,6 +160,18 @@ def test_requests_sent_while_the_socket_activated_service_restarts_are_answered(
     requires = sh(guest, "systemctl", "show", "-p", "Requires", "-p", "After", "--value", APP)
     assert f"{APP}.socket" in requires
     cli = NotesDeployer(repo, guest, tmp_path / "cli")
+    # a first release that fails its health check: the service stopped, and its socket
+    # too (else a connection would start it again, with no release to run)
+    good = cli.config.read_text()
+    cli.config.write_text(
+        good.replace(f"{URL}/health", f"{URL}/no-such-page").replace("timeout = 10", "timeout = 3")
+    )
+    failed = cli("deploy", "--watch", "0", str(v1.path), check=False)
+    assert failed.returncode != 0 and "service stopped (no previous release)" in failed.stdout + failed.stderr
+    assert sh(guest, "systemctl", "is-active", f"{APP}.socket", check=False) == "inactive"
+    assert sh(guest, "systemctl", "is-active", APP, check=False) == "inactive"
+    guest.exec(["test", "!", "-e", f"{BASE}/current"])
+    cli.config.write_text(good)
     cli("deploy", "--watch", "0", str(v1.path))
     assert sh(guest, "systemctl", "is-active", f"{APP}.socket") == "active"
     inv = sh(guest, "systemctl", "show", "-p", "InvocationID", "--value", APP)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import UsageError
-from deployer.host.contract import HANDOVER_READY, HostConfig, service_units, sudo_commands
+from deployer.host.contract import HANDOVER_READY, HANDOVER_RUNNING, HostConfig, service_units, sudo_commands
 from deployer.host.rootfiles import HANDOVER_BOOT, compare, installed_paths, render, sudo_rules
+from deployer.host.service import service_for
 
 CONFIG = HostConfig.from_dict(
     {
@@ -118,8 +119,22 @@ def test_the_launcher_code_preloads_announces_waits_for_the_lock_then_runs_the_m
         assert proc.poll() is None, "it waits while the lock is held"
     finally:
         os.close(holder)  # the old instance exits
+    assert notify.recv(4096).decode() == f"STATUS={HANDOVER_RUNNING}", "then it says it runs"
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 7, "the module's exit code is the process's"
     name, argv0, rest, since_import = out.split(" ", 3)
     assert (name, argv0, rest) == ("__main__", "True", "[]")
     assert float(since_import) >= 0.3, "svc.heavy was imported before the wait, not after"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"handover": False}, {"handover": False, "socket": "127.0.0.1:8000"}, {}],
+    ids=["one unit", "with its socket", "handover"],
+)
+def test_the_rights_a_deploy_checks_are_exactly_the_sudoers_lines(change):
+    config = CONFIG.replace(**change)
+    granted = [rule.split(" NOPASSWD: ", 1)[1] for rule in sudo_rules(config)]
+    assert service_for(config).needed_rights() == granted
+    if config.socket:
+        assert granted[-1] == "/usr/bin/systemctl stop svc.socket"
