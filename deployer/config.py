@@ -198,6 +198,10 @@ class Service(Model):
     handover: bool = HostConfig.handover
     #: the modules the new release imports while the old one still runs (``handover``)
     preload: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+    #: with ``handover``: after each deploy's gate the release a rollback goes back to
+    #: starts in the idle instance, imports ``preload`` and stands by; a rollback to it
+    #: only stops the running one (one more process, holding its imports, on the host)
+    standby: bool = HostConfig.standby
 
 
 class Rollout(Model):
@@ -298,6 +302,7 @@ class Config(Model):
             socket=self.service.socket,
             handover=self.service.handover,
             preload=tuple(self.service.preload),
+            standby=self.service.standby,
             audit_retention_days=self.audit.retention_days,
         )
 
@@ -315,6 +320,7 @@ HOST_KEYS = {
     "socket": "service.socket",
     "handover": "service.handover",
     "preload": "service.preload",
+    "standby": "service.standby",
 }
 
 

@@ -55,6 +55,7 @@ def status(obj: Context, hosts) -> None:
         lines.append(
             f"{label}: {st.get('unit_name', 'unit')} {unit.get('ActiveState')} ({unit.get('SubState')}), "
             f"release {st.get('current')} {st.get('version') or ''}, health: {st.get('health')}"
+            + (f", standing by: {st['standby']}" if st.get("standby") else "")
         )
     obj.out(data, "\n".join(lines))
     if not ok:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
@@ -20,6 +19,7 @@ from deployer.host.state import (
     fsync_dir,
     get_state,
     release_manifest,
+    replace_symlink,
     set_state,
     write_atomic,
 )
@@ -36,12 +36,7 @@ def switch_current(layout: Layout, rid: Optional[str]) -> None:
             layout.current.unlink()
         fsync_dir(layout.base)
         return
-    tmp = layout.base / f"current.{rid}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    os.symlink(f"releases/{rid}", tmp)
-    os.replace(tmp, layout.current)
-    fsync_dir(layout.base)
+    replace_symlink(layout.current, f"releases/{rid}")
 
 
 class EnvChange:

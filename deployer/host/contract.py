@@ -161,9 +161,13 @@ HANDOVER_SLOTS = ("blue", "green")
 HANDOVER_VERBS = ("--no-block start", "stop", "reset-failed")
 #: the status texts (systemd's StatusText) an instance of a handover sends once it has
 #: imported ``[service] preload`` and waits for the running one to exit, then once it
-#: holds the lock and runs the service (which may send its own later)
+#: holds the lock and runs the service (which may send its own later); each is followed
+#: by ``": <release id>"``, the release the instance imported (``handover_status``)
 HANDOVER_READY = "deployer: preloaded, waiting for the running instance to exit"
 HANDOVER_RUNNING = "deployer: preloaded, running"
+#: under the base path: ``<slot>`` -> the release that instance is to run (the deploy
+#: user's links, written before each start; an instance without one runs `current`)
+HANDOVER_POINTERS = "slots"
 
 #: the namespace an artifact's manifest is signed in (``ssh-keygen -Y sign -n``): a
 #: signature the same key made for anything else (a git commit, a file) never passes
@@ -184,6 +188,13 @@ def service_units(config: HostConfig) -> Tuple[str, ...]:
     if not config.handover:
         return (config.unit,)
     return tuple(f"{unit_stem(config.unit)}@{slot}.service" for slot in HANDOVER_SLOTS)
+
+
+def handover_status(status_text: str) -> Tuple[str, str]:
+    """(state, release id) of a handover instance's StatusText; ("", "") when it is not one
+    of ours (pure)."""
+    state, _, rid = status_text.rpartition(": ")
+    return (state, rid) if state in (HANDOVER_READY, HANDOVER_RUNNING) else ("", "")
 
 
 def socket_unit(config: HostConfig) -> Optional[str]:
@@ -258,6 +269,10 @@ class HostConfig:
     handover: bool = False
     #: the modules a handover's new instance imports while the old one still runs
     preload: Tuple[str, ...] = ()
+    #: ``[service] standby`` (with handover): after each deploy's gate, the release a
+    #: rollback would go back to is started in the idle instance, imports ``preload`` and
+    #: waits there; a rollback to it only stops the running one
+    standby: bool = False
     #: where the service's .env lives; default ``/etc/deployer/<app>/env``: a root-owned
     #: folder (no link can be planted there), a file the deploy user may only rewrite
     env_file: Optional[str] = None
@@ -318,6 +333,8 @@ class HostConfig:
             found.append(
                 ("handover", "cannot be combined with socket: the socket unit starts one named service")
             )
+        if self.standby and not self.handover:
+            found.append(("standby", "needs handover: the standby is the idle instance of the handover"))
         if self.handover and "@" in self.unit:
             found.append(
                 ("unit", f"{self.unit!r}: with handover the unit is a template; name it without '@'")

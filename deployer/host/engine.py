@@ -180,7 +180,16 @@ class Engine:
                 seed.drop_spares(others)
                 if seed.make_spare(self.layout.release(current), self.config.interpreter):
                     r["detail"] += "; the next release's venv is ready"
+                r["detail"] += self._stand_by()
         return removed
+
+    def _stand_by(self) -> str:
+        """``[service] standby``: the release a rollback would go back to, started beside
+        the live one; what the prune step says about it."""
+        target = rollback_target(self.layout, self.history) if self.config.standby else None
+        if target is None or not self.service.stand_by(target):
+            return ""
+        return f"; {target} stands by"
 
     def releases(self) -> List[dict]:
         from deployer.host.state import list_releases
@@ -202,6 +211,7 @@ class Engine:
         return {
             "unit": props,
             "unit_name": self.service.name,
+            "standby": self.service.standby(),
             "current": current,
             "version": version,
             "state": get_state(self.layout.release(current)) if current else None,

@@ -1,6 +1,7 @@
 """Where everything lives under the base path (pure)::
 
 current -> releases/<id>          the one thing the unit runs
+slots/<slot> -> ../releases/<id>  [service] handover: the release each instance is started with
 releases/<id>/                    manifest.json venv/ .state env.sha256 + shared links
 releases/.<id>.partial/           being unpacked; never seen by `current`
 secrets/.env.bak.*                0600 .env backups (a folder the service cannot write)
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from deployer.host.contract import HostConfig
+from deployer.host.contract import HANDOVER_POINTERS, HANDOVER_SLOTS, HostConfig
 from deployer.host.patterns import RELEASE_ID, check_release_id
 
 
@@ -39,6 +40,20 @@ class Layout:
     @property
     def current(self) -> Path:
         return self.base / "current"
+
+    def slot(self, name: str) -> Path:
+        """The link naming the release handover instance ``name`` is started with."""
+        if name not in HANDOVER_SLOTS:
+            raise ValueError(f"no handover instance {name!r}")
+        return self.base / HANDOVER_POINTERS / name
+
+    def slot_release(self, name: str) -> str | None:
+        """The release id ``slot(name)`` points at, or None."""
+        try:
+            rid = Path(os.readlink(self.slot(name))).name
+        except OSError:
+            return None
+        return rid if RELEASE_ID.match(rid) else None
 
     @property
     def releases(self) -> Path:

@@ -18,8 +18,10 @@ from typing import Dict, List, Optional
 
 from deployer.errors import HostError, UsageError
 from deployer.host.contract import (
+    HANDOVER_POINTERS,
     HANDOVER_READY,
     HANDOVER_RUNNING,
+    HANDOVER_SLOTS,
     SIGNATURE_NAMESPACE,
     HostConfig,
     allowed_signers_path,
@@ -198,21 +200,26 @@ def socket_dropin_text(config: HostConfig) -> str:
 
 
 #: what the launcher of ``[service] handover`` runs in the release's python (argv: the
-#: folder whose lock the running instance holds, the module, the modules to preload)
+#: launcher, the base path, the release it resolved, the module, the modules to preload).
+#: The lock on ``shared/`` is held by the instance that runs; once this one holds it, it
+#: runs only if its release is still `current`: a standby (``[service] standby``) that
+#: finds another release live (the running one crashed) starts over on `current` instead
 HANDOVER_BOOT = f"""
 import fcntl, importlib, os, runpy, socket, sys
-shared, module, preload = sys.argv[1], sys.argv[2], sys.argv[3:]
+launcher, base, release, module, preload = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 def status(text):
     where = os.environ.get("NOTIFY_SOCKET", "")
     if where:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
             s.connect("\\0" + where[1:] if where.startswith("@") else where)
-            s.sendall(b"STATUS=" + text)
+            s.sendall(b"STATUS=" + text + b": " + os.path.basename(release).encode())
 for name in preload:
     importlib.import_module(name)
-lock = os.open(shared, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+lock = os.open(base + "/shared", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 status(b"{HANDOVER_READY}")
 fcntl.flock(lock, fcntl.LOCK_EX)
+if os.path.realpath(base + "/current") != release:
+    os.execv("/bin/sh", ["/bin/sh", launcher])
 status(b"{HANDOVER_RUNNING}")
 sys.argv[:] = [module]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -220,19 +227,27 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def handover_launcher_text(config: HostConfig) -> str:
-    """The launcher of ``[service] handover`` (pure; fixed lines, whatever the template)."""
-    shared = f"{config.base_path}/shared"
+    """The launcher of ``[service] handover`` (pure; fixed lines, whatever the template).
+    Its argument is the instance (``%i``): the release is the one its slot link names
+    when it has one, else `current`."""
+    base, launcher = config.base_path, launcher_path(config.app)
     preload = "".join(f" {m}" for m in config.preload)
+    slots = "|".join(HANDOVER_SLOTS)
     return (
         "#!/bin/sh\n"
         f"# {config.app} launcher ([service] handover), installed root-owned by `deployer host setup`.\n"
-        "# Resolve `current` ONCE; that release's python imports [service] preload, tells systemd\n"
-        f"# (StatusText), waits for the lock on {shared} the running instance holds until it\n"
-        "# exits, then runs the service in the same process: the two instances of a handover\n"
-        "# overlap in their imports only, never in the service's own code.\n"
+        "# Resolve the release ONCE (the instance's slot link, else `current`); its python\n"
+        "# imports [service] preload, tells systemd (StatusText), waits for the lock on\n"
+        f"# {base}/shared the running instance holds until it exits, then runs the service in\n"
+        "# the same process if that release is still `current` (else starts over on `current`):\n"
+        "# the two instances of a handover overlap in their imports only, never in the service.\n"
         "set -eu\n"
-        f"release=$(readlink -f {config.base_path}/current)\n"
-        f"exec \"$release/venv/bin/python\" -c '{HANDOVER_BOOT}' {shared} {config.module}{preload}\n"
+        f"release=$(readlink -f {base}/current)\n"
+        f'case "${{1-}}" in {slots}) slot=$(readlink -f {base}/{HANDOVER_POINTERS}/$1 || true)\n'
+        '  if [ -n "$slot" ] && [ -x "$slot/venv/bin/python" ]; then release=$slot; fi ;;\n'
+        "esac\n"
+        f'exec "$release/venv/bin/python" -c \'{HANDOVER_BOOT}\' {launcher} {base} "$release" '
+        f"{config.module}{preload}\n"
     )
 
 
@@ -246,7 +261,8 @@ def render(templates: Dict[str, str], config: HostConfig) -> Dict[str, str]:
         "user": config.user,
         "base": config.base_path,
         "module": config.module,
-        "launcher": str(launcher_path(config.app)),
+        # a handover's instances tell the launcher which one they are
+        "launcher": f"{launcher_path(config.app)}{' %i' if config.handover else ''}",
         "env_file": config.env_path,
         "service_type": config.service_type,
     }

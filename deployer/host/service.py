@@ -11,20 +11,24 @@ a template unit, so that a restart starts the new release before the old one sto
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Dict, List, Optional
 
 from deployer.errors import HealthError, HostError
 from deployer.host.contract import (
     HANDOVER_READY,
-    HANDOVER_RUNNING,
+    HANDOVER_SLOTS,
     HANDOVER_VERBS,
     SUDO_VERBS,
     HostConfig,
+    handover_status,
     service_units,
     socket_unit,
 )
+from deployer.host.layout import Layout
 from deployer.host.proc import run
+from deployer.host.state import replace_symlink
 
 SHOW_PROPS = (
     "ActiveState",
@@ -70,6 +74,15 @@ class Service:
     def recent(self, lines: int) -> List[str]:
         """The last ``lines`` of the service's journal."""
         raise NotImplementedError
+
+    def stand_by(self, rid: str) -> bool:
+        """Start release ``rid`` beside the running one, to take over in an instant
+        (``[service] standby``); False when this service cannot."""
+        return False
+
+    def standby(self) -> Optional[str]:
+        """The release that stands by, or None."""
+        return None
 
 
 class Systemd(Service):
@@ -165,15 +178,19 @@ class Systemd(Service):
 
 class Handover(Service):
     """``[service] handover``: the unit is a template with two instances (``blue``,
-    ``green``); one runs, the other is stopped.
+    ``green``); one runs, the other is stopped or stands by.
 
-    A restart starts the stopped one without waiting for it (``--no-block``). The launcher
-    resolves `current` (the new release), imports ``[service] preload``, says so in its
-    status (``HANDOVER_READY``) and waits for a lock the running instance holds until it
-    exits (then says ``HANDOVER_RUNNING``). Once the new one says either, the old one is
-    stopped: the new one takes the lock and runs at once, with its imports done. The two
-    never run the service's code at the same time; only the new one's imports overlap the
-    old one's last moments.
+    A restart starts the other one without waiting for it (``--no-block``), its slot link
+    pointed at `current` first. The launcher resolves that link (the new release),
+    imports ``[service] preload``, says so in its status (``HANDOVER_READY: <release>``)
+    and waits for a lock the running instance holds until it exits (then says
+    ``HANDOVER_RUNNING``). Once the new one says either, the old one is stopped: the new
+    one takes the lock and runs at once, with its imports done. The two never run the
+    service's code at the same time; only the new one's imports overlap the old one's
+    last moments.
+
+    ``stand_by`` (``[service] standby``) starts the idle instance on another release, which
+    imports and waits: a restart onto that release then only stops the running one.
 
     A new instance that fails or exits before it says so is stopped, and the old one,
     never touched, keeps running what it ran: the next ``restart`` (the revert's) keeps it.
@@ -184,6 +201,7 @@ class Handover(Service):
         for slot in self.slots:
             slot.verbs = HANDOVER_VERBS
         self.template = self.slots[0].name.split("@", 1)[0] + "@.service"
+        self.layout = Layout.of(config)
         self.timeout = config.health.timeout  # for the new instance's imports
         self._running: Optional[Systemd] = None  # the instance the last restart left running
         self._kept: Optional[Systemd] = None  # an old instance a failed handover left running
@@ -200,10 +218,16 @@ class Handover(Service):
     def _live(self) -> Optional[Systemd]:
         states = [(slot, slot.show()) for slot in self.slots]
         running = [(slot, p) for slot, p in states if p.get("ActiveState") in RUNNING]
-        # both run only while a handover is under way: the one that waits is the new one
-        settled = [slot for slot, p in running if p.get("StatusText") != HANDOVER_READY]
+        # both run while a handover is under way or one stands by: the one that waits is not live
+        settled = [slot for slot, p in running if _handover_state(p) != HANDOVER_READY]
         found = settled or [slot for slot, _ in running]
         return found[0] if found else None
+
+    def _other(self, slot: Optional[Systemd]) -> Systemd:
+        return self.slots[1] if slot is self.slots[0] else self.slots[0]
+
+    def _slot_name(self, slot: Systemd) -> str:
+        return HANDOVER_SLOTS[self.slots.index(slot)]
 
     def restart(self) -> None:
         kept, self._kept = self._kept, None
@@ -211,36 +235,78 @@ class Handover(Service):
             self._running = kept  # it still runs the release it ran before the failed handover
             return
         old = self._live()
-        new = self.slots[1] if old is self.slots[0] else self.slots[0]
-        before = new.show()
-        if before.get("ActiveState") in RUNNING:
-            new.stop()  # a new instance a lost handover left waiting
-        if before.get("ActiveState") == "failed":
-            new.privileged("reset-failed")  # else a start-limit-hit refuses the start
-        new.privileged("--no-block start")
+        new = self._other(old)
+        target = self.layout.current_id()
+        # a standby of this release has imported it already (None: any invocation will do)
+        before = None if old is not None and self._standing_by(new, target) else self._start(new, target)
         self._running = new
         if old is None:
             return
         try:
-            self._wait_ready(new, before.get("InvocationID", ""))
+            self._wait_ready(new, before)
         except HealthError:
             new.stop()
             self._running, self._kept = old, old
             raise
         old.stop()
 
-    def _wait_ready(self, new: Systemd, before: str) -> None:
-        """Until the new instance has imported ``[service] preload`` and waits for the old."""
+    def stand_by(self, rid: str) -> bool:
+        """The idle instance started on release ``rid``, to import and wait beside the
+        running one; False when nothing runs (a standby would take the lock and run)."""
+        live = self._live()
+        if live is None:
+            return False
+        spare = self._other(live)
+        if not self._standing_by(spare, rid):
+            self._start(spare, rid)
+        return True
+
+    def standby(self) -> Optional[str]:
+        """The release the idle instance stands by with, or None."""
+        live = self._live()
+        props = self._other(live).show() if live is not None else {}
+        state, rid = handover_status(props.get("StatusText", ""))
+        return rid if props.get("ActiveState") in RUNNING and state == HANDOVER_READY else None
+
+    def _standing_by(self, slot: Systemd, rid: Optional[str]) -> bool:
+        """Whether ``slot`` runs, started on ``rid``, and has not failed to import it."""
+        props = slot.show()
+        if rid is None or props.get("ActiveState") not in RUNNING or props.get("SubState") == "auto-restart":
+            return False
+        state, said = handover_status(props.get("StatusText", ""))
+        return said == rid if state else self.layout.slot_release(self._slot_name(slot)) == rid
+
+    def _start(self, slot: Systemd, rid: Optional[str]) -> str:
+        """``slot`` (stopped first if it runs) started on release ``rid``, not waited for;
+        the invocation it had before (a new one is this start's)."""
+        props = slot.show()
+        if props.get("ActiveState") in RUNNING:
+            slot.stop()  # a standby of another release, or a new instance a lost handover left
+        elif props.get("ActiveState") == "failed":
+            slot.privileged("reset-failed")  # else a start-limit-hit refuses the start
+        link = self.layout.slot(self._slot_name(slot))
+        if rid is None:
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()  # the launcher runs `current`
+        else:
+            link.parent.mkdir(exist_ok=True)
+            replace_symlink(link, f"../releases/{rid}")
+        slot.privileged("--no-block start")
+        return props.get("InvocationID", "")
+
+    def _wait_ready(self, new: Systemd, before: Optional[str]) -> None:
+        """Until the new instance (an invocation after ``before``) has imported
+        ``[service] preload`` and waits for the old."""
         deadline = time.monotonic() + self.timeout
         while True:
             props = new.show()
-            started = props.get("InvocationID", "") not in ("", before)
-            if started and props.get("StatusText") in (HANDOVER_READY, HANDOVER_RUNNING):
+            started = before is None or props.get("InvocationID", "") not in ("", before)
+            if started and _handover_state(props):
                 return  # waiting for the old one, or running already (the old one had exited)
             if started and (
                 props.get("ActiveState") not in RUNNING or props.get("SubState") == "auto-restart"
             ):
-                tail = " | ".join(new.journal(props["InvocationID"])[-3:])
+                tail = " | ".join(new.journal(props.get("InvocationID", ""))[-3:])
                 raise HealthError(
                     f"{new.name} exited before it could take over ({props.get('Result', '?')}): "
                     f"{tail or 'no output'}; the running instance was left as it was"
@@ -275,6 +341,10 @@ class Handover(Service):
                 f"unit {self.template} ([service] handover) is not installed: run `deployer host setup` first"
             ]
         return missing_rights(self.slots[0].sudo, self.needed_rights())
+
+
+def _handover_state(props: Dict[str, str]) -> str:
+    return handover_status(props.get("StatusText", ""))[0]
 
 
 def service_for(config: HostConfig) -> Service:

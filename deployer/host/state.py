@@ -42,6 +42,15 @@ def write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
         raise
 
 
+def replace_symlink(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` at once: a new link beside it is renamed over it
+    (``os.replace`` is atomic), then the folder is fsynced."""
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(6)}.tmp")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    fsync_dir(link.parent)
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

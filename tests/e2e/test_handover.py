@@ -167,3 +167,83 @@ def test_handover_of_a_web_api_without_sd_notify(staging_host_factory, notes_bui
     cli("rollback")
     assert sh(guest, "systemctl", "is-active", first) == "active"
     assert curl(guest, "/health")["version"] == "1.0.0" and notes(guest) == ["kept"]
+
+
+STANDBY_GUEST = 39
+
+
+def standing_by(guest, rid: str, seconds: float = 30) -> tuple[str, str]:
+    """(the live instance, the one standing by with ``rid``), once it has imported it
+    (it does so after the deploy has ended)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for live, spare in ((BLUE, GREEN), (GREEN, BLUE)):
+            if props(guest, spare, "StatusText")["StatusText"].endswith(f": {rid}"):
+                return live, spare
+        assert time.monotonic() < deadline, f"no instance stands by with {rid}"
+        time.sleep(0.1)
+
+
+def test_standby_the_previous_release_waits_imported_and_a_rollback_only_stops_the_live_one(
+    staging_host_factory, service_repo, variant_builds, tmp_path
+):
+    """[service] standby: after a deploy's gate the release a rollback goes back to stands
+    by in the idle instance, imported; the rollback is that same process taking over. A
+    live instance that crashes is never replaced by the standby's older release."""
+    guest = staging_host_factory(STANDBY_GUEST)
+    v1, v2 = variant_builds("v1"), variant_builds("v2")
+    r1, r2 = v1.manifest["release_id"], v2.manifest["release_id"]
+    cli = Deployer(service_repo, [guest], tmp_path)
+    cli.config.write_text(
+        cli.config.read_text() + f"\n[service]\nhandover = true\npreload = {PRELOAD}\nstandby = true\n"
+    )
+    host_setup(guest, cli.config, authorized_key=Path(guest.key_path + ".pub").read_text())
+    cli("deploy", "--watch", "1", str(v1.path))
+    assert "standing by" not in cli("status").stdout, "nothing to go back to yet"
+
+    done = cli("deploy", "--watch", "1", str(v2.path))
+    assert f"{r1} stands by" in done.stdout + done.stderr, "the prune step says so"
+    live, spare = standing_by(guest, r1)
+    standby = props(guest, spare, "ActiveState", "StatusText", "MainPID")
+    assert standby["ActiveState"] == "activating", "it waits: never ready, never running the service"
+    assert standby["StatusText"] == f"deployer: preloaded, waiting for the running instance to exit: {r1}"
+    cmdline = sh(guest, "cat", f"/proc/{standby['MainPID']}/cmdline").split("\0")
+    assert f"{BASE}/releases/{r1}" in cmdline, "v1's own python, started on its slot link"
+    assert version(guest) == v2.manifest["version"]
+    assert f"standing by: {r1}" in cli("status").stdout
+
+    loop = RequestLoop(guest, URL).start()
+    try:
+        cli("rollback")
+    finally:
+        rows = loop.stop()
+    assert current(guest) == r1 and version(guest) == v1.manifest["version"]
+    took_over = props(guest, spare, "ActiveState", "MainPID", "StatusText")
+    assert took_over["MainPID"] == standby["MainPID"], "the standby's own process took over: no new start"
+    assert took_over["ActiveState"] == "active"
+    assert sh(guest, "systemctl", "is-active", live, check=False) == "inactive"
+    versions = [r[3] for r in rows if r[3]]
+    assert versions[-1] == v1.manifest["version"] and v2.manifest["version"] in versions
+
+    # v2 again (the host has it), which leaves v1 standing by; then the live one crashes:
+    # the standby gets the lock, finds v2 current, and starts over on it, never v1
+    cli("deploy", "--watch", "1", str(v2.path))
+    live, spare = standing_by(guest, r1)
+    pid = props(guest, spare, "MainPID")["MainPID"]
+    loop = RequestLoop(guest, URL).start()
+    try:
+        sh(guest, "systemctl", "kill", "-s", "KILL", live)
+        wait_version(guest, v2.manifest["version"])
+        time.sleep(3)  # the crashed one restarted too (RestartSec=2): it must wait, not run
+    finally:
+        rows = loop.stop()
+    assert current(guest) == r2
+    assert v1.manifest["version"] not in [r[3] for r in rows], "the older release never answered"
+    assert props(guest, spare, "ActiveState", "MainPID") == {"ActiveState": "active", "MainPID": pid}, (
+        "the standby's process started over on `current` (an exec: the same pid)"
+    )
+    assert props(guest, live, "ActiveState", "StatusText") == {
+        "ActiveState": "activating",
+        "StatusText": f"deployer: preloaded, waiting for the running instance to exit: {r2}",
+    }, "the crashed one, restarted, waits in its turn"
+    assert version(guest) == v2.manifest["version"]
