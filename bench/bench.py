@@ -67,7 +67,8 @@ UNIT = baseline.UNIT
 GATE_WATCH = 3
 #: what the handover measurements add to the example's deploy.toml
 HANDOVER_KEYS = (
-    '\n[service]\nhandover = true\npreload = ["tg_video_streamer.service", "tg_video_streamer.settings"]\n'
+    "\n[service]\nhandover = true\nstandby = true\n"
+    'preload = ["tg_video_streamer.service", "tg_video_streamer.settings"]\n'
 )
 DEFAULT_INDEX = 190  # and the next 7 for the rollout part: clear of the test suite's and the demo's
 PARTS = ("speed", "steady", "rollout", "build")
@@ -368,7 +369,7 @@ class Bench:
         self.watcher.disarm()
         for rep in range(1, reps + 1):
             b, before = self.builds[f"h{rep}"], self.builds[name]
-            self.deployer(
+            rec = self.deployer(
                 "handover",
                 rep,
                 ["deploy", "--watch", "0", str(b.path)],
@@ -376,6 +377,7 @@ class Bench:
                 b.manifest["release_id"],
                 config,
             )
+            rec["standby_ready_s"] = self.wait_standby(before.manifest["release_id"])
             self.deployer(
                 "handover-rollback",
                 rep,
@@ -384,6 +386,18 @@ class Bench:
                 before.manifest["release_id"],
                 config,
             )
+
+    def wait_standby(self, rid: str, timeout: float = 60) -> float:
+        """Seconds until an instance stands by with ``rid`` (``[service] standby``: it
+        imports after the deploy has ended), from the end of that deploy's command."""
+        t0 = time.monotonic()
+        units = [f"{UNIT}@{slot}.service" for slot in ("blue", "green")]
+        while time.monotonic() - t0 < timeout:
+            out = self.guest.exec(["systemctl", "show", "-p", "StatusText", "--value", *units]).stdout
+            if any(line.endswith(f": {rid}") for line in out.splitlines()):
+                return round(time.monotonic() - t0, 3)
+            time.sleep(0.05)
+        raise BenchError(f"no instance stood by with {rid} within {timeout:.0f}s of the deploy")
 
     def head_deploys(self, reps: int) -> None:
         """`deployer deploy` with no artifact, in a clone of the service: each time one more

@@ -17,11 +17,13 @@ ROWS = [
     ("code-reactivate", "(b') redeploy of a release the host has", "baseline-redeploy"),
     ("rollback", "(c) rollback", "baseline-rollback"),
     ("head", "(e) `deployer deploy` from HEAD, code-only commit, build included", "baseline-redeploy"),
+    ("handover", "(h) code-only redeploy, new commit, [service] handover", "baseline-redeploy"),
+    ("handover-rollback", "(h') rollback, [service] handover + standby", "baseline-rollback"),
     ("baseline-first", "baseline: first deploy, empty host", None),
     ("baseline-redeploy", "baseline: redeploy (new version)", None),
     ("baseline-rollback", "baseline: rollback (`ln -sfn` + restart + poll)", None),
 ]
-PROFILE_KINDS = ["first", "code-new", "code-reactivate", "rollback", "head", "handover"]
+PROFILE_KINDS = ["first", "code-new", "code-reactivate", "rollback", "head", "handover", "handover-rollback"]
 TARGET_CODE_BYTES = 200_000  # issue 7
 TARGET_ROLLBACK_S = 2.0  # issue 7
 #: issue 16 section 3: from a commit to healthy, and each figure against the same baseline job
@@ -39,7 +41,7 @@ WINDOW_ROWS = [
     ("code-reactivate", "(b') redeploy of a release the host has"),
     ("rollback", "(c) rollback"),
     ("handover", "(h) code-only redeploy, new commit, [service] handover"),
-    ("handover-rollback", "(h') rollback, [service] handover"),
+    ("handover-rollback", "(h') rollback, [service] handover + standby"),
     ("baseline-redeploy", "baseline: redeploy (new version)"),
 ]
 
@@ -174,6 +176,14 @@ def targets(records: list[dict]) -> list[tuple[str, str, bool | None]]:
         _ratio_target(
             "rollback ÷ the baseline's own rollback <= 1.0",
             rb,
+            get("baseline-rollback", "to_healthy_s"),
+            TARGET_ROLLBACK_RATIO,
+        )
+    )
+    out.append(
+        _ratio_target(
+            "rollback ÷ the baseline's own rollback <= 1.0, [service] handover + standby",
+            get("handover-rollback", "to_healthy_s"),
             get("baseline-rollback", "to_healthy_s"),
             TARGET_ROLLBACK_RATIO,
         )
