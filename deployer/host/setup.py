@@ -383,7 +383,8 @@ class Setup:
         other = installed_paths(self.config)["other-unit"]
         if not other.exists():
             return False
-        units = service_units(self.config.replace(handover=not self.config.handover, socket=None))
+        other_form = self.config.replace(handover=not self.config.handover, socket=None, standby=False)
+        units = service_units(other_form)
         running = [
             u for u in units if run([SYSTEMCTL, "is-active", u]).stdout.strip() in ("active", "activating")
         ]

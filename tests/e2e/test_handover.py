@@ -194,11 +194,14 @@ def test_standby_the_previous_release_waits_imported_and_a_rollback_only_stops_t
     v1, v2 = variant_builds("v1"), variant_builds("v2")
     r1, r2 = v1.manifest["release_id"], v2.manifest["release_id"]
     cli = Deployer(service_repo, [guest], tmp_path)
+    host_setup(guest, cli.config, authorized_key=Path(guest.key_path + ".pub").read_text())
+    cli("deploy", "--watch", "1", str(v1.path))
+    # from the plain unit to the template (setup starts the first instance, no standby)
     cli.config.write_text(
         cli.config.read_text() + f"\n[service]\nhandover = true\npreload = {PRELOAD}\nstandby = true\n"
     )
-    host_setup(guest, cli.config, authorized_key=Path(guest.key_path + ".pub").read_text())
-    cli("deploy", "--watch", "1", str(v1.path))
+    assert f"removed {APP}.service" in " ".join(str(e.get("detail")) for e in host_setup(guest, cli.config))
+    wait_version(guest, v1.manifest["version"])
     assert "standing by" not in cli("status").stdout, "nothing to go back to yet"
 
     done = cli("deploy", "--watch", "1", str(v2.path))
