@@ -56,6 +56,7 @@ from bench import builds as builds_mod
 from bench.common import BenchError, say
 from bench.probe import CliRun, HealthWatcher, Veth, python_argv
 from deployer.config import load_config
+from deployer.host.contract import HANDOVER_READY, HANDOVER_SLOTS, handover_status
 from tests.staging.guest import deploy_env, host_setup
 from tests.staging.harness import UP_TIMEOUT, StagingError, StagingHost, run_script
 
@@ -391,10 +392,10 @@ class Bench:
         """Seconds until an instance stands by with ``rid`` (``[service] standby``: it
         imports after the deploy has ended), from the end of that deploy's command."""
         t0 = time.monotonic()
-        units = [f"{UNIT}@{slot}.service" for slot in ("blue", "green")]
+        units = [f"{UNIT}@{slot}.service" for slot in HANDOVER_SLOTS]
         while time.monotonic() - t0 < timeout:
             out = self.guest.exec(["systemctl", "show", "-p", "StatusText", "--value", *units]).stdout
-            if any(line.endswith(f": {rid}") for line in out.splitlines()):
+            if any(handover_status(line) == (HANDOVER_READY, rid) for line in out.splitlines()):
                 return round(time.monotonic() - t0, 3)
             time.sleep(0.05)
         raise BenchError(f"no instance stood by with {rid} within {timeout:.0f}s of the deploy")

@@ -49,11 +49,7 @@ class Layout:
 
     def slot_release(self, name: str) -> str | None:
         """The release id ``slot(name)`` points at, or None."""
-        try:
-            rid = Path(os.readlink(self.slot(name))).name
-        except OSError:
-            return None
-        return rid if RELEASE_ID.match(rid) else None
+        return _linked_release(self.slot(name))
 
     @property
     def releases(self) -> Path:
@@ -138,14 +134,19 @@ class Layout:
 
     def current_id(self) -> str | None:
         """The release `current` points at, or None."""
-        try:
-            name = Path(os.readlink(self.current)).name
-        except OSError:
-            return None
-        return name if RELEASE_ID.match(name) else None
+        return _linked_release(self.current)
 
     def release_ids(self) -> list[str]:
         """Complete release dirs (not .partial), oldest id first."""
         if not self.releases.is_dir():
             return []
         return sorted(p.name for p in self.releases.iterdir() if p.is_dir() and RELEASE_ID.match(p.name))
+
+
+def _linked_release(link: Path) -> str | None:
+    """The release id the link ``link`` points at, or None (no link, not a release)."""
+    try:
+        name = Path(os.readlink(link)).name
+    except OSError:
+        return None
+    return name if RELEASE_ID.match(name) else None

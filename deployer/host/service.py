@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from deployer.errors import HealthError, HostError
 from deployer.host.contract import (
@@ -215,11 +215,15 @@ class Handover(Service):
         """The instance that runs (or was last started); the first one when none does."""
         return self._running or self._live() or self.slots[0]
 
-    def _live(self) -> Optional[Systemd]:
-        states = [(slot, slot.show()) for slot in self.slots]
-        running = [(slot, p) for slot, p in states if p.get("ActiveState") in RUNNING]
+    def _states(self) -> Dict[Systemd, Dict[str, str]]:
+        """Each instance's properties, read once for one decision."""
+        return {slot: slot.show() for slot in self.slots}
+
+    def _live(self, states: Optional[Dict[Systemd, Dict[str, str]]] = None) -> Optional[Systemd]:
+        states = states or self._states()
+        running = [(slot, p) for slot, p in states.items() if p.get("ActiveState") in RUNNING]
         # both run while a handover is under way or one stands by: the one that waits is not live
-        settled = [slot for slot, p in running if _handover_state(p) != HANDOVER_READY]
+        settled = [slot for slot, p in running if _said(p)[0] != HANDOVER_READY]
         found = settled or [slot for slot, _ in running]
         return found[0] if found else None
 
@@ -234,11 +238,13 @@ class Handover(Service):
         if kept is not None and kept.show().get("ActiveState") == "active":
             self._running = kept  # it still runs the release it ran before the failed handover
             return
-        old = self._live()
+        states = self._states()
+        old = self._live(states)
         new = self._other(old)
         target = self.layout.current_id()
         # a standby of this release has imported it already (None: any invocation will do)
-        before = None if old is not None and self._standing_by(new, target) else self._start(new, target)
+        standing = old is not None and self._standing_by(new, states[new], target)
+        before = None if standing else self._start(new, states[new], target)
         self._running = new
         if old is None:
             return
@@ -253,33 +259,34 @@ class Handover(Service):
     def stand_by(self, rid: str) -> bool:
         """The idle instance started on release ``rid``, to import and wait beside the
         running one; False when nothing runs (a standby would take the lock and run)."""
-        live = self._live()
+        states = self._states()
+        live = self._live(states)
         if live is None:
             return False
         spare = self._other(live)
-        if not self._standing_by(spare, rid):
-            self._start(spare, rid)
+        if not self._standing_by(spare, states[spare], rid):
+            self._start(spare, states[spare], rid)
         return True
 
     def standby(self) -> Optional[str]:
         """The release the idle instance stands by with, or None."""
-        live = self._live()
-        props = self._other(live).show() if live is not None else {}
-        state, rid = handover_status(props.get("StatusText", ""))
+        states = self._states()
+        live = self._live(states)
+        props = states[self._other(live)] if live is not None else {}
+        state, rid = _said(props)
         return rid if props.get("ActiveState") in RUNNING and state == HANDOVER_READY else None
 
-    def _standing_by(self, slot: Systemd, rid: Optional[str]) -> bool:
-        """Whether ``slot`` runs, started on ``rid``, and has not failed to import it."""
-        props = slot.show()
+    def _standing_by(self, slot: Systemd, props: Dict[str, str], rid: Optional[str]) -> bool:
+        """Whether ``slot`` (its properties ``props``) runs, started on ``rid``, and has not
+        failed to import it."""
         if rid is None or props.get("ActiveState") not in RUNNING or props.get("SubState") == "auto-restart":
             return False
-        state, said = handover_status(props.get("StatusText", ""))
+        state, said = _said(props)
         return said == rid if state else self.layout.slot_release(self._slot_name(slot)) == rid
 
-    def _start(self, slot: Systemd, rid: Optional[str]) -> str:
-        """``slot`` (stopped first if it runs) started on release ``rid``, not waited for;
-        the invocation it had before (a new one is this start's)."""
-        props = slot.show()
+    def _start(self, slot: Systemd, props: Dict[str, str], rid: Optional[str]) -> str:
+        """``slot`` (its properties ``props``; stopped first if it runs) started on release
+        ``rid``, not waited for; the invocation it had before (a new one is this start's)."""
         if props.get("ActiveState") in RUNNING:
             slot.stop()  # a standby of another release, or a new instance a lost handover left
         elif props.get("ActiveState") == "failed":
@@ -301,7 +308,7 @@ class Handover(Service):
         while True:
             props = new.show()
             started = before is None or props.get("InvocationID", "") not in ("", before)
-            if started and _handover_state(props):
+            if started and _said(props)[0]:
                 return  # waiting for the old one, or running already (the old one had exited)
             if started and (
                 props.get("ActiveState") not in RUNNING or props.get("SubState") == "auto-restart"
@@ -343,8 +350,9 @@ class Handover(Service):
         return missing_rights(self.slots[0].sudo, self.needed_rights())
 
 
-def _handover_state(props: Dict[str, str]) -> str:
-    return handover_status(props.get("StatusText", ""))[0]
+def _said(props: Dict[str, str]) -> Tuple[str, str]:
+    """(state, release) a handover instance's status text says (``handover_status``)."""
+    return handover_status(props.get("StatusText", ""))
 
 
 def service_for(config: HostConfig) -> Service:
