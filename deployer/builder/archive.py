@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import marshal
 import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from deployer.errors import BuildError
 from deployer.host.artifact import MANIFEST
 from deployer.host.contract import SIGNATURE_MEMBER
 
@@ -74,13 +78,13 @@ def write_zipapp(dest: Path, root: Path, names: list[str], main: str, compiled: 
 
     ``main`` is the text of ``__main__.py``. Timestamps are fixed and entries sorted,
     so the same source gives the same bytes. ``compiled``: each module's ``.pyc`` beside
-    it, for this interpreter (see :func:`module_pyc`).
+    it, for this interpreter (see :func:`module_pycs`).
     """
     entries: dict[str, bytes] = {"__main__.py": main.encode()}
-    for name in names:
-        entries[name] = (root / name).read_bytes()
-        if compiled:
-            entries[name + "c"] = module_pyc(entries[name], name)
+    sources = {name: (root / name).read_bytes() for name in names}
+    entries.update(sources)
+    if compiled:
+        entries.update({name + "c": pyc for name, pyc in module_pycs(sources).items()})
     partial = dest.with_name(dest.name + ".partial")
     partial.write_bytes(b"#!/usr/bin/env python3\n" + zip_bytes(entries))
     partial.chmod(0o755)
@@ -88,22 +92,46 @@ def write_zipapp(dest: Path, root: Path, names: list[str], main: str, compiled: 
     return dest
 
 
-def module_pyc(source: bytes, name: str) -> bytes:
-    """``source`` compiled by this interpreter as a checked hash-based ``.pyc`` (PEP 552).
+#: what compiles ``module_pycs`` in a fresh interpreter: sources in, ``.pyc`` out (marshal)
+_COMPILE_PYCS = """
+import importlib.util, marshal, sys
+sources = marshal.loads(sys.stdin.buffer.read())
+pycs = {}
+for name in sorted(sources):
+    code = compile(sources[name], name, "exec", dont_inherit=True)
+    flags = 0b11  # hash-based, checked
+    pycs[name] = importlib.util.MAGIC_NUMBER + flags.to_bytes(4, "little") + importlib.util.source_hash(
+        sources[name]
+    ) + marshal.dumps(code)
+sys.stdout.buffer.write(marshal.dumps(pycs))
+"""
+
+
+def module_pycs(sources: dict[str, bytes]) -> dict[str, bytes]:
+    """Each source (by name) compiled by this interpreter as a checked hash-based ``.pyc``
+    (PEP 552).
 
     zipimport never writes bytecode, so a zipapp of sources is compiled again at every
     start; it takes ``name.pyc`` beside ``name.py`` when its magic number is the
     interpreter's, checks it against the source's hash, and compiles the source otherwise
-    (another Python on the host costs time, never correctness). No timestamp: the same
-    source gives the same bytes."""
-    import importlib.util
-    import marshal
-
-    code = compile(source, name, "exec", dont_inherit=True)
-    flags = 0b11  # hash-based, checked
-    return (
-        importlib.util.MAGIC_NUMBER
-        + flags.to_bytes(4, "little")
-        + importlib.util.source_hash(source)
-        + marshal.dumps(code)
+    (another Python on the host costs time, never correctness). No timestamp, and compiled
+    in a fresh interpreter (``-I -S``, ``PYTHONHASHSEED=0``): what marshal writes depends on
+    the process it runs in (a one-character string another module interned is written as
+    interned, a set's order follows the hash seed), so the same sources give the same bytes
+    whatever the build did before."""
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _COMPILE_PYCS],
+        input=marshal.dumps(sources),
+        capture_output=True,
+        env={"PYTHONHASHSEED": "0"},
+        timeout=300,
     )
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise BuildError(f"compiling the engine's modules failed: {tail[0]}")
+    return marshal.loads(proc.stdout)
+
+
+def module_pyc(source: bytes, name: str) -> bytes:
+    """``source`` alone compiled as :func:`module_pycs` does."""
+    return module_pycs({name: source})[name]

@@ -18,6 +18,8 @@ from deployer.builder import archive
 from deployer.builder.cache import cache_dir, keep, used
 
 ENGINE_MAIN = "from deployer.host.cli import main\n\nmain()\n"
+#: in the cache key: engines built before it compiled their modules in the build's own process
+ENGINE_FORMAT = b"pycs-v2"
 ENGINE_PACKAGES = ["deployer/__init__.py", "deployer/errors.py", "deployer/host"]
 
 
@@ -25,7 +27,7 @@ def engine_zipapp() -> Path:
     """The engine of this package's sources, from the cache (built there on first use)."""
     root = Path(deployer.__file__).resolve().parent.parent
     names = _sources(root)
-    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + ENGINE_MAIN.encode())
+    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + ENGINE_FORMAT + ENGINE_MAIN.encode())
     for name in names:
         key.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
     cached = cache_dir() / "engines" / f"engine-{key.hexdigest()[:32]}.pyz"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import zipfile
@@ -43,3 +44,24 @@ def test_zipimport_runs_the_pyc_beside_a_module_and_its_source_when_the_pyc_is_s
     # a .pyc whose hash is not its source's is ignored: the source is compiled instead
     (tmp_path / "stale.zip").write_bytes(zip_bytes({"m.py": source, "m.pyc": other}))
     assert run_from_zip(tmp_path / "stale.zip", "import m; print(m.WHO)") == "source"
+
+
+def test_the_engine_is_the_same_bytes_whatever_the_building_process_did_before(tmp_path):
+    """marshal writes a one-character string as interned when anything in the process
+    interned it, and a set in the order of the process's hash seed: a build that had done
+    either compiled other bytes for the same sources, until each build compiled in a fresh
+    interpreter."""
+    build = (
+        "import sys; from pathlib import Path; import deployer; {before}\n"
+        "from deployer.builder import archive, engine\n"
+        "root = Path(deployer.__file__).resolve().parent.parent\n"
+        "names = engine._sources(root)\n"
+        "archive.write_zipapp(Path(sys.argv[1]), root, names, engine.ENGINE_MAIN, compiled=True)\n"
+    )
+    made = []
+    for n, (before, seed) in enumerate([("pass", "1"), ("sys.intern('{'); sys.intern('}')", "2")]):
+        out = tmp_path / f"engine-{n}.pyz"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", build.format(before=before), str(out)], check=True, env=env)
+        made.append(out.read_bytes())
+    assert made[0] == made[1]
