@@ -14,12 +14,15 @@ help: ## list the targets
 setup: $(VENV)/.installed ## create .venv with deployer and its dev tools (pinned)
 
 # uv (pinned in pyproject.toml's dependencies) installs the rest: seconds, not a minute
+# with their bytecode: where Python may not write it (PYTHONDONTWRITEBYTECODE, common in
+# CI images) every `deployer` start would compile pydantic, paramiko and click again
 UV_PIN := $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(UV_PIN)
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
+	$(BIN)/python -m compileall -q deployer >/dev/null
 	touch $@
 
 release: setup ## build ONE offline artifact of the example into dist/ and verify it (SIGN=KEY: signed with it)
