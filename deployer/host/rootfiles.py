@@ -2,7 +2,8 @@
 
 The unit and the launcher are rendered from templates (``packaging/``) with values the
 contract has checked (``HostConfig.problems``); the sudoers drop-in is built from
-``SUDO_VERBS``, one exact line per verb; authorized_keys gets the deploy key with
+``sudo_commands``, one exact line each (``sudo_lines``: what a deploy and ``check`` also
+ask ``sudo -n -l`` for); authorized_keys gets the deploy key with
 ``restrict``; the allowed-signers file holds exactly the keys trusted to sign the app's
 artifacts. With ``[service] socket``, a ``<unit>.socket`` (systemd socket activation)
 and a drop-in that makes the service require it are built from fixed lines too, whatever
@@ -81,9 +82,15 @@ def load_templates(directory: Path) -> Dict[str, str]:
 UNIT_MARKERS = ("installed root-owned by `deployer host setup`",)
 
 
+def sudo_lines(config: HostConfig) -> List[str]:
+    """The exact command lines the deploy user may run through sudo, as sudoers and
+    ``sudo -n -l`` spell them (pure)."""
+    return [f"{SYSTEMCTL} {' '.join(c)}" for c in sudo_commands(config)]
+
+
 def sudo_rules(config: HostConfig) -> List[str]:
     """The deploy user's only sudo rights: one exact line per command, no wildcards (pure)."""
-    return [f"{config.user} ALL=(root) NOPASSWD: {SYSTEMCTL} {' '.join(c)}" for c in sudo_commands(config)]
+    return [f"{config.user} ALL=(root) NOPASSWD: {line}" for line in sudo_lines(config)]
 
 
 def sudoers_text(config: HostConfig) -> str:

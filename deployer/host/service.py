@@ -19,8 +19,6 @@ from deployer.errors import HealthError, HostError
 from deployer.host.contract import (
     HANDOVER_READY,
     HANDOVER_SLOTS,
-    HANDOVER_VERBS,
-    SUDO_VERBS,
     HostConfig,
     handover_status,
     service_units,
@@ -28,6 +26,7 @@ from deployer.host.contract import (
 )
 from deployer.host.layout import Layout
 from deployer.host.proc import run
+from deployer.host.rootfiles import SYSTEMCTL, sudo_lines
 from deployer.host.state import replace_symlink
 
 SHOW_PROPS = (
@@ -48,6 +47,8 @@ class Service:
     """Interface; ``Systemd`` is the real one."""
 
     name: str
+    #: the exact ``sudo -n -l`` lines a deploy needs (``rootfiles.sudo_lines``)
+    rights: Tuple[str, ...] = ()
 
     def restart(self) -> None:
         raise NotImplementedError
@@ -69,7 +70,7 @@ class Service:
 
     def needed_rights(self) -> List[str]:
         """The exact command lines ``sudo -n -l`` must list for the deploy user."""
-        return []
+        return list(self.rights)
 
     def recent(self, lines: int) -> List[str]:
         """The last ``lines`` of the service's journal."""
@@ -92,14 +93,14 @@ class Systemd(Service):
         self,
         unit: str,
         socket: Optional[str] = None,
-        systemctl: str = "/usr/bin/systemctl",
+        rights: Tuple[str, ...] = (),
+        systemctl: str = SYSTEMCTL,
         journalctl: str = "/usr/bin/journalctl",
         sudo: str = "/usr/bin/sudo",
     ):
         self.name = unit if unit.endswith(".service") else unit + ".service"
-        self.unit, self.socket = unit, socket
+        self.unit, self.socket, self.rights = unit, socket, rights
         self.systemctl, self.journalctl, self.sudo = systemctl, journalctl, sudo
-        self.verbs = SUDO_VERBS
 
     def privileged(self, verb: str, unit: Optional[str] = None, timeout: float = 120) -> int:
         """``sudo -n systemctl <verb> <unit>``, its exit code; HostError when sudo refuses."""
@@ -141,10 +142,6 @@ class Systemd(Service):
             key, _, value = line.partition("=")
             props[key] = value
         return props
-
-    def needed_rights(self) -> List[str]:
-        lines = [f"{self.systemctl} {verb} {self.unit}" for verb in self.verbs]
-        return lines + ([f"{self.systemctl} stop {self.socket}"] if self.socket else [])
 
     def problems(self) -> List[str]:
         """The unit must be installed and ``sudo -n -l`` must list our exact command lines."""
@@ -196,10 +193,9 @@ class Handover(Service):
     never touched, keeps running what it ran: the next ``restart`` (the revert's) keeps it.
     """
 
-    def __init__(self, config: HostConfig, **tools: str):
-        self.slots = tuple(Systemd(unit, **tools) for unit in service_units(config))
-        for slot in self.slots:
-            slot.verbs = HANDOVER_VERBS
+    def __init__(self, config: HostConfig):
+        self.slots = tuple(Systemd(unit) for unit in service_units(config))
+        self.rights = tuple(sudo_lines(config))
         self.template = self.slots[0].name.split("@", 1)[0] + "@.service"
         self.layout = Layout.of(config)
         self.timeout = config.health.timeout  # for the new instance's imports
@@ -339,9 +335,6 @@ class Handover(Service):
     def recent(self, lines: int) -> List[str]:
         return Systemd(self.template.replace("@.", "@*.")).recent(lines)
 
-    def needed_rights(self) -> List[str]:
-        return [right for slot in self.slots for right in slot.needed_rights()]
-
     def problems(self) -> List[str]:
         if not unit_installed(self.template):
             return [
@@ -357,7 +350,9 @@ def _said(props: Dict[str, str]) -> Tuple[str, str]:
 
 def service_for(config: HostConfig) -> Service:
     """The service a deploy of ``config`` drives on this host."""
-    return Handover(config) if config.handover else Systemd(config.unit, socket_unit(config))
+    if config.handover:
+        return Handover(config)
+    return Systemd(config.unit, socket_unit(config), tuple(sudo_lines(config)))
 
 
 def missing_rights(sudo: str, needed: List[str]) -> List[str]:

@@ -1,12 +1,14 @@
 """``setup``: make a host ready for deploys, once, as root. Idempotent.
 
 Creates the deploy user and the base layout, gives it its own journal only (see
-``_journal_access``), writes the sudoers drop-in (built from ``SUDO_VERBS``,
-one exact command line per verb, checked with ``visudo -c`` before it is put in place),
-installs the root-owned launcher and unit rendered from the templates in
-``packaging/`` (with ``[service] socket`` also ``<unit>.socket`` and the drop-in that
-makes the service require it; without, an earlier one is taken away), reloads systemd
-and enables the unit (and the socket). With ``--trust-key`` it writes the keys trusted
+``_journal_access``), writes the sudoers drop-in (``rootfiles.sudo_lines``, one exact
+command line each, checked with ``visudo -c`` before it is put in place), installs the
+root-owned launcher and unit rendered from the templates in ``packaging/`` (with
+``[service] socket`` also ``<unit>.socket`` and the drop-in that makes the service
+require it; without, an earlier one is taken away; with ``[service] handover`` the unit
+is a template of two instances, and a unit of the other form an earlier setup installed
+is stopped and removed, its running service started again in the new form), reloads
+systemd and enables the unit (and the socket). With ``--trust-key`` it writes the keys trusted
 to sign the app's artifacts (exactly those given; ``--allow-unsigned`` removes them);
 without either, they stay as they are. Reports what it changed.
 """
