@@ -4,25 +4,30 @@ entries no build used for ``cache_days()`` days are removed.
 Every entry a build takes from the cache is marked used (``used``: its access time, so
 the modification time, which ``remembered_facts`` keys on, stays). ``prune`` removes the
 entries last used, or written, longer ago; a build runs it at most once a day
-(``maybe_prune``). An entry removed too early only costs the next build a fetch or a
-compile: every entry can be made again.
+(``maybe_prune``), and never while another build uses the cache: a build holds a shared
+lock on it (``in_use``), a prune the exclusive one, and a prune that finds the cache in
+use is left to the next build. An entry removed too early only costs the next build a
+fetch or a compile: every entry can be made again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: days an entry is kept unused (``DEPLOYER_CACHE_DAYS``; 0: never pruned)
 CACHE_DAYS = 30
 #: in the cache's root: when ``maybe_prune`` last pruned it
 PRUNED_STAMP = ".pruned"
+#: in the cache's root: builds lock it shared, a prune exclusive (never pruned itself)
+LOCK = ".lock"
 DAY = 86400.0
 
 
@@ -58,7 +63,7 @@ def prune(root: Path, days: float, now: float | None = None) -> list[Path]:
             path = Path(top) / name
             try:
                 st = path.lstat()
-                if max(st.st_atime, st.st_mtime) < cutoff and path.name != PRUNED_STAMP:
+                if max(st.st_atime, st.st_mtime) < cutoff and path.name not in (PRUNED_STAMP, LOCK):
                     path.unlink()
                     removed.append(path)
             except OSError:
@@ -69,8 +74,34 @@ def prune(root: Path, days: float, now: float | None = None) -> list[Path]:
     return removed
 
 
+def _lock_fd(root: Path) -> int | None:
+    """An open descriptor of the cache's lock file, or None where it cannot be opened
+    (a read-only cache without one: nothing prunes it)."""
+    with contextlib.suppress(OSError):
+        root.mkdir(parents=True, exist_ok=True)
+    for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+        with contextlib.suppress(OSError):
+            return os.open(root / LOCK, flags | os.O_CLOEXEC, 0o644)
+    return None
+
+
+@contextlib.contextmanager
+def in_use(root: Path | None = None) -> Iterator[None]:
+    """While a build takes entries from the cache and puts new ones in: shared with other
+    builds, never with a prune (it waits for one to end)."""
+    fd = _lock_fd(root or cache_dir())
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def maybe_prune(root: Path | None = None, now: float | None = None) -> list[Path]:
-    """``prune`` the cache with ``cache_days()``, unless it ran less than a day ago."""
+    """``prune`` the cache with ``cache_days()``, unless it ran less than a day ago or a
+    build uses the cache now (the next build prunes it then)."""
     root = root or cache_dir()
     days = cache_days()
     now = time.time() if now is None else now
@@ -82,13 +113,18 @@ def maybe_prune(root: Path | None = None, now: float | None = None) -> list[Path
         pass
     except OSError:
         return []
+    fd = _lock_fd(root)
+    if fd is None:
+        return []
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         stamp.touch()
         os.utime(stamp, (now, now))
-    except OSError:
+        return prune(root, days, now)
+    except OSError:  # BlockingIOError: in use; else a cache this user cannot write
         return []
-    return prune(root, days, now)
+    finally:
+        os.close(fd)
 
 
 def keep(path: Path, final: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import deployer
 from deployer.builder import archive
-from deployer.builder.cache import cache_dir, keep, used
+from deployer.builder.cache import cache_dir, in_use, keep, used
 
 ENGINE_MAIN = "from deployer.host.cli import main\n\nmain()\n"
 #: in the cache key: engines built before it compiled their modules in the build's own process
@@ -40,7 +40,8 @@ def engine_zipapp() -> Path:
 
 def build_engine(dest: Path) -> Path:
     """The engine zipapp at ``dest``."""
-    shutil.copyfile(engine_zipapp(), dest)
+    with in_use():
+        shutil.copyfile(engine_zipapp(), dest)
     dest.chmod(0o755)
     return dest
 

@@ -88,7 +88,7 @@ def build_release(
     src = resolve(config_path, config.app.source)
     commit, pyproject, files, version = _read_source(config, src, step)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
+    with cache.in_use(), tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
         work = Path(tmp)
         staged = source.stage_source(src, files, work / "src", version)
         _import_in_background("deployer.builder.sbom")  # the SBOM library loads while the app wheel builds

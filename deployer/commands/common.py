@@ -34,7 +34,10 @@ def trust_key_option(help: str):
 
 @contextlib.contextmanager
 def local_engine() -> Iterator[Path]:
-    """The engine zipapp of this very package (for commands without an artifact)."""
+    """The engine zipapp of this very package (for commands without an artifact), in the
+    build cache, which no prune touches while the command runs."""
+    from deployer.builder.cache import in_use
     from deployer.builder.engine import engine_zipapp
 
-    yield engine_zipapp()
+    with in_use():
+        yield engine_zipapp()

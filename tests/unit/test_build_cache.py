@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -194,3 +196,72 @@ def test_the_cache_is_pruned_at_most_once_a_day_and_never_with_zero_days(tmp_pat
     assert cache.maybe_prune(tmp_path, now + 3 * 86400) == [] and stale.exists()
     monkeypatch.setenv("DEPLOYER_CACHE_DAYS", "soon")
     assert cache.cache_days() == cache.CACHE_DAYS
+
+
+def _holding(root: Path, how: str) -> subprocess.Popen:
+    """Another process holding the cache's lock (``in_use``, or a prune's exclusive lock)
+    until its stdin closes."""
+    code = (
+        "import fcntl, os, sys\n"
+        "from pathlib import Path\n"
+        "from deployer.builder import cache\n"
+        f"root = Path({str(root)!r})\n"
+        "if sys.argv[1] == 'build':\n"
+        "    held = cache.in_use(root)\n"
+        "    held.__enter__()\n"
+        "else:\n"
+        "    fd = os.open(root / cache.LOCK, os.O_RDWR | os.O_CREAT)\n"
+        "    fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, how], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def _release(proc: subprocess.Popen) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=20) == 0
+
+
+def test_no_prune_while_another_build_uses_the_cache_and_no_build_while_a_prune_runs(tmp_path):
+    """A build in another process holds the cache: the day's prune is left to the next
+    build (nothing removed, no stamp), which prunes once it is alone; a build that starts
+    while a prune holds the cache waits for it. The lock file itself is never pruned."""
+    now = time.time()
+    stale = tmp_path / "wheels" / "t" / "old.whl"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("x")
+    os.utime(stale, (now - 40 * 86400, now - 40 * 86400))
+
+    build = _holding(tmp_path, "build")
+    try:
+        assert cache.maybe_prune(tmp_path, now) == [] and stale.exists()
+        assert not (tmp_path / cache.PRUNED_STAMP).exists(), "the next build prunes"
+        with cache.in_use(tmp_path):
+            pass  # builds share the cache
+    finally:
+        _release(build)
+    os.utime(tmp_path / cache.LOCK, (now - 40 * 86400, now - 40 * 86400))
+    assert cache.maybe_prune(tmp_path, now) == [stale]
+    assert (tmp_path / cache.LOCK).exists()
+
+    entered = threading.Event()
+
+    def a_build() -> None:
+        with cache.in_use(tmp_path):
+            entered.set()
+
+    prune = _holding(tmp_path, "prune")
+    thread = threading.Thread(target=a_build, daemon=True)
+    try:
+        thread.start()
+        assert not entered.wait(0.5), "a build entered the cache during a prune"
+    finally:
+        _release(prune)
+    assert entered.wait(10)
+    thread.join(10)
