@@ -86,17 +86,25 @@ def _lock_fd(root: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def in_use(root: Path | None = None) -> Iterator[None]:
-    """While a build takes entries from the cache and puts new ones in: shared with other
-    builds, never with a prune (it waits for one to end)."""
-    fd = _lock_fd(root or cache_dir())
+def _locked(root: Path, how: int) -> Iterator[bool]:
+    """The cache's lock held ``how`` (``fcntl.flock``) for the block; False when there is
+    no lock file to hold."""
+    fd = _lock_fd(root)
     try:
         if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
+            fcntl.flock(fd, how)
+        yield fd is not None
     finally:
         if fd is not None:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def in_use(root: Path | None = None) -> Iterator[None]:
+    """While a build takes entries from the cache and puts new ones in: shared with other
+    builds, never with a prune (it waits for one to end)."""
+    with _locked(root or cache_dir(), fcntl.LOCK_SH):
+        yield
 
 
 def maybe_prune(root: Path | None = None, now: float | None = None) -> list[Path]:
@@ -113,18 +121,15 @@ def maybe_prune(root: Path | None = None, now: float | None = None) -> list[Path
         pass
     except OSError:
         return []
-    fd = _lock_fd(root)
-    if fd is None:
-        return []
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        stamp.touch()
-        os.utime(stamp, (now, now))
-        return prune(root, days, now)
+        with _locked(root, fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+            if not held:
+                return []
+            stamp.touch()
+            os.utime(stamp, (now, now))
+            return prune(root, days, now)
     except OSError:  # BlockingIOError: in use; else a cache this user cannot write
         return []
-    finally:
-        os.close(fd)
 
 
 def keep(path: Path, final: Path) -> Path:
